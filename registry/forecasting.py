@@ -1,0 +1,415 @@
+"""Day-ahead forecasts of 15-minute device power, vectorised across devices.
+
+Pure functions over numpy arrays; no store access. A history is a 2-D array
+(n_devices, n_slots) of 15-minute mean power in kW (+ consumption, - export),
+NaN where missing, aligned to UTC days: its last column is the slot that ends
+at 00:00 UTC of the target day, the first UTC midnight at or after the issue
+time. Slots that end after the issue time are treated as not yet observed.
+
+The model ("lagblend") is a blend of lagged-day features (yesterday, a week
+ago, recent mean / median, same-weekday mean, a smoothed recent profile and
+the recent level). Its weights are fitted on the history itself: every
+device's last days are forecast from the days before them, and the weights
+minimise the absolute error of those back-casts, pooled over devices after
+scaling each device to its own mean level (least absolute deviations by
+iteratively reweighted least squares, shrunk towards prior weights when the
+history is short). The p10 / p90 bands are empirical quantiles of each
+device's back-cast residuals around the same time of day.
+
+The usual demand-response baselines are here too, for comparison and
+settlement: seasonal naive (7 days), yesterday naive, "X of Y" and
+"high X of Y" customer baselines.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Sequence
+
+import numpy as np
+
+SLOTS_PER_DAY = 96
+RESOLUTION_S = 900
+MODEL_NAME = "lagblend-v1"
+MIN_DAYS = 7
+MAX_MISSING_FRACTION = 0.2
+FEATURES = ("yesterday", "week_ago", "mean7", "median7", "weekday_mean",
+            "smooth_mean7", "level7")
+# Prior weights: a robust recent-median profile. Used alone when the history
+# is too short to fit, and as the shrinkage target otherwise.
+PRIOR_WEIGHTS = np.array([0.05, 0.05, 0.1, 0.4, 0.1, 0.2, 0.1])
+RIDGE = 200.0
+FIT_DAYS = 14
+QUANTILE_HALF_WINDOW = 4  # slots either side pooled into the residual quantiles
+_SLOT = timedelta(seconds=RESOLUTION_S)
+
+
+class InsufficientData(ValueError):
+    """Raised when some devices lack the history a forecast needs."""
+
+    def __init__(self, reason: str, devices: Sequence[str]):
+        self.devices = list(devices)
+        shown = ", ".join(self.devices[:20])
+        more = f" (and {len(self.devices) - 20} more)" if len(self.devices) > 20 else ""
+        super().__init__(f"{reason}: {shown}{more}")
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """A 96-slot forecast per device; arrays are (n_devices, 96) in kW."""
+
+    start: datetime
+    issued_at: datetime
+    p50: np.ndarray
+    p10: np.ndarray
+    p90: np.ndarray
+    model: str = MODEL_NAME
+    backtest_mae: np.ndarray | None = None
+    direction: str | None = None
+
+
+# --- time and shape helpers -------------------------------------------------
+
+def _utc(moment: datetime | str) -> datetime:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def target_start(issued_at: datetime | str) -> datetime:
+    """The first UTC midnight at or after `issued_at`: the forecast day."""
+    moment = _utc(issued_at)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight if midnight == moment else midnight + timedelta(days=1)
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with a Z suffix, as stored in documents."""
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_days(history: np.ndarray) -> np.ndarray:
+    """View (n, n_slots) as (n, n_days, 96); n_slots must be whole days."""
+    history = np.asarray(history, dtype=float)
+    if history.ndim != 2 or history.shape[1] % SLOTS_PER_DAY:
+        raise ValueError(f"history must be (n_devices, k*{SLOTS_PER_DAY}), "
+                         f"got shape {history.shape}")
+    return history.reshape(history.shape[0], -1, SLOTS_PER_DAY)
+
+
+def hide_unobserved(history: np.ndarray, issued_at: datetime | str) -> np.ndarray:
+    """Copy of `history` with slots ending after `issued_at` set to NaN."""
+    start = target_start(issued_at)
+    hidden = int(np.ceil((start - _utc(issued_at)) / _SLOT))
+    masked = np.array(history, dtype=float)
+    if hidden:
+        masked[:, -hidden:] = np.nan
+    return masked
+
+
+# --- data sufficiency -------------------------------------------------------
+
+def usable_days(history: np.ndarray) -> np.ndarray:
+    """Per device, the number of days with less than 20 % missing slots."""
+    missing = np.isnan(to_days(history)).mean(axis=2)
+    return (missing < MAX_MISSING_FRACTION).sum(axis=1)
+
+
+def check_sufficient(history: np.ndarray,
+                     device_ids: Sequence[str] | None = None) -> None:
+    """Raise InsufficientData naming every device with too little history."""
+    short = np.flatnonzero(usable_days(history) < MIN_DAYS)
+    if short.size:
+        names = [str(device_ids[i]) if device_ids is not None else f"row {i}"
+                 for i in short]
+        raise InsufficientData(
+            f"need at least {MIN_DAYS} days with less than "
+            f"{MAX_MISSING_FRACTION:.0%} missing data for", names)
+
+
+# --- baselines --------------------------------------------------------------
+
+def seasonal_naive(history: np.ndarray, period_days: int = 7) -> np.ndarray:
+    """Same slot `period_days` before the target day."""
+    days = to_days(history)
+    return days[:, -period_days].copy()
+
+
+def yesterday_naive(history: np.ndarray) -> np.ndarray:
+    """Same slot on the day before the target day."""
+    return seasonal_naive(history, period_days=1)
+
+
+def _eligible_days(days: np.ndarray, target_day: datetime | None) -> np.ndarray:
+    """Bool (n, n_days): complete enough, and of the target's day type."""
+    ok = np.isnan(days).mean(axis=2) < MAX_MISSING_FRACTION
+    if target_day is not None:
+        n_days = days.shape[1]
+        weekdays = [(_utc(target_day) - timedelta(days=n_days - i)).weekday()
+                    for i in range(n_days)]
+        weekend = np.array(weekdays) >= 5
+        ok &= weekend[None, :] == (_utc(target_day).weekday() >= 5)
+    return ok
+
+
+def _last_eligible(eligible: np.ndarray, y: int) -> np.ndarray:
+    """Keep only the last `y` eligible days of each device."""
+    from_end = np.cumsum(eligible[:, ::-1], axis=1)[:, ::-1]
+    return eligible & (from_end <= y)
+
+
+def x_of_y_baseline(history: np.ndarray, x: int = 10, y: int = 10,
+                    target_day: datetime | None = None) -> np.ndarray:
+    """Mean of the `x` most recent of the last `y` eligible days ("10 of 10").
+
+    Eligible: less than 20 % missing and, when `target_day` is given, the same
+    day type (weekday / weekend) as the target.
+    """
+    days = to_days(history)
+    chosen = _last_eligible(_eligible_days(days, target_day), min(x, y))
+    return _masked_day_mean(days, chosen)
+
+
+def high_x_of_y(history: np.ndarray, x: int = 5, y: int = 10,
+                target_day: datetime | None = None) -> np.ndarray:
+    """Mean of the `x` highest-consumption days among the last `y` eligible."""
+    days = to_days(history)
+    window = _last_eligible(_eligible_days(days, target_day), y)
+    energy = np.where(window, np.nanmean(days, axis=2), -np.inf)
+    rank = np.argsort(np.argsort(-energy, axis=1, kind="stable"), axis=1)
+    return _masked_day_mean(days, window & (rank < x))
+
+
+def _masked_day_mean(days: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    picked = np.where(chosen[:, :, None], days, np.nan)
+    return _nanmean(picked, axis=1)
+
+
+def _nanmean(values: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """nanmean that returns NaN for all-missing slices without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+# --- the lagblend model -----------------------------------------------------
+
+_MAX_LAG = 28
+
+
+def lag_features(days: np.ndarray, first: int) -> np.ndarray:
+    """Features (n, T, 96, k) for target days first..n_days (n_days = next).
+
+    `days` is (n, n_days, 96); target index n_days is the day after the
+    history. Missing feature values fall back to the recent mean, then to
+    the recent level, then to zero.
+    """
+    padded = _pad_days(days)
+    lag = _lagger(padded, first, days.shape[1] + 1)
+    recent = np.stack([lag(k) for k in range(1, 8)], axis=2)
+    mean7 = _nanmean(recent, axis=2)
+    level7 = np.broadcast_to(_nanmean(mean7, axis=2)[..., None], mean7.shape)
+    mean7 = np.where(np.isnan(mean7), level7, mean7)
+    median7 = np.median(np.where(np.isnan(recent), mean7[:, :, None], recent), axis=2)
+    weekday = _nanmean(np.stack([lag(k) for k in (7, 14, 21, 28)], axis=2), axis=2)
+    columns = (lag(1), lag(7), mean7, median7, weekday, _smooth(mean7), level7)
+    features = np.stack(columns, axis=-1)
+    fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
+    return np.where(np.isnan(features), fallback, features)
+
+
+def _pad_days(days: np.ndarray) -> np.ndarray:
+    """Prepend _MAX_LAG and append one all-NaN day so every lag is a slice."""
+    n, _, slots = days.shape
+    before = np.full((n, _MAX_LAG, slots), np.nan)
+    after = np.full((n, 1, slots), np.nan)
+    return np.concatenate([before, days, after], axis=1)
+
+
+def _lagger(padded: np.ndarray, first: int, stop: int):
+    """lag(k) -> (n, T, 96): the day k before each target day first..stop-1."""
+    def lag(k: int) -> np.ndarray:
+        return padded[:, _MAX_LAG + first - k:_MAX_LAG + stop - k]
+    return lag
+
+
+def _smooth(profile: np.ndarray, half_width: int = 2) -> np.ndarray:
+    """Moving mean over neighbouring slots (wrapping around midnight)."""
+    shifts = range(-half_width, half_width + 1)
+    return sum(np.roll(profile, s, axis=-1) for s in shifts) / len(shifts)
+
+
+def fit_weights(features: np.ndarray, target: np.ndarray,
+                iterations: int = 6) -> np.ndarray:
+    """Blend weights minimising pooled absolute error, shrunk to the prior.
+
+    features (..., k) and target (...) are already scaled per device; NaN
+    targets are ignored.
+    """
+    k = features.shape[-1]
+    x = features.reshape(-1, k)
+    y = target.reshape(-1)
+    seen = ~np.isnan(y)
+    x, y = x[seen], y[seen]
+    weights = PRIOR_WEIGHTS.copy()
+    for _ in range(iterations):
+        irls = 1.0 / np.maximum(np.abs(y - x @ weights), 0.05)
+        lhs = (x * irls[:, None]).T @ x + RIDGE * np.eye(k)
+        weights = np.linalg.solve(lhs, (x * irls[:, None]).T @ y + RIDGE * PRIOR_WEIGHTS)
+    return weights
+
+
+def _residual_bands(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per device and slot, p10 / p90 of residuals near that time of day."""
+    h = QUANTILE_HALF_WINDOW
+    wrapped = np.concatenate([residuals[..., -h:], residuals, residuals[..., :h]], axis=-1)
+    windows = np.lib.stride_tricks.sliding_window_view(wrapped, 2 * h + 1, axis=-1)
+    n, days, slots, width = windows.shape
+    pooled = windows.transpose(0, 2, 1, 3).reshape(n, slots, days * width)
+    if np.isnan(pooled).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = np.nanquantile(pooled, [0.1, 0.9], axis=-1)
+    else:
+        low, high = np.quantile(pooled, [0.1, 0.9], axis=-1)
+    return np.nan_to_num(low), np.nan_to_num(high)
+
+
+def _device_scale(days: np.ndarray) -> np.ndarray:
+    """Mean absolute power per device (kW), floored to keep ratios finite."""
+    scale = _nanmean(np.abs(days), axis=(1, 2))
+    return np.where(np.isnan(scale) | (scale < 1e-3), 1.0, scale)
+
+
+def forecast_day_ahead(history: np.ndarray, issued_at: datetime | str,
+                       device_ids: Sequence[str] | None = None,
+                       fit_days: int = FIT_DAYS, backtest: bool = False) -> ForecastResult:
+    """Forecast the 96 slots of the day after `history` for every device.
+
+    Raises InsufficientData (naming the devices) when any device has fewer
+    than 7 days with less than 20 % missing data. With `backtest`, the
+    result also carries each device's back-test MAE (see backtest_mae).
+    """
+    observed = hide_unobserved(history, issued_at)
+    check_sufficient(observed, device_ids)
+    days = to_days(observed)
+    n_days = days.shape[1]
+    first = max(2, n_days - fit_days)
+    scale = _device_scale(days)[:, None, None]
+    features = lag_features(days, first) / scale[..., None]
+    weights = fit_weights(features[:, :-1], days[:, first:] / scale)
+    p50 = features[:, -1] @ weights * scale[:, 0]
+    residuals = (days[:, first:] / scale - features[:, :-1] @ weights) * scale
+    low, high = _residual_bands(residuals)
+    result = _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0),
+                             p50 + np.maximum(high, 0))
+    if backtest:
+        result = replace(result, backtest_mae=backtest_mae(history, issued_at, fit_days))
+    return result
+
+
+def _bounded_result(days: np.ndarray, issued_at: datetime | str, p50: np.ndarray,
+                    p10: np.ndarray, p90: np.ndarray) -> ForecastResult:
+    """Clip every band to the range each device has shown in its history."""
+    low = np.nanmin(days, axis=(1, 2))[:, None]
+    high = np.nanmax(days, axis=(1, 2))[:, None]
+    clip = lambda values: np.clip(values, low, high)  # noqa: E731
+    return ForecastResult(start=target_start(issued_at), issued_at=_utc(issued_at),
+                          p50=clip(p50), p10=clip(p10), p90=clip(p90))
+
+
+def backtest_mae(history: np.ndarray, issued_at: datetime | str,
+                 fit_days: int = FIT_DAYS) -> np.ndarray:
+    """Fit on all but the last day, score on the last day: MAE per device.
+
+    Devices without enough history for the shorter fit, or with no observed
+    slot on the last day, get NaN.
+    """
+    observed = hide_unobserved(history, issued_at)
+    past, actual = observed[:, :-SLOTS_PER_DAY], observed[:, -SLOTS_PER_DAY:]
+    mae = np.full(observed.shape[0], np.nan)
+    ok = usable_days(past) >= MIN_DAYS if past.shape[1] else np.zeros_like(mae, bool)
+    if ok.any():
+        day_before = target_start(issued_at) - timedelta(days=1)
+        result = forecast_day_ahead(past[ok], day_before, fit_days=fit_days)
+        mae[ok] = _nanmean(np.abs(result.p50 - actual[ok]), axis=1)
+    return mae
+
+
+# --- flexibility and documents ----------------------------------------------
+
+@dataclass(frozen=True)
+class FlexibilityForecast:
+    """Upward and downward flexibility (kW >= 0) as two forecast results."""
+
+    up: ForecastResult
+    down: ForecastResult
+
+
+def flexibility_forecast(consumption_forecast: ForecastResult,
+                         max_capacity: np.ndarray, available_capacity: np.ndarray,
+                         availability_flags: Sequence[str],
+                         min_power: np.ndarray | None = None) -> FlexibilityForecast:
+    """How far each device can move from its forecast, per slot.
+
+    down = min(forecast - min_power, available_capacity), up =
+    min(max_capacity - forecast, available_capacity), both >= 0, and zero
+    where the device's availability is not "yes". min_power defaults to 0
+    (a load can at most switch off); pass the (negative) generation forecast
+    for a generator that can only curtail. A NaN available_capacity means
+    "no extra limit"; a NaN max_capacity means "cannot increase". Bands come
+    from the consumption quantiles: more consumption, more to shed.
+    """
+    cons = consumption_forecast
+    avail = _column(available_capacity, np.inf)
+    ceiling = _column(max_capacity, np.nan)
+    floor = _column(min_power, 0.0) if min_power is not None else 0.0
+    gate = (np.asarray(availability_flags) == "yes")[:, None]
+    down = lambda c: np.where(gate, np.clip(np.minimum(c - floor, avail), 0, None), 0.0)  # noqa: E731
+    up = lambda c: np.where(gate, np.clip(np.nan_to_num(np.minimum(ceiling - c, avail)), 0, None), 0.0)  # noqa: E731
+    model = f"{cons.model}+flex"
+    return FlexibilityForecast(
+        up=replace(cons, p50=up(cons.p50), p10=up(cons.p90), p90=up(cons.p10),
+                   model=model, direction="up", backtest_mae=None),
+        down=replace(cons, p50=down(cons.p50), p10=down(cons.p10), p90=down(cons.p90),
+                     model=model, direction="down", backtest_mae=None))
+
+
+def _column(values: np.ndarray | Sequence[float] | None, missing: float) -> np.ndarray:
+    """Per-device values as an (n, 1) float column, NaN replaced by `missing`."""
+    column = np.asarray(values, dtype=float).reshape(-1, 1)
+    return np.where(np.isnan(column), missing, column)
+
+
+KINDS = ("consumption", "flexibility")
+
+
+def documents_for(device_ids: Sequence[str], result: ForecastResult, kind: str,
+                  model: str | None = None) -> list[dict]:
+    """One `forecasts` document per device, in the order of `device_ids`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if len(device_ids) != result.p50.shape[0]:
+        raise ValueError(f"{len(device_ids)} device ids for {result.p50.shape[0]} forecasts")
+    common = {"kind": kind, "issued_at": iso(result.issued_at), "start": iso(result.start),
+              "resolution": RESOLUTION_S, "model": model or result.model}
+    if result.direction:
+        common["direction"] = result.direction
+    rows = zip(device_ids, _rounded(result.p50), _rounded(result.p10),
+               _rounded(result.p90), _maes(result, len(device_ids)))
+    return [{**common, "device_id": device_id, "values": p50,
+             "quantiles": {"p10": p10, "p90": p90}, "backtest_mae": mae}
+            for device_id, p50, p10, p90, mae in rows]
+
+
+def _rounded(values: np.ndarray) -> list[list[float]]:
+    return np.round(np.asarray(values, dtype=float), 4).tolist()
+
+
+def _maes(result: ForecastResult, n: int) -> list[float | None]:
+    if result.backtest_mae is None:
+        return [None] * n
+    return [None if np.isnan(m) else round(float(m), 4) for m in result.backtest_mae]

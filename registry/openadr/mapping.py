@@ -1,0 +1,138 @@
+"""Pure translations between OpenADR terms and registry documents.
+
+No I/O here: the stable device id of a VEN resource, the device document built
+from an enrolment and its hints, telemetry readings to measurement documents,
+and a contract to the signals of an OpenADR event.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterable
+
+from openleadr import objects, utils
+
+from .api_client import format_eve_date
+
+# Fixed namespace: the same VEN resource always maps to the same device_id.
+DEVICE_NAMESPACE = uuid.UUID("6f1d6c1e-3b8a-5d4e-9a57-0c3f5e2b7a10")
+POWER_DESCRIPTIONS = frozenset({"RealPower", "powerReal"})
+DEVICE_DEFAULTS = {"device_class": "otherLoad", "device_type": "Demand", "availability": "yes"}
+HINT_FIELDS = ("device_class", "device_type", "device_name", "max_capacity")
+ENROLMENT_FIELDS = ("ven_id", "account_id", "aggregator_id")
+SI_EXPONENTS = {"p": -12, "n": -9, "micro": -6, "m": -3, "c": -2, "d": -1, "none": 0,
+                None: 0, "k": 3, "M": 6, "G": 9, "T": 12}
+KILOWATT_SIGNAL = objects.Measurement(name="powerReal", description="RealPower", unit="W",
+                                      scale="k", power_attributes=objects.PowerAttributes())
+
+
+def device_id_for(ven_id: str, resource_id: str) -> str:
+    """The registry device_id of one VEN resource: uuid5, so re-registration updates it."""
+    return str(uuid.uuid5(DEVICE_NAMESPACE, f"{ven_id}/{resource_id}"))
+
+
+def resource_hint(enrolment: dict, resource_id: str) -> dict:
+    for hint in enrolment.get("resources") or []:
+        if hint.get("resource_id") == resource_id:
+            return hint
+    return {}
+
+
+def device_document(enrolment: dict, ven_id: str, resource_id: str) -> tuple[dict, set[str]]:
+    """The device to create for a reported resource, and the fields the bridge owns.
+
+    Owned fields (enrolment identity and explicit hints) are refreshed on
+    re-registration; defaults are only used at creation, so a prosumer's later
+    change of e.g. ``availability`` survives a VEN restart.
+    """
+    hint = {k: v for k, v in resource_hint(enrolment, resource_id).items()
+            if k in HINT_FIELDS and v not in (None, "")}
+    if "max_capacity" in hint:
+        hint["max_capacity"] = float(hint["max_capacity"])
+    document = {"device_id": device_id_for(ven_id, resource_id), "device_name": resource_id,
+                **DEVICE_DEFAULTS, "ven_id": ven_id,
+                "account_id": enrolment["account_id"], "aggregator_id": enrolment["aggregator_id"],
+                **hint}
+    return document, set(ENROLMENT_FIELDS) | set(hint)
+
+
+def kilowatt_factor(unit: str | None, scale: str | None) -> float | None:
+    """Multiplier from a reported power value to kW; None when the unit is not power."""
+    base = {"W": 1.0, "kW": 1000.0, "MW": 1e6}.get(unit or "W")
+    if base is None or scale not in SI_EXPONENTS:
+        return None
+    return base * 10.0 ** SI_EXPONENTS[scale] / 1000.0
+
+
+def power_measurements(device_id: str, readings: Iterable[tuple[datetime, float]],
+                       factor: float) -> list[dict]:
+    """openleadr's ``[(dtstart, value), ...]`` as registry measurement documents."""
+    return [{"device_id": device_id, "timestamp": format_eve_date(moment),
+             "power_kw": round(float(value) * factor, 6)}
+            for moment, value in readings]
+
+
+def parse_moment(value: Any) -> datetime:
+    """A timestamp from the registry: datetime, RFC 1123 (Eve) or ISO 8601 string."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def contract_signals(contract: dict) -> list[objects.EventSignal]:
+    """The event signals for a contract window.
+
+    ``direction`` follows the grid's view: "up" = more power to the grid (the
+    device consumes less or exports more), "down" = the device consumes more.
+    LOAD_DISPATCH/delta carries the change of consumption in kW (signed like the
+    registry's power: + consumption); an "up" contract also sends SIMPLE level 1
+    so that simple VENs shed load.
+    """
+    start, end = parse_moment(contract["start"]), parse_moment(contract["end"])
+    if end <= start:
+        raise ValueError(f"contract {contract.get('_id')} has an empty window")
+    power = abs(float(contract.get("power_kw") or 0.0))
+    delta = -power if contract.get("direction", "up") == "up" else power
+
+    def interval(payload: float) -> objects.Interval:
+        return objects.Interval(dtstart=start, duration=end - start, signal_payload=payload)
+
+    signals = [objects.EventSignal(intervals=[interval(delta)], signal_name="LOAD_DISPATCH",
+                                   signal_type="delta", signal_id=utils.generate_id(),
+                                   measurement=KILOWATT_SIGNAL)]
+    if delta < 0:
+        signals.insert(0, objects.EventSignal(intervals=[interval(1.0)], signal_name="SIMPLE",
+                                              signal_type="level", signal_id=utils.generate_id()))
+    return signals
+
+
+def contract_event(contract: dict, ven_id: str, resource_ids: list[str],
+                   market_context: str) -> objects.Event:
+    """One OpenADR event for the devices of a contract that sit behind one VEN."""
+    targets = [objects.Target(ven_id=ven_id)]
+    targets += [objects.Target(resource_id=resource_id) for resource_id in resource_ids]
+    descriptor = objects.EventDescriptor(event_id=utils.generate_id(), modification_number=0,
+                                         market_context=market_context, event_status="far",
+                                         vtn_comment=f"contract {contract['_id']}")
+    return objects.Event(event_descriptor=descriptor, event_signals=contract_signals(contract),
+                         targets=targets, response_required="always")
+
+
+def opt_record(opt_type: str, event_id: str, now: datetime | None = None) -> dict:
+    """What the contract's ``ven_response`` field receives."""
+    return {"opt": opt_type, "event_id": event_id,
+            "at": format_eve_date(now or datetime.now(timezone.utc))}
+
+
+def clamp_interval(wanted: timedelta, low: timedelta | None, high: timedelta | None) -> timedelta:
+    if low is not None and wanted < low:
+        return low
+    if high is not None and wanted > high:
+        return high
+    return wanted

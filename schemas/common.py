@@ -1,0 +1,35 @@
+"""Schema fragments shared by several resources."""
+from __future__ import annotations
+
+from typing import Any
+
+UUID_FIELD: dict[str, Any] = {"type": "uuid", "minlength": 36, "maxlength": 36}
+
+AGGREGATOR_ID: dict[str, Any] = {"type": "string", "minlength": 3, "maxlength": 256}
+
+YES_NO: dict[str, Any] = {"type": "string", "allowed": ["yes", "no"]}
+
+POINT: dict[str, Any] = {"type": "point"}
+
+# the FLEXCoop device status snapshot, also stored with measurements
+STATUS: dict[str, Any] = {
+    "type": "dict",
+    "schema": {
+        "setPoint": {"type": "float"},
+        "x-fanspeed": {"type": "float"},
+        "mode": {"type": "string", "allowed": ["1", "2", "3", "4", "5"]},
+        "operationState": {"type": "string", "allowed": ["0", "1"]},
+    },
+}
+
+DEVICE_CLASSES = ["hvacDevice", "lightingLoad", "dhwDevice", "otherLoad"]
+DEVICE_TYPES = ["Demand", "Generation", "Storage"]
+
+
+def owned_by_prosumer(**extra: Any) -> dict[str, Any]:
+    """Ownership fields every prosumer-owned document carries."""
+    return {
+        "account_id": {**UUID_FIELD, "required": True},
+        "aggregator_id": {**AGGREGATOR_ID, "required": True},
+        **extra,
+    }

@@ -1,0 +1,39 @@
+"""vens: OpenADR enrolments of field gateways (VENs)."""
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.common import AGGREGATOR_ID, DEVICE_CLASSES, DEVICE_TYPES, UUID_FIELD
+
+RESOURCE_HINT: dict[str, Any] = {
+    "type": "dict",
+    "schema": {
+        "resource_id": {"type": "string", "required": True, "minlength": 1, "maxlength": 128},
+        "device_class": {"type": "string", "allowed": DEVICE_CLASSES},
+        "device_type": {"type": "string", "allowed": DEVICE_TYPES},
+        "device_name": {"type": "string", "maxlength": 256},
+        "max_capacity": {"type": "float", "min": 0},
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "ven_name": {"type": "string", "required": True, "unique": True, "minlength": 1,
+                 "maxlength": 128, "regex": r"^[\w.:-]+$"},
+    "ven_id": {**UUID_FIELD},
+    "account_id": {**UUID_FIELD, "required": True},
+    "aggregator_id": {**AGGREGATOR_ID, "required": True},
+    "registration_status": {"type": "string", "allowed": ["enrolled", "registered", "cancelled"],
+                            "default": "enrolled"},
+    "registered_at": {"type": "datetime"},
+    "resources": {"type": "list", "maxlength": 256, "schema": RESOURCE_HINT},
+}
+
+RESOURCE: dict[str, Any] = {
+    "item_title": "ven",
+    "resource_methods": ["GET", "POST"],
+    "item_methods": ["GET", "PATCH", "DELETE"],
+    "mongo_indexes": {
+        "ven_name_unique": ([("ven_name", 1)], {"unique": True}),
+        "owner": [("aggregator_id", 1), ("account_id", 1)],
+    },
+}

@@ -1,0 +1,71 @@
+"""Settings: UPPER_CASE values from the environment, and ``build_domain()``.
+
+Eve mutates the DOMAIN it is given, so every app gets a fresh one.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any
+
+import schemas
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+MONGO_URI: str | None = os.environ.get("MONGO_URI") or None
+MONGO_DBNAME: str = os.environ.get("MONGO_DBNAME", "der_registry")
+REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
+INSTANCE_PATH: str = os.environ.get("INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
+
+HOST: str = os.environ.get("HOST", "127.0.0.1")
+PORT: int = _env_int("PORT", 5000)
+VTN_PORT: int = _env_int("VTN_PORT", 8080)
+PUBLIC_URL: str = os.environ.get("PUBLIC_URL", f"http://{HOST}:{PORT}")
+
+OAUTH_ISSUER: str = os.environ.get("OAUTH_ISSUER", PUBLIC_URL)
+OAUTH_AUDIENCE: str = os.environ.get("OAUTH_AUDIENCE", "der-registry")
+OAUTH_TOKEN_TTL: int = min(_env_int("OAUTH_TOKEN_TTL", 3600), 3600)
+# extra issuers, a JSON list: [{"issuer": …, "audience": …, "discovery_url": …,
+#   "role_claim": "realm_access.roles", …}]
+OAUTH_PROVIDERS: list[dict[str, Any]] = json.loads(os.environ.get("OAUTH_PROVIDERS", "[]"))
+
+RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
+MAX_CONTENT_LENGTH: int = _env_int("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)
+
+# Eve globals (per-resource keys fall back to these)
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+PAGINATION_DEFAULT = 25
+PAGINATION_LIMIT = 1000
+QUERY_MAX_RESULTS = "max_results"
+RESOURCE_METHODS = ["GET"]
+ITEM_METHODS = ["GET"]
+IF_MATCH = True
+ENFORCE_IF_MATCH = True
+BANDWIDTH_SAVER = True
+# operators that run code or can be made arbitrarily slow (regex bombs)
+MONGO_QUERY_BLACKLIST = ["$where", "$regex", "$function", "$accumulator", "$expr", "$text"]
+SWAGGER_INFO = {
+    "title": "DER Registry & Flexibility Marketplace API",
+    "version": "1.0",
+    "description": "Distributed energy resources, their telemetry, and the flexibility market.",
+    "license": {"name": "Apache-2.0"},
+}
+
+
+def build_domain() -> dict[str, Any]:
+    """A fresh DOMAIN: one entry per schema module."""
+    return {
+        name: {**copy.deepcopy(module.RESOURCE), "schema": copy.deepcopy(module.SCHEMA)}
+        for name, module in schemas.MODULES.items()
+    }
+
+
+def as_dict() -> dict[str, Any]:
+    """Every UPPER_CASE setting of this module, plus a fresh DOMAIN."""
+    values = {k: copy.deepcopy(v) for k, v in globals().items() if k.isupper()}
+    values["DOMAIN"] = build_domain()
+    return values
