@@ -9,7 +9,7 @@ from flask import jsonify
 
 import hooks
 import settings
-from registry import docs, store
+from registry import docs, guards, store
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
 
@@ -23,6 +23,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     app = Eve(import_name=__name__, settings=config, validator=RegistryValidator,
               data=RegistryMongo, instance_path=instance_path)
     store.init_app(app)
+    guards.init_app(app)
     hooks.init_app(app)
     docs.init_app(app)
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))

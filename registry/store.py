@@ -17,7 +17,7 @@ from eve.io.mongo.flask_pymongo import PyMongo
 from flask import Flask
 from werkzeug.exceptions import BadRequest
 
-from registry import geo
+from registry import geo, query
 
 Replace = Callable[[geo.GeoClause, dict], dict[str, Any]]
 
@@ -32,6 +32,17 @@ class Connection:
 
 class RegistryMongo(Mongo):
     """Eve's Mongo layer on either backend, with geo-aware collections."""
+
+    def _convert_where_request_to_dict(self, resource: str, req: Any) -> dict[str, Any]:
+        if not (req and req.where):
+            return {}
+        domain = self.app.config["DOMAIN"][resource]
+        blacklist = self.app.config["MONGO_QUERY_BLACKLIST"]
+        allowed = query.allowed_operators(blacklist, domain.get("mongo_query_whitelist", []))
+        return query.parse_where(req.where, allowed, blacklist)
+
+    def _convert_sort_request_to_dict(self, req: Any) -> list[tuple[str, int]] | dict:
+        return query.parse_sort(req.sort) if req and req.sort else {}
 
     def pymongo(self, resource: str | None = None, prefix: str | None = None) -> Connection:
         px = prefix or self.current_mongo_prefix(resource=resource)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jwk import Key, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -130,6 +130,8 @@ class TokenValidator:
         try:
             claims = jwt.decode(token, key, algorithms=[alg]).claims
             self._claims_registry(config).validate(claims)
+        except BadSignatureError:
+            raise InvalidToken("token signature does not verify") from None
         except ExpiredTokenError:
             raise InvalidToken("token has expired") from None
         except MissingClaimError as error:

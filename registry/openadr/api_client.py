@@ -8,6 +8,7 @@ batches telemetry and never drops a batch the registry has not accepted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -99,8 +100,9 @@ class ApiClient:
             return self.token
 
     async def _fetch_token(self) -> None:
-        auth = aiohttp.BasicAuth(self.client_id, self.client_secret or "")
-        async with self._session.post(f"{self.base_url}/oauth/token", auth=auth,
+        credentials = f"{self.client_id}:{self.client_secret or ''}".encode()
+        auth = {"Authorization": f"Basic {base64.b64encode(credentials).decode()}"}
+        async with self._session.post(f"{self.base_url}/oauth/token", headers=auth,
                                       data={"grant_type": "client_credentials"}) as resp:
             body = await _read_body(resp)
             if resp.status != 200:
@@ -192,10 +194,12 @@ class ApiClient:
         current = await self.get_item("devices", device["device_id"])
         if current is None:
             status, body = await self.request("POST", "/devices", json_body=device)
-            if status != 409:  # 409: a concurrent registration inserted it first
-                _raise_unless(status, body, (200, 201), "POST", "devices")
+            if status in (200, 201):
                 return "created"
+            # A concurrent registration may have inserted it first (409, or 422 "not unique").
             current = await self.get_item("devices", device["device_id"])
+            if current is None:
+                _raise_unless(status, body, (200, 201), "POST", "devices")
         owned = set(device) if owned is None else owned
         changes = {k: v for k, v in device.items()
                    if k in owned and k != "device_id" and current.get(k) != v}
