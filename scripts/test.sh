@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Python packages, Debian's Chromium) and run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh --dev
+if ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "scripts/test.sh: Debian's chromium is needed for the UI tests (apt-get install chromium)" >&2
+  fi
+fi
+exec .venv/bin/python -m pytest -q "$@"
