@@ -19,7 +19,9 @@ def _env_int(name: str, default: int) -> int:
 MONGO_URI: str | None = os.environ.get("MONGO_URI") or None
 MONGO_DBNAME: str = os.environ.get("MONGO_DBNAME", "der_registry")
 REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
-INSTANCE_PATH: str = os.environ.get("INSTANCE_PATH", os.path.join(os.getcwd(), "instance"))
+# absolute, so the server and `run.py token` share one signing key wherever they start
+INSTANCE_PATH: str = os.path.abspath(os.environ.get(
+    "INSTANCE_PATH", os.path.join(os.path.dirname(os.path.abspath(__file__)), "instance")))
 
 HOST: str = os.environ.get("HOST", "127.0.0.1")
 PORT: int = _env_int("PORT", 5000)
@@ -32,6 +34,11 @@ OAUTH_TOKEN_TTL: int = min(_env_int("OAUTH_TOKEN_TTL", 3600), 3600)
 # extra issuers, a JSON list: [{"issuer": …, "audience": …, "discovery_url": …,
 #   "role_claim": "realm_access.roles", …}]
 OAUTH_PROVIDERS: list[dict[str, Any]] = json.loads(os.environ.get("OAUTH_PROVIDERS", "[]"))
+
+# None: demo users and clients with secrets generated into the instance folder
+OAUTH_USERS: list[dict[str, Any]] | None = json.loads(os.environ["OAUTH_USERS"]) if "OAUTH_USERS" in os.environ else None
+OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIENTS"])
+                                              if "OAUTH_CLIENTS" in os.environ else None)
 
 RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
 MAX_CONTENT_LENGTH: int = _env_int("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)
@@ -46,6 +53,12 @@ ITEM_METHODS = ["GET"]
 IF_MATCH = True
 ENFORCE_IF_MATCH = True
 BANDWIDTH_SAVER = True
+# the audit trail: who changed what and when, readable by admins at /oplog
+OPLOG = True
+OPLOG_ENDPOINT = "oplog"
+OPLOG_AUDIT = True
+OPLOG_METHODS = ["DELETE", "POST", "PATCH", "PUT"]
+OPLOG_CHANGE_METHODS = ["DELETE", "PATCH", "PUT"]
 # operators that run code or can be made arbitrarily slow (regex bombs)
 MONGO_QUERY_BLACKLIST = ["$where", "$regex", "$function", "$accumulator", "$expr", "$text"]
 SWAGGER_INFO = {

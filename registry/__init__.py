@@ -9,7 +9,9 @@ from flask import jsonify
 
 import hooks
 import settings
-from registry import docs, guards, store
+from hooks import access
+from registry import auth, credentials, docs, guards, limits, store
+from registry.auth.bearer import BearerAuth, PrincipalCache
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
 
@@ -18,13 +20,22 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     """An Eve app on the embedded store (default) or MONGO_URI's MongoDB."""
     config = settings.as_dict()
     config.update(overrides or {})
-    instance_path = os.path.abspath(config["INSTANCE_PATH"])
-    os.makedirs(instance_path, exist_ok=True)
+    config["INSTANCE_PATH"] = os.path.abspath(config["INSTANCE_PATH"])
+    os.makedirs(config["INSTANCE_PATH"], exist_ok=True)
+    if config.get("OAUTH_USERS") is None or config.get("OAUTH_CLIENTS") is None:
+        demo_oauth = credentials.oauth_settings(config["INSTANCE_PATH"], config["PUBLIC_URL"])
+        config = {**demo_oauth, **{k: v for k, v in config.items() if v is not None}}
     app = Eve(import_name=__name__, settings=config, validator=RegistryValidator,
-              data=RegistryMongo, instance_path=instance_path)
+              data=RegistryMongo, auth=BearerAuth, instance_path=config["INSTANCE_PATH"])
+    app.extensions["principal_cache"] = PrincipalCache(auth.validator_from_config(app.config))
+    app.extensions["access_policy"] = access.allowed_methods
     store.init_app(app)
     guards.init_app(app)
+    limits.init_app(app)
+    access.init_app(app)
     hooks.init_app(app)
+    auth.init_app(app, lambda: app.data.driver.db)
     docs.init_app(app)
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))
+    limits.exempt(app, "health")
     return app

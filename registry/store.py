@@ -31,7 +31,30 @@ class Connection:
 
 
 class RegistryMongo(Mongo):
-    """Eve's Mongo layer on either backend, with geo-aware collections."""
+    """Eve's Mongo layer on either backend, with geo-aware collections.
+
+    ``scope_filter(resource)`` and ``hidden_fields(resource)`` are set by the
+    access policy: every query Eve builds (lists, items, PATCH, DELETE,
+    embedded documents, aggregations) passes ``_datasource_ex`` or
+    ``aggregate``, so the caller's scope cannot be bypassed by choosing a verb.
+    """
+
+    scope_filter: Callable[[str], dict[str, Any] | None] = staticmethod(lambda resource: None)
+    hidden_fields: Callable[[str], frozenset[str]] = staticmethod(lambda resource: frozenset())
+
+    def _datasource_ex(self, resource: str, query: dict | None = None, *args: Any, **kwargs: Any) -> tuple:
+        datasource, filter_, projection, sort = super()._datasource_ex(resource, query, *args, **kwargs)
+        scope = self.scope_filter(resource)
+        if scope:
+            filter_ = self.combine_queries(filter_, scope) if filter_ else dict(scope)
+        hidden = self.hidden_fields(resource)
+        if hidden and projection:
+            projection = {k: v for k, v in projection.items() if k.split(".")[0] not in hidden}
+        return datasource, filter_, projection, sort
+
+    def aggregate(self, resource: str, pipeline: list[dict], options: dict) -> Any:
+        scope = self.scope_filter(resource)
+        return super().aggregate(resource, ([{"$match": scope}] if scope else []) + pipeline, options)
 
     def _convert_where_request_to_dict(self, resource: str, req: Any) -> dict[str, Any]:
         if not (req and req.where):

@@ -9,14 +9,51 @@ import pytest
 from registry import create_app
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True})
-    yield app
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory) -> str:
+    """One instance folder (signing key, demo credentials) for the session:
+    generating an RSA key and scrypt hashes per test would dominate the run."""
+    return str(tmp_path_factory.mktemp("instance"))
 
 
 @pytest.fixture
-def client(app):
+def app(instance_path):
+    """A fresh app and a fresh embedded store."""
+    yield create_app({"INSTANCE_PATH": instance_path, "TESTING": True})
+
+
+@pytest.fixture
+def token(app) -> Callable[..., str]:
+    """token(role, aggregator_id=…, account_id=…) from the built-in provider's key."""
+    from registry.auth import mint_token
+
+    def token(role: str, aggregator_id: str | None = None, account_id: str | None = None,
+              ttl: int = 3600) -> str:
+        return mint_token(app.config["INSTANCE_PATH"], app.config["OAUTH_ISSUER"],
+                          app.config["OAUTH_AUDIENCE"], role, aggregator_id=aggregator_id,
+                          account_id=account_id, ttl=ttl, subject=f"test-{role}-{aggregator_id}-{account_id}")
+    return token
+
+
+@pytest.fixture
+def client_as(app, token) -> Callable[..., Any]:
+    """A test client sending a bearer token for the given role and ids."""
+    def client_as(role: str, **ids: str | None) -> Any:
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token(role, **ids)}"
+        return client
+    return client_as
+
+
+@pytest.fixture
+def client(client_as):
+    """An admin: sees and may change everything."""
+    return client_as("admin")
+
+
+@pytest.fixture
+def anon(app):
+    """A client without a token."""
     return app.test_client()
 
 

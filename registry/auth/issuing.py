@@ -15,7 +15,7 @@ from joserfc.jwk import RSAKey
 
 from .keys import SIGNING_ALG, load_or_create_signing_key, public_jwks
 from .principal import ROLES
-from .tokens import IssuerConfig
+from .tokens import IssuerConfig, TokenValidator, issuer_from_dict
 
 #: SPEC §4: access tokens of at most one hour.
 MAX_TOKEN_TTL = 3600
@@ -115,6 +115,12 @@ def builtin_issuer_config(app_config: Mapping[str, Any]) -> IssuerConfig:
         algorithms=[SIGNING_ALG],
         max_ttl=MAX_TOKEN_TTL,
     )
+
+
+def validator_from_config(app_config: Mapping[str, Any]) -> TokenValidator:
+    """The API's validator: the built-in issuer plus every `OAUTH_PROVIDERS` entry."""
+    extra = [issuer_from_dict(dict(entry)) for entry in app_config.get("OAUTH_PROVIDERS") or []]
+    return TokenValidator([builtin_issuer_config(app_config), *extra])
 
 
 def instance_path_of(app_config: Mapping[str, Any], default: str | None = None) -> str:

@@ -75,8 +75,21 @@ def _publish_key(path: str, key: RSAKey) -> None:
             log.info("created OAuth signing key %s (kid %s)", path, key.kid)
         except FileExistsError:
             pass  # another process published its key first; use that one
+        except OSError:
+            # Some mounts (SMB, some container volumes) have no hard links;
+            # an exclusive create still lets only one process win.
+            _write_exclusive(path, key)
     finally:
         os.unlink(tmp)
+
+
+def _write_exclusive(path: str, key: RSAKey) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(key.as_dict(private=True), handle)
 
 
 def _read_key(path: str) -> RSAKey:

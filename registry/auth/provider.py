@@ -58,7 +58,7 @@ class _ProviderState:
         # JWTs are self-contained, so there is nothing to store per token.
         self.server.register_token_generator("default", self.generate_token)
         self.server.register_grant(_ClientCredentials)
-        self.server.register_grant(_AuthorizationCode, [CodeChallenge(required=True)])
+        self.server.register_grant(_AuthorizationCode, [_S256Required(required=True)])
 
     def generate_token(self, grant_type: str, client: OAuthClient, user: OAuthUser | None = None,
                        scope: str | None = None, expires_in: int | None = None,
@@ -127,7 +127,7 @@ class _AuthorizationCode(_ScopeWithinClient, AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: OAuthClient) -> StoredCode | None:
         # Deleting on first read makes codes single-use even when two token
         # requests race: only one of them gets the document back.
-        document = _state().codes().find_one(
+        document = _state().codes().find_one_and_delete(
             {"code_hash": digest_code(code), "client_id": client.client_id})
         if document is None:
             return None

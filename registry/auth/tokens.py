@@ -154,6 +154,14 @@ class TokenValidator:
         )
 
 
+def issuer_from_dict(entry: dict[str, Any]) -> IssuerConfig:
+    """An `IssuerConfig` from one `OAUTH_PROVIDERS` entry; unknown keys fail loudly."""
+    unknown = set(entry) - set(IssuerConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"OAUTH_PROVIDERS entry {entry.get('issuer')!r}: unknown keys {sorted(unknown)}")
+    return IssuerConfig(**entry)
+
+
 def claim_at(claims: dict[str, Any], path: str) -> Any:
     """The value at dotted `path` in `claims`, or None when any step is missing."""
     value: Any = claims

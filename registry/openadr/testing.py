@@ -165,7 +165,7 @@ class FakeRegistryApi:
             where = json.loads(request.query.get("where", "{}"))
         except ValueError:
             return _error(400, "where is not valid JSON")
-        docs = [doc for doc in docs if all(doc.get(k) == v for k, v in where.items())]
+        docs = [doc for doc in docs if _matches(doc, where)]
         size, page = int(request.query.get("max_results", 25)), int(request.query.get("page", 1))
         return web.json_response({"_items": docs[(page - 1) * size: page * size],
                                   "_meta": {"total": len(docs), "page": page, "max_results": size}})
@@ -243,6 +243,17 @@ class FakeRegistryApi:
     def items(self, resource: str, **where: Any) -> list[dict]:
         return [doc for doc in list(self.store[resource].values())
                 if all(doc.get(k) == v for k, v in where.items())]
+
+
+def _matches(doc: dict, where: dict) -> bool:
+    """Equality and ``$in``: the part of Mongo's query language the bridge uses."""
+    for key, wanted in where.items():
+        if isinstance(wanted, dict) and "$in" in wanted:
+            if doc.get(key) not in wanted["$in"]:
+                return False
+        elif doc.get(key) != wanted:
+            return False
+    return True
 
 
 def _check(value: Any, rule: dict, store: dict) -> str | None:

@@ -1,0 +1,177 @@
+"""OpenADR bridge throughput: VEN registrations and telemetry readings per second.
+
+openleadr VEN clients register with the VTN (which looks up and PATCHes the
+enrolment over REST), register their reports (device upserts), then push
+oadrUpdateReport messages; a reading counts once the registry has stored it.
+
+    python -m bench.bench_openadr                       # against the in-memory fake API
+    python -m bench.bench_openadr --registry http://127.0.0.1:5000 \\
+        --service ID:SECRET --admin ID:SECRET           # against a running registry
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import requests
+from openleadr import OpenADRClient, utils
+
+from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
+from registry.openadr.testing import free_port, serve_fake_registry
+
+ACCOUNT = str(uuid.UUID(int=1))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registry", help="registry base URL (default: start the fake API)")
+    parser.add_argument("--service", default="openadr-bridge:bridge-secret",
+                        help="client_id:secret of the bridge's service client")
+    parser.add_argument("--admin", default="admin:admin-secret",
+                        help="client_id:secret used to seed enrolments and count measurements")
+    parser.add_argument("--vens", type=int, default=40)
+    parser.add_argument("--resources", type=int, default=4, help="resources per VEN")
+    parser.add_argument("--messages", type=int, default=20, help="update reports per VEN")
+    parser.add_argument("--readings", type=int, default=15,
+                        help="readings per resource in one update report")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=45.0)
+    return parser.parse_args()
+
+
+class Registry:
+    """Seeding and counting over REST with an admin token."""
+
+    def __init__(self, url: str, admin: str) -> None:
+        self.url = url.rstrip("/")
+        token = requests.post(f"{self.url}/oauth/token", auth=tuple(admin.split(":", 1)),
+                              data={"grant_type": "client_credentials"}, timeout=10)
+        token.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+    def enrol(self, names: list[str]) -> None:
+        docs = [{"ven_name": name, "account_id": ACCOUNT, "aggregator_id": "bench-aggregator",
+                 "registration_status": "enrolled"} for name in names]
+        answer = requests.post(f"{self.url}/vens", json=docs, headers=self.headers, timeout=30)
+        answer.raise_for_status()
+
+    def count(self, resource: str, where: dict) -> int:
+        answer = requests.get(f"{self.url}/{resource}", headers=self.headers, timeout=10,
+                              params={"where": json.dumps(where), "max_results": 1})
+        answer.raise_for_status()
+        return answer.json()["_meta"]["total"]
+
+
+def make_ven(vtn_url: str, name: str, resources: int, readings: int) -> OpenADRClient:
+    client = OpenADRClient(ven_name=name, vtn_url=vtn_url)
+
+    def read(date_from, date_to, sampling_interval):
+        step = (date_to - date_from) / readings
+        return [(date_from + step * i, 1000.0 + i) for i in range(readings)]
+
+    for index in range(resources):
+        client.add_report(callback=read, resource_id=f"load-{index}", measurement="real_power",
+                          unit="W", data_collection_mode="full",
+                          sampling_rate=timedelta(seconds=60), report_duration=timedelta(hours=1))
+    return client
+
+
+async def gather_limited(limit: int, coroutines: list) -> list:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coroutine):
+        async with semaphore:
+            return await coroutine
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+async def push_reports(client: OpenADRClient, messages: int) -> None:
+    report_request_id = client.report_requests[0]["report_request_id"]
+    for _ in range(messages):
+        await client.update_report(report_request_id)
+        report = await client.pending_reports.get()
+        message = client._create_message("oadrUpdateReport", ven_id=client.ven_id,
+                                         request_id=utils.generate_id(), reports=[report])
+        await client._perform_request("EiReport", message)
+
+
+async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str) -> None:
+    client_id, secret = args.service.split(":", 1)
+    api = ApiClient(api_url, client_id=client_id, client_secret=secret)
+    bridge = build_vtn(api, port=free_port(), sampling_interval=timedelta(seconds=60),
+                       buffer=MeasurementBuffer(api, batch_size=1000, flush_interval=0.05))
+    bridge.start_in_thread()
+    run_id = datetime.now(timezone.utc).strftime("%H%M%S")
+    names = [f"bench-{run_id}-{i}" for i in range(args.vens)]
+    registry.enrol(names)
+    clients = [make_ven(bridge.url, name, args.resources, args.readings) for name in names]
+    try:
+        started = time.perf_counter()
+        await gather_limited(args.concurrency, [c.create_party_registration() for c in clients])
+        registration_s = time.perf_counter() - started
+        assert all(c.registration_id for c in clients), "some VENs were not registered"
+
+        started = time.perf_counter()
+        await gather_limited(args.concurrency, [c.register_reports(c.reports) for c in clients])
+        report_registration_s = time.perf_counter() - started
+
+        expected = args.vens * args.messages * args.resources * args.readings
+        started = time.perf_counter()
+        await gather_limited(args.concurrency, [push_reports(c, args.messages) for c in clients])
+        delivered_s = time.perf_counter() - started
+        ven_ids = [c.ven_id for c in clients]
+        where = {"device_id": {"$in": [d for d in bridge.resources
+                                       if bridge.resources[d][0] in ven_ids]}}
+        deadline = started + args.timeout
+        stored = 0
+        while time.perf_counter() < deadline:
+            stored = await asyncio.to_thread(registry.count, "measurements", where)
+            if stored >= expected:
+                break
+            await asyncio.sleep(0.1)
+        stored_s = time.perf_counter() - started
+    finally:
+        for client in clients:
+            if client.client_session:
+                await client.client_session.close()
+        await asyncio.to_thread(bridge.stop)
+
+    rows = [
+        ("VEN registrations", args.vens, registration_s),
+        ("report registrations (devices)", args.vens * args.resources, report_registration_s),
+        ("telemetry readings accepted by VTN", expected, delivered_s),
+        ("telemetry readings stored in registry", stored, stored_s),
+    ]
+    print(f"\nOpenADR bridge bench — {args.vens} VENs x {args.resources} resources, "
+          f"{args.messages} reports x {args.readings} readings, concurrency {args.concurrency}")
+    print(f"{'operation':<40}{'count':>10}{'seconds':>10}{'per second':>14}")
+    for label, count, seconds in rows:
+        print(f"{label:<40}{count:>10}{seconds:>10.2f}{count / seconds:>14.1f}")
+    if stored < expected:
+        print(f"WARNING: only {stored} of {expected} readings stored within {args.timeout}s")
+
+
+def main() -> None:
+    args = parse_args()
+    logging.getLogger("openleadr").setLevel(logging.ERROR)
+    served = None
+    if args.registry:
+        api_url = args.registry
+    else:
+        _, served = serve_fake_registry()
+        api_url = served.url
+        print(f"registry: in-memory FAKE API at {api_url} (use --registry for the real app)")
+    try:
+        asyncio.run(run_bench(args, Registry(api_url, args.admin), api_url))
+    finally:
+        if served is not None:
+            served.close()
+
+
+if __name__ == "__main__":
+    main()
