@@ -123,7 +123,15 @@ def check_prosumer_link(items: list[dict[str, Any]]) -> None:
             abort(422, description=f"account {account_id} is not a prosumer of aggregator {aggregator_id}")
 
 
+def refuse_delete_of_unseen_item(resource: str, req: Any, lookup: dict[str, Any]) -> None:
+    """Eve answers 204 for a missing item; a caller must not tell "deleted"
+    from "not yours", and a typo deserves a 404 too."""
+    if lookup and current_app.data.find_one(resource, None, **lookup) is None:
+        abort(404)
+
+
 HOOKS = [
+    ("on_pre_DELETE", refuse_delete_of_unseen_item),
     ("on_pre_GET", refuse_hidden_field_queries),
     ("on_pre_PATCH", check_patchable),
     ("on_pre_PUT", check_patchable),

@@ -77,8 +77,8 @@ def insert(app, db) -> Callable[..., list[dict]]:
         with app.app_context():
             for d in stored:
                 d["_etag"] = document_etag(d)
-        db[resource].insert_many([dict(d) for d in stored])
-        return stored
+        ids = db[resource].insert_many([dict(d) for d in stored]).inserted_ids
+        return [{**d, "_id": i} for d, i in zip(stored, ids)]
     return insert
 
 
