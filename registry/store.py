@@ -8,6 +8,8 @@ results are ordered by distance, as MongoDB orders them.
 """
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,11 +17,17 @@ import mongomock
 from eve.io.mongo import Mongo
 from eve.io.mongo.flask_pymongo import PyMongo
 from flask import Flask
-from werkzeug.exceptions import BadRequest
 
-from registry import geo, query
+from registry import geo_filters, query
 
-Replace = Callable[[geo.GeoClause, dict], dict[str, Any]]
+# mongomock checks unique indexes and update filters without a lock (insert,
+# then count; find, then modify), so concurrent requests could both win or both
+# lose. One lock per process makes each embedded write call atomic, as a single
+# write is on MongoDB; reads stay unlocked.
+EMBEDDED_WRITE_LOCK = threading.RLock()
+WRITE_METHODS = frozenset({"insert_one", "insert_many", "update_one", "update_many", "replace_one",
+                           "delete_one", "delete_many", "find_one_and_update", "find_one_and_replace",
+                           "find_one_and_delete", "bulk_write"})
 
 
 @dataclass
@@ -110,7 +118,14 @@ class GeoCollection:
         self.embedded = embedded
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._coll, name)
+        attr = getattr(self._coll, name)
+        if self.embedded and name in WRITE_METHODS:
+            return _locked(attr)
+        return attr
+
+    def with_options(self, *args: Any, **kwargs: Any) -> "GeoCollection":
+        # Eve writes through with_options(write_concern=…): keep the wrapper
+        return GeoCollection(self._coll.with_options(*args, **kwargs), self.embedded)
 
     @property
     def raw(self) -> Any:
@@ -118,98 +133,30 @@ class GeoCollection:
 
     def find(self, filter: dict | None = None, projection: Any = None, *args: Any,
              sort: Any = None, skip: int = 0, limit: int = 0, **kwargs: Any) -> Any:
-        if not _has_geo(filter):
+        if not geo_filters.has_geo(filter):
             return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit, **kwargs)
         if not self.embedded:
-            _check_geo(filter)
+            geo_filters.check(filter)
             return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit, **kwargs)
-        spec, near = self._evaluate_geo(filter)
-        if near is None or sort:
-            return self._coll.find(spec, projection, *args, sort=sort, skip=skip, limit=limit, **kwargs)
-        return self._find_by_distance(spec, near, projection, skip, limit)
+        return geo_filters.embedded_find(self._coll, filter, projection, sort, skip, limit)
 
     def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
         return next(iter(self.find(filter, *args, limit=1, **kwargs)), None)
 
     def count_documents(self, filter: dict, **kwargs: Any) -> int:
-        if not _has_geo(filter):
+        if not geo_filters.has_geo(filter):
             return self._coll.count_documents(filter, **kwargs)
         if self.embedded:
-            return self._coll.count_documents(self._evaluate_geo(filter)[0], **kwargs)
-        # MongoDB's rule: count $near as the equivalent $geoWithin $centerSphere
-        count_safe = _rewrite(filter, lambda c, cond: c.as_within() if c.is_near else {c.field: cond})
-        return self._coll.count_documents(count_safe, **kwargs)
-
-    def _evaluate_geo(self, spec: dict) -> tuple[dict, geo.GeoClause | None]:
-        """Replace each geo clause by the ids of the documents it matches."""
-        nears: list[geo.GeoClause] = []
-
-        def to_ids(clause: geo.GeoClause, condition: dict) -> dict[str, Any]:
-            if clause.is_near:
-                nears.append(clause)
-            ids = [doc["_id"] for doc in self._coll.find({clause.field: {"$exists": True}},
-                                                          {clause.field: 1})
-                   if _matches(clause, doc)]
-            return {"_id": {"$in": ids}}
-
-        return _rewrite(spec, to_ids), (nears[0] if nears else None)
-
-    def _find_by_distance(self, spec: dict, near: geo.GeoClause, projection: Any,
-                          skip: int, limit: int) -> list[dict]:
-        located = self._coll.find(spec, {near.field: 1})
-        ordered = sorted(located, key=lambda d: near.distance_m(*geo.point_of(_dotted(d, near.field))))
-        page_ids = [d["_id"] for d in ordered[skip: skip + limit if limit else None]]
-        docs = {d["_id"]: d for d in self._coll.find({"_id": {"$in": page_ids}}, projection)}
-        return [docs[i] for i in page_ids if i in docs]
+            return len(geo_filters.embedded_matching(self._coll, filter)[0])
+        return self._coll.count_documents(geo_filters.count_safe(filter), **kwargs)
 
 
-def _matches(clause: geo.GeoClause, doc: dict) -> bool:
-    point = geo.point_of(_dotted(doc, clause.field))
-    return point is not None and clause.matches(*point)
-
-
-def _dotted(doc: dict, path: str) -> Any:
-    for part in path.split("."):
-        doc = doc.get(part) if isinstance(doc, dict) else None
-    return doc
-
-
-def _has_geo(spec: Any) -> bool:
-    if isinstance(spec, dict):
-        return any(geo.is_geo_condition(v) or _has_geo(v) for k, v in spec.items()
-                   if k in ("$and", "$or", "$nor") or not k.startswith("$"))
-    if isinstance(spec, list):
-        return any(_has_geo(v) for v in spec)
-    return False
-
-
-def _check_geo(spec: dict) -> None:
-    _rewrite(spec, lambda clause, condition: {})
-
-
-def _rewrite(spec: dict, replace: Replace, in_or: bool = False) -> dict:
-    """Return ``spec`` with every geo clause replaced; validates while walking."""
-    out: dict[str, Any] = {}
-    extra: list[dict[str, Any]] = []
-    for key, value in spec.items():
-        if key in ("$and", "$or", "$nor") and isinstance(value, list):
-            nested_or = in_or or key != "$and"
-            out[key] = [_rewrite(v, replace, nested_or) if isinstance(v, dict) else v for v in value]
-        elif not key.startswith("$") and geo.is_geo_condition(value):
-            extra.append(replace(_parse(key, value, in_or), value))
-        else:
-            out[key] = value
-    return {"$and": [out, *extra]} if extra else out
-
-
-def _parse(field: str, condition: dict, in_or: bool) -> geo.GeoClause:
-    try:
-        clause = geo.parse_clause(field, condition)
-    except geo.GeoQueryError as exc:
-        raise BadRequest(description=f"Invalid geo query: {exc}") from exc
-    if clause.is_near and in_or:
-        raise BadRequest(description="Invalid geo query: $near / $nearSphere cannot sit inside $or / $nor")
-    return clause
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with EMBEDDED_WRITE_LOCK:
+            return method(*args, **kwargs)
+    return locked
 
 
 def init_app(app: Flask) -> None:

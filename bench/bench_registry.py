@@ -1,0 +1,144 @@
+"""Latency of the FLEXCoop query and of an item PATCH at 1k / 10k / 50k devices.
+
+Compares the registry (auth, scope filtering, hooks, geo on the embedded
+store) with a plain Eve app (same schema and validator, no hooks, no auth)
+reading the same embedded store. Plain Eve on mongomock cannot evaluate
+``$near`` at all, so the like-for-like ratio uses the query without its geo
+clause; the geo query is reported for the registry alone.
+
+    python -m bench.bench_registry [--sizes 1000,10000,50000] [--repeat 7]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import numpy as np
+from eve import Eve
+from eve.io.mongo import Mongo
+
+import settings
+from registry import create_app, demo
+from registry.auth import mint_token
+from registry.store import Connection
+from registry.validator import RegistryValidator
+
+CENTER = [2.1734, 41.3851]
+AGGREGATOR = "coop-iberia"
+GEO = {"$near": {"$geometry": {"type": "Point", "coordinates": CENTER}, "$maxDistance": 25000}}
+FILTER = {"device_class": "dhwDevice", "marketplace_availability": "yes"}
+PARAMS = {"sort": '[("max_capacity", -1)]', "projection": json.dumps({"device_id": 1, "max_capacity": 1}),
+          "max_results": 50}
+
+
+class SharedStoreMongo(Mongo):
+    """Plain Eve's Mongo layer pointed at an existing mongomock database."""
+
+    shared: Any = None
+
+    def pymongo(self, resource: str | None = None, prefix: str | None = None) -> Connection:
+        return Connection(self.shared.client, self.shared)
+
+
+def devices(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    classes = ["hvacDevice", "dhwDevice", "otherLoad", "lightingLoad"]
+    docs = []
+    for i in range(n):
+        near = i % 10 == 0  # a tenth of the fleet around Barcelona, the rest across Europe
+        lng = CENTER[0] + rng.normal(0, 0.2) if near else rng.uniform(-9, 20)
+        lat = CENTER[1] + rng.normal(0, 0.15) if near else rng.uniform(37, 60)
+        docs.append({
+            "device_id": demo.stable_id("bench", i), "device_name": f"bench {i}",
+            "account_id": demo.stable_id("bench-account", i // 4), "ven_id": demo.stable_id("bench-ven", i // 4),
+            "aggregator_id": AGGREGATOR if i % 3 else "flex-nordwest",
+            "device_class": classes[int(rng.integers(4))], "availability": "yes",
+            "marketplace_availability": "yes" if rng.random() < 0.8 else "no", "dr_availability": "yes",
+            "device_type": "Demand", "max_capacity": round(float(rng.uniform(0.5, 9)), 2),
+            "available_capacity": 1.0, "location": {"type": "Point", "coordinates": [lng, lat]},
+        })
+    return docs
+
+
+def plain_eve(db: Any) -> Eve:
+    SharedStoreMongo.shared = db
+    config = {k: v for k, v in settings.as_dict().items() if not k.startswith(("OPLOG", "OAUTH"))}
+    config.update({"MONGO_QUERY_BLACKLIST": ["$where"], "DOMAIN": settings.build_domain()})
+    return Eve(import_name=__name__, settings=config, validator=RegistryValidator, data=SharedStoreMongo)
+
+
+def median_ms(call: Callable[[], Any], repeat: int) -> float:
+    call()  # warm-up
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def get_ok(client: Any, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return response.json
+
+
+def patcher(client: Any, device_id: str, headers: dict[str, str]) -> Callable[[], None]:
+    state = {"value": "yes"}
+
+    def patch() -> None:
+        url = f"/devices/{device_id}"
+        etag = get_ok(client, url, headers)["_etag"]
+        state["value"] = "no" if state["value"] == "yes" else "yes"
+        response = client.patch(url, json={"dr_availability": state["value"]}, headers={**headers, "If-Match": etag})
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return patch
+
+
+def measure(size: int, repeat: int, instance: str) -> dict[str, float]:
+    app = create_app({"INSTANCE_PATH": instance, "RATE_LIMIT": "1000000 per minute"})
+    ours, headers = app.test_client(), {"Authorization": "Bearer " + mint_token(
+        instance, app.config["OAUTH_ISSUER"], app.config["OAUTH_AUDIENCE"], "aggregator", aggregator_id=AGGREGATOR)}
+    with app.app_context():
+        db = app.data.driver.db
+        db["devices"].insert_many(demo.stored(app, devices(size)))
+        plain = plain_eve(db._db).test_client()
+    geo_url = "/devices?" + urlencode({"where": json.dumps({**FILTER, "location": GEO}), **PARAMS})
+    flat_url = "/devices?" + urlencode({"where": json.dumps({**FILTER, "aggregator_id": AGGREGATOR}), **PARAMS})
+    target = demo.stable_id("bench", 1)  # aggregator coop-iberia
+    return {
+        "geo_total": get_ok(ours, geo_url, headers)["_meta"]["total"],
+        "ours_geo": median_ms(lambda: get_ok(ours, geo_url, headers), repeat),
+        "ours_flat": median_ms(lambda: get_ok(ours, flat_url, headers), repeat),
+        "plain_flat": median_ms(lambda: get_ok(plain, flat_url, {}), repeat),
+        "ours_patch": median_ms(patcher(ours, target, headers), repeat),
+        "plain_patch": median_ms(patcher(plain, target, {}), repeat),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
+          f"embedded store (mongomock); median of {args.repeat} runs, milliseconds")
+    print(f"{'devices':>8} | {'FLEXCoop $near (hits)':>22} | {'query w/o geo':>13} | {'plain Eve':>9} | "
+          f"{'ratio':>5} | {'PATCH':>7} | {'plain Eve':>9} | {'ratio':>5}")
+    with tempfile.TemporaryDirectory() as instance:
+        for size in (int(s) for s in args.sizes.split(",")):
+            m = measure(size, args.repeat, instance)
+            print(f"{size:>8} | {m['ours_geo']:>14.1f} ({m['geo_total']:>5}) | {m['ours_flat']:>13.1f} | "
+                  f"{m['plain_flat']:>9.1f} | {m['ours_flat'] / m['plain_flat']:>5.2f} | {m['ours_patch']:>7.1f} | "
+                  f"{m['plain_patch']:>9.1f} | {m['ours_patch'] / m['plain_patch']:>5.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
