@@ -6,15 +6,18 @@ NaN where missing, aligned to UTC days: its last column is the slot that ends
 at 00:00 UTC of the target day, the first UTC midnight at or after the issue
 time. Slots that end after the issue time are treated as not yet observed.
 
-The model ("lagblend") is a blend of lagged-day features (yesterday, a week
-ago, recent mean / median, same-weekday mean, a smoothed recent profile and
-the recent level). Its weights are fitted on the history itself: every
-device's last days are forecast from the days before them, and the weights
-minimise the absolute error of those back-casts, pooled over devices after
-scaling each device to its own mean level (least absolute deviations by
-iteratively reweighted least squares, shrunk towards prior weights when the
-history is short). The p10 / p90 bands are empirical quantiles of each
-device's back-cast residuals around the same time of day.
+The model ("lagblend") is a per-device linear blend of lagged-day features
+(yesterday, a week ago, 7-day mean and median, same-weekday mean, 28-day
+mean of the target's day type, smoothed profiles, the recent level). Its
+weights are fitted on the history itself: each device's last 14 days are
+forecast from the days before them and the weights minimise the absolute
+error of those back-casts (least absolute deviations by iteratively
+reweighted least squares), with every device scaled to its own mean level.
+Each device's weights are shrunk towards weights pooled over all devices,
+which are shrunk towards fixed prior weights, so short histories stay sane.
+All devices are fitted at once with batched linear algebra. The p10 / p90
+bands are empirical quantiles of each device's back-cast residuals around
+the same time of day.
 
 The usual demand-response baselines are here too, for comparison and
 settlement: seasonal naive (7 days), yesterday naive, "X of Y" and
@@ -35,11 +38,12 @@ MODEL_NAME = "lagblend-v1"
 MIN_DAYS = 7
 MAX_MISSING_FRACTION = 0.2
 FEATURES = ("yesterday", "week_ago", "mean7", "median7", "weekday_mean",
-            "smooth_mean7", "level7")
+            "smooth_mean7", "level7", "smooth_day_type_mean28", "smooth_yesterday")
 # Prior weights: a robust recent-median profile. Used alone when the history
 # is too short to fit, and as the shrinkage target otherwise.
-PRIOR_WEIGHTS = np.array([0.05, 0.05, 0.1, 0.4, 0.1, 0.2, 0.1])
+PRIOR_WEIGHTS = np.array([0.05, 0.05, 0.1, 0.3, 0.1, 0.1, 0.1, 0.2, 0.0])
 RIDGE = 200.0
+DEVICE_RIDGE = 50.0
 FIT_DAYS = 14
 QUANTILE_HALF_WINDOW = 4  # slots either side pooled into the residual quantiles
 _SLOT = timedelta(seconds=RESOLUTION_S)
@@ -71,7 +75,8 @@ class ForecastResult:
 
 # --- time and shape helpers -------------------------------------------------
 
-def _utc(moment: datetime | str) -> datetime:
+def as_utc(moment: datetime | str) -> datetime:
+    """A timezone-aware UTC datetime from a datetime (naive = UTC) or ISO string."""
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     if moment.tzinfo is None:
@@ -81,14 +86,14 @@ def _utc(moment: datetime | str) -> datetime:
 
 def target_start(issued_at: datetime | str) -> datetime:
     """The first UTC midnight at or after `issued_at`: the forecast day."""
-    moment = _utc(issued_at)
+    moment = as_utc(issued_at)
     midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight if midnight == moment else midnight + timedelta(days=1)
 
 
 def iso(moment: datetime) -> str:
     """UTC ISO 8601 with a Z suffix, as stored in documents."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_days(history: np.ndarray) -> np.ndarray:
@@ -103,7 +108,7 @@ def to_days(history: np.ndarray) -> np.ndarray:
 def hide_unobserved(history: np.ndarray, issued_at: datetime | str) -> np.ndarray:
     """Copy of `history` with slots ending after `issued_at` set to NaN."""
     start = target_start(issued_at)
-    hidden = int(np.ceil((start - _utc(issued_at)) / _SLOT))
+    hidden = int(np.ceil((start - as_utc(issued_at)) / _SLOT))
     masked = np.array(history, dtype=float)
     if hidden:
         masked[:, -hidden:] = np.nan
@@ -148,10 +153,10 @@ def _eligible_days(days: np.ndarray, target_day: datetime | None) -> np.ndarray:
     ok = np.isnan(days).mean(axis=2) < MAX_MISSING_FRACTION
     if target_day is not None:
         n_days = days.shape[1]
-        weekdays = [(_utc(target_day) - timedelta(days=n_days - i)).weekday()
+        weekdays = [(as_utc(target_day) - timedelta(days=n_days - i)).weekday()
                     for i in range(n_days)]
         weekend = np.array(weekdays) >= 5
-        ok &= weekend[None, :] == (_utc(target_day).weekday() >= 5)
+        ok &= weekend[None, :] == (as_utc(target_day).weekday() >= 5)
     return ok
 
 
@@ -200,22 +205,24 @@ def _nanmean(values: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
 _MAX_LAG = 28
 
 
-def lag_features(days: np.ndarray, first: int) -> np.ndarray:
-    """Features (n, T, 96, k) for target days first..n_days (n_days = next).
+def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarray:
+    """Features (n, T, 96, k) in kW for target days first..n_days.
 
-    `days` is (n, n_days, 96); target index n_days is the day after the
-    history. Missing feature values fall back to the recent mean, then to
-    the recent level, then to zero.
+    `days` is (n, n_days, 96); `weekend` flags days 0..n_days (the last one
+    is the target day after the history). Missing values fall back to the
+    recent mean, then to the recent level, then to zero.
     """
     padded = _pad_days(days)
     lag = _lagger(padded, first, days.shape[1] + 1)
-    recent = np.stack([lag(k) for k in range(1, 8)], axis=2)
-    mean7 = _nanmean(recent, axis=2)
+    recent = np.stack([lag(k) for k in range(1, 8)], axis=-1)
+    mean7 = _nanmean(recent, axis=-1)
     level7 = np.broadcast_to(_nanmean(mean7, axis=2)[..., None], mean7.shape)
     mean7 = np.where(np.isnan(mean7), level7, mean7)
-    median7 = np.median(np.where(np.isnan(recent), mean7[:, :, None], recent), axis=2)
+    median7 = np.partition(np.where(np.isnan(recent), mean7[..., None], recent), 3, axis=-1)[..., 3]
     weekday = _nanmean(np.stack([lag(k) for k in (7, 14, 21, 28)], axis=2), axis=2)
-    columns = (lag(1), lag(7), mean7, median7, weekday, _smooth(mean7), level7)
+    daytype = _day_type_mean(padded, weekend, first)
+    columns = (lag(1), lag(7), mean7, median7, weekday, _smooth(mean7), level7,
+               _smooth(daytype), _smooth(lag(1)))
     features = np.stack(columns, axis=-1)
     fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
     return np.where(np.isnan(features), fallback, features)
@@ -236,6 +243,25 @@ def _lagger(padded: np.ndarray, first: int, stop: int):
     return lag
 
 
+def _day_type_mean(padded: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarray:
+    """Mean of the last 28 days of the target's type (weekday / weekend)."""
+    kind = np.concatenate([np.zeros(_MAX_LAG, bool), weekend])
+    day = np.arange(kind.size)
+    ends = day[_MAX_LAG + first:, None]
+    pick = ((kind[None, :] == kind[ends]) & (day < ends) & (day >= ends - _MAX_LAG))
+    seen = ~np.isnan(padded)
+    total = _per_target_sum(pick, np.where(seen, padded, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / _per_target_sum(pick, seen)
+
+
+def _per_target_sum(pick: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(T, D) day selection x (n, D, 96) values -> (n, T, 96), one GEMM."""
+    n, d, slots = values.shape
+    flat = values.astype(float).transpose(1, 0, 2).reshape(d, n * slots)
+    return (pick.astype(float) @ flat).reshape(-1, n, slots).transpose(1, 0, 2)
+
+
 def _smooth(profile: np.ndarray, half_width: int = 2) -> np.ndarray:
     """Moving mean over neighbouring slots (wrapping around midnight)."""
     shifts = range(-half_width, half_width + 1)
@@ -243,22 +269,28 @@ def _smooth(profile: np.ndarray, half_width: int = 2) -> np.ndarray:
 
 
 def fit_weights(features: np.ndarray, target: np.ndarray,
-                iterations: int = 6) -> np.ndarray:
-    """Blend weights minimising pooled absolute error, shrunk to the prior.
+                iterations: int = 5) -> np.ndarray:
+    """Per-device blend weights (n, k) minimising absolute error.
 
-    features (..., k) and target (...) are already scaled per device; NaN
-    targets are ignored.
+    Iteratively reweighted least squares; each pass fits pooled weights
+    (shrunk to PRIOR_WEIGHTS) and per-device weights shrunk to the pooled
+    ones, so short or odd histories borrow strength from the others.
+    features (n, T, 96, k) and target (n, T, 96) are scaled per device;
+    NaN targets are ignored.
     """
-    k = features.shape[-1]
-    x = features.reshape(-1, k)
-    y = target.reshape(-1)
-    seen = ~np.isnan(y)
-    x, y = x[seen], y[seen]
-    weights = PRIOR_WEIGHTS.copy()
+    n, k = features.shape[0], features.shape[-1]
+    x = features.reshape(n, -1, k)
+    seen = ~np.isnan(target.reshape(n, -1))
+    y = np.where(seen, target.reshape(n, -1), 0.0)
+    weights = np.broadcast_to(PRIOR_WEIGHTS, (n, k))
     for _ in range(iterations):
-        irls = 1.0 / np.maximum(np.abs(y - x @ weights), 0.05)
-        lhs = (x * irls[:, None]).T @ x + RIDGE * np.eye(k)
-        weights = np.linalg.solve(lhs, (x * irls[:, None]).T @ y + RIDGE * PRIOR_WEIGHTS)
+        irls = seen / np.maximum(np.abs(y - (x @ weights[..., None])[..., 0]), 0.05)
+        xw = (x * irls[..., None]).transpose(0, 2, 1)
+        lhs, rhs = xw @ x, (xw @ y[..., None])[..., 0]
+        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k),
+                                 rhs.sum(0) + RIDGE * PRIOR_WEIGHTS)
+        weights = np.linalg.solve(lhs + DEVICE_RIDGE * np.eye(k),
+                                  (rhs + DEVICE_RIDGE * pooled)[..., None])[..., 0]
     return weights
 
 
@@ -273,15 +305,22 @@ def _residual_bands(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             low, high = np.nanquantile(pooled, [0.1, 0.9], axis=-1)
-    else:
-        low, high = np.quantile(pooled, [0.1, 0.9], axis=-1)
-    return np.nan_to_num(low), np.nan_to_num(high)
+        return np.nan_to_num(low), np.nan_to_num(high)
+    ranks = [int(0.1 * (days * width - 1)), int(np.ceil(0.9 * (days * width - 1)))]
+    ordered = np.partition(pooled, ranks, axis=-1)
+    return ordered[..., ranks[0]], ordered[..., ranks[1]]
 
 
 def _device_scale(days: np.ndarray) -> np.ndarray:
     """Mean absolute power per device (kW), floored to keep ratios finite."""
     scale = _nanmean(np.abs(days), axis=(1, 2))
     return np.where(np.isnan(scale) | (scale < 1e-3), 1.0, scale)
+
+
+def _weekend_flags(start: datetime, n_days: int) -> np.ndarray:
+    """Weekend flags for the n_days history days and the target day."""
+    return np.array([(start - timedelta(days=n_days - i)).weekday() >= 5
+                     for i in range(n_days + 1)])
 
 
 def forecast_day_ahead(history: np.ndarray, issued_at: datetime | str,
@@ -296,14 +335,14 @@ def forecast_day_ahead(history: np.ndarray, issued_at: datetime | str,
     observed = hide_unobserved(history, issued_at)
     check_sufficient(observed, device_ids)
     days = to_days(observed)
-    n_days = days.shape[1]
-    first = max(2, n_days - fit_days)
+    first = max(2, days.shape[1] - fit_days)
     scale = _device_scale(days)[:, None, None]
-    features = lag_features(days, first) / scale[..., None]
+    weekend = _weekend_flags(target_start(issued_at), days.shape[1])
+    features = lag_features(days, weekend, first) / scale[..., None]
     weights = fit_weights(features[:, :-1], days[:, first:] / scale)
-    p50 = features[:, -1] @ weights * scale[:, 0]
-    residuals = (days[:, first:] / scale - features[:, :-1] @ weights) * scale
-    low, high = _residual_bands(residuals)
+    fitted = (features @ weights[:, None, :, None])[..., 0] * scale
+    low, high = _residual_bands(days[:, first:] - fitted[:, :-1])
+    p50 = fitted[:, -1]
     result = _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0),
                              p50 + np.maximum(high, 0))
     if backtest:
@@ -316,9 +355,9 @@ def _bounded_result(days: np.ndarray, issued_at: datetime | str, p50: np.ndarray
     """Clip every band to the range each device has shown in its history."""
     low = np.nanmin(days, axis=(1, 2))[:, None]
     high = np.nanmax(days, axis=(1, 2))[:, None]
-    clip = lambda values: np.clip(values, low, high)  # noqa: E731
-    return ForecastResult(start=target_start(issued_at), issued_at=_utc(issued_at),
-                          p50=clip(p50), p10=clip(p10), p90=clip(p90))
+    p10, p50, p90 = (np.clip(band, low, high) for band in (p10, p50, p90))
+    return ForecastResult(start=target_start(issued_at), issued_at=as_utc(issued_at),
+                          p50=p50, p10=p10, p90=p90)
 
 
 def backtest_mae(history: np.ndarray, issued_at: datetime | str,
@@ -365,17 +404,23 @@ def flexibility_forecast(consumption_forecast: ForecastResult,
     """
     cons = consumption_forecast
     avail = _column(available_capacity, np.inf)
-    ceiling = _column(max_capacity, np.nan)
-    floor = _column(min_power, 0.0) if min_power is not None else 0.0
     gate = (np.asarray(availability_flags) == "yes")[:, None]
-    down = lambda c: np.where(gate, np.clip(np.minimum(c - floor, avail), 0, None), 0.0)  # noqa: E731
-    up = lambda c: np.where(gate, np.clip(np.nan_to_num(np.minimum(ceiling - c, avail)), 0, None), 0.0)  # noqa: E731
-    model = f"{cons.model}+flex"
+    floor = _column(min_power, 0.0) if min_power is not None else 0.0
+    ceiling = _column(max_capacity, np.nan)
+
+    def down(power: np.ndarray) -> np.ndarray:
+        return np.where(gate, np.clip(np.minimum(power - floor, avail), 0, None), 0.0)
+
+    def up(power: np.ndarray) -> np.ndarray:
+        room = np.nan_to_num(np.minimum(ceiling - power, avail))  # NaN ceiling: no room
+        return np.where(gate, np.clip(room, 0, None), 0.0)
+
+    flex = dict(model=f"{cons.model}+flex", backtest_mae=None)
     return FlexibilityForecast(
         up=replace(cons, p50=up(cons.p50), p10=up(cons.p90), p90=up(cons.p10),
-                   model=model, direction="up", backtest_mae=None),
+                   direction="up", **flex),
         down=replace(cons, p50=down(cons.p50), p10=down(cons.p10), p90=down(cons.p90),
-                     model=model, direction="down", backtest_mae=None))
+                     direction="down", **flex))
 
 
 def _column(values: np.ndarray | Sequence[float] | None, missing: float) -> np.ndarray:
