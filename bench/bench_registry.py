@@ -27,7 +27,7 @@ from eve.io.mongo import Mongo
 import settings
 from registry import create_app, demo
 from registry.auth import mint_token
-from registry.store import Connection
+from registry.store import Connection, bulk_insert
 from registry.validator import RegistryValidator
 
 CENTER = [2.1734, 41.3851]
@@ -108,7 +108,7 @@ def measure(size: int, repeat: int, instance: str) -> dict[str, float]:
         instance, app.config["OAUTH_ISSUER"], app.config["OAUTH_AUDIENCE"], "aggregator", aggregator_id=AGGREGATOR)}
     with app.app_context():
         db = app.data.driver.db
-        db["devices"].insert_many(demo.stored(app, devices(size)))
+        bulk_insert(db["devices"], demo.stored(app, devices(size)))
         plain = plain_eve(db._db).test_client()
     geo_url = "/devices?" + urlencode({"where": json.dumps({**FILTER, "location": GEO}), **PARAMS})
     flat_url = "/devices?" + urlencode({"where": json.dumps({**FILTER, "aggregator_id": AGGREGATOR}), **PARAMS})

@@ -8,9 +8,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import numpy as np
+from bson import ObjectId
 from eve import Eve
 from eve.utils import document_etag
 from tqdm import tqdm
+
+from registry.store import bulk_insert
 
 NAMESPACE = uuid.UUID("6f1c1a52-3c4e-4d0e-9a57-0d7a0c1e5b11")
 AGGREGATORS = [
@@ -59,7 +62,39 @@ def build_demo(n_prosumers: int = 90, seed: int = 7) -> dict[str, list[dict[str,
         home = (lng + rng.normal(0, 0.05), lat + rng.normal(0, 0.03))
         for d in range(int(rng.integers(2, 6))):
             devices.append(_device(rng, p, d, account_id, ven_id, agg, home))
-    return {"aggregators": aggregators, "prosumers": prosumers, "vens": vens, "devices": devices}
+    market = build_market(rng, devices, datetime.now(timezone.utc).replace(tzinfo=None))
+    return {"aggregators": aggregators, "prosumers": prosumers, "vens": vens, "devices": devices, **market}
+
+
+def build_market(rng: np.random.Generator, devices: list[dict[str, Any]],
+                 now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Open offers for tomorrow evening (one per prosumer of the first dozen), and one
+    accepted contract on a Madrid device with its slot reservations."""
+    start = now.replace(hour=16, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    offers, seen = [], set()
+    for dev in devices:
+        if dev["marketplace_availability"] != "yes" or dev["account_id"] in seen or len(seen) == len(CITIES):
+            continue
+        seen.add(dev["account_id"])
+        offers.append({
+            "_id": ObjectId(), "device_id": dev["device_id"], "start": start,
+            "end": start + timedelta(hours=6),
+            "direction": "up" if dev["device_type"] == "Generation" else "down",
+            "power_kw": round(dev["max_capacity"] * 0.5, 1) or 0.1,
+            "price": round(float(rng.uniform(0.08, 0.35)), 3),
+            "currency": "EUR", "status": "open", "account_id": dev["account_id"],
+            "aggregator_id": dev["aggregator_id"], "location": dev["location"]})
+    madrid = stable_id("prosumer", 1)
+    chosen = next((o for o in offers if o["account_id"] == madrid), offers[0])
+    contract = {"_id": ObjectId(), "offers": [chosen["_id"]], "device_ids": [chosen["device_id"]],
+                "aggregator_id": chosen["aggregator_id"], "account_ids": [chosen["account_id"]],
+                "start": start + timedelta(hours=2), "end": start + timedelta(hours=3),
+                "power_kw": chosen["power_kw"], "price": chosen["price"], "currency": "EUR",
+                "direction": chosen["direction"], "status": "accepted"}
+    chosen.update(status="contracted", contract_id=contract["_id"])
+    reservations = [{"device_id": chosen["device_id"], "contract_id": contract["_id"],
+                     "slot_start": contract["start"] + timedelta(minutes=15 * i)} for i in range(4)]
+    return {"offers": offers, "contracts": [contract], "reservations": reservations}
 
 
 def _device(rng: np.random.Generator, p: int, d: int, account_id: str, ven_id: str, agg: str,
@@ -125,7 +160,7 @@ def seed(app: Eve, data: dict[str, list[dict[str, Any]]], measurement_days_count
         db = app.data.driver.db
         counts = {}
         for resource, docs in data.items():
-            db[resource].insert_many(stored(app, docs))
+            bulk_insert(db[resource], stored(app, docs))
             counts[resource] = len(docs)
         end = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
         batches = measurement_days(data.get("devices", []), measurement_days_count, end)

@@ -91,3 +91,16 @@ def test_real_mongodb_counts_near_like_the_embedded_store(tmp_path):
     assert body["_meta"]["total"] == 1
     with app.app_context():
         app.data.driver.cx.drop_database(app.config["MONGO_DBNAME"])
+
+
+def test_bulk_insert_keeps_unique_indexes_on_the_embedded_store(app):
+    from pymongo.errors import DuplicateKeyError
+    from registry.store import bulk_insert
+    docs = [device() for _ in range(50)]
+    with app.app_context():
+        devices = app.data.driver.db["devices"]
+        bulk_insert(devices, docs)
+        assert devices.count_documents({}) == 50
+        assert devices.index_information()["device_id_unique"]["unique"] is True
+        with pytest.raises(DuplicateKeyError):
+            devices.insert_one(device(device_id=docs[0]["device_id"]))
