@@ -4,13 +4,14 @@
     python run.py token --role aggregator|prosumer|service|admin [--aggregator-id ID]
                         [--account-id UUID] [--ttl SECONDS]
     python run.py seed [--prosumers N] [--days D]
-    python run.py worker
-    python run.py bridge
+    python run.py worker [--burst]
+    python run.py bridge [--api-url URL] [--host H] [--vtn-port V]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any, Callable
 
@@ -49,9 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600)
     seed = sub.add_parser("seed", help="store demo or bulk data (into MONGO_URI's database)")
     seed.add_argument("--prosumers", type=int, default=90)
-    seed.add_argument("--days", type=int, default=7)
-    sub.add_parser("worker", help="serve the RQ job queue at REDIS_URL")
-    sub.add_parser("bridge", help="run the OpenADR 2.0b VTN as its own process")
+    seed.add_argument("--days", type=int, default=8, help="days of measurements (7 usable ones make a forecast)")
+    worker = sub.add_parser("worker", help="serve the RQ job queue at REDIS_URL (store: MONGO_URI)")
+    worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    bridge = sub.add_parser("bridge", help="run the OpenADR 2.0b VTN as its own process")
+    bridge.add_argument("--api-url", help="the registry's URL (default: OPENADR_API_URL, PUBLIC_URL)")
+    bridge.add_argument("--host", help="address the VTN listens on (default 127.0.0.1)")
+    bridge.add_argument("--vtn-port", type=int, help="VTN port (default: OPENADR_PORT, VTN_PORT, 8080)")
     return parser
 
 
@@ -78,13 +83,39 @@ def serve(args: argparse.Namespace) -> int:
         counts = demo.seed(app, demo.build_demo())
         print("  demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
     server = make_server(args.host, args.port, app, threaded=True)
-    vtn = f"http://{args.host}:{args.vtn_port}/OpenADR2/Simple/2.0b"
-    print(BANNER.format(url=url, vtn=vtn, store=app.config["STORE_KIND"]), flush=True)
+    try:
+        vtn = start_vtn(args, app)
+    except OSError as exc:
+        server.server_close()
+        print(f"run.py serve: the OpenADR VTN cannot listen on port {args.vtn_port} ({exc}); "
+              "choose another with --vtn-port", file=sys.stderr)
+        return 2
+    print(BANNER.format(url=url, vtn=vtn.url, store=app.config["STORE_KIND"]), flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the drain short
+        vtn.stop()  # drains telemetry it still holds into the registry
+        server.server_close()
     return 0
+
+
+def start_vtn(args: argparse.Namespace, app: Any) -> Any:
+    """The OpenADR VTN in a background thread, bridging to this server's own URL
+    with the built-in service client (docs/openadr.md)."""
+    from registry.openadr import BridgeConfig, start_bridge_in_thread
+
+    own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    config = BridgeConfig.from_env(api_url=f"http://{own_host}:{args.port}", host=args.host,
+                                   port=args.vtn_port)
+    return start_bridge_in_thread(config.with_instance_credentials(app.config["INSTANCE_PATH"]))
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends serve_forever like Ctrl-C, so the VTN stops cleanly
 
 
 def token(args: argparse.Namespace) -> int:
@@ -103,13 +134,40 @@ def token(args: argparse.Namespace) -> int:
 def seed(args: argparse.Namespace) -> int:
     from registry import create_app, demo
 
-    app = create_app()
+    app = create_app({"JOBS_EMBEDDED_WORKER": False})  # the jobs it enqueues run in serve or workers
     if app.config["STORE_KIND"] == "embedded":
         print("run.py seed: MONGO_URI is not set; the embedded store would vanish when this "
               "command ends. `python run.py serve` seeds the embedded store itself.", file=sys.stderr)
         return 2
     counts = demo.seed(app, demo.build_demo(args.prosumers), measurement_days_count=args.days)
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    from registry import create_app, jobs
+    from registry.jobs import backends
+
+    app = create_app({"JOBS_EMBEDDED_WORKER": False})
+    if app.extensions["jobs"].name != "rq":
+        print("run.py worker: needs REDIS_URL (the queue) and MONGO_URI (a store workers share); "
+              "without them `python run.py serve` runs jobs in its own worker thread.", file=sys.stderr)
+        return 2
+    print(f"  RQ worker: queue {app.config['JOBS_QUEUE']} at {app.config['REDIS_URL']}, "
+          f"store {app.config['STORE_KIND']}", flush=True)
+    backends.work(app, burst=args.burst, tick=lambda: jobs.tick(app))
+    return 0
+
+
+def bridge(args: argparse.Namespace) -> int:
+    import logging
+
+    from registry.openadr import BridgeConfig, run_bridge
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("openleadr").setLevel(logging.WARNING)
+    config = BridgeConfig.from_env(api_url=args.api_url, host=args.host, port=args.vtn_port)
+    run_bridge(config.with_instance_credentials(settings.INSTANCE_PATH))
     return 0
 
 
@@ -122,7 +180,7 @@ def not_yet(name: str) -> Callable[[argparse.Namespace], int]:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": serve, "token": token, "seed": seed,
-    "worker": not_yet("worker"), "bridge": not_yet("bridge"),
+    "worker": worker, "bridge": bridge,
 }
 
 

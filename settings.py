@@ -34,6 +34,9 @@ OAUTH_TOKEN_TTL: int = min(_env_int("OAUTH_TOKEN_TTL", 3600), 3600)
 # extra issuers, a JSON list: [{"issuer": …, "audience": …, "discovery_url": …,
 #   "role_claim": "realm_access.roles", …}]
 OAUTH_PROVIDERS: list[dict[str, Any]] = json.loads(os.environ.get("OAUTH_PROVIDERS", "[]"))
+# the admin UI's OAuth client at those issuers, a JSON object keyed by issuer:
+#   {"https://idp.example/realms/der": {"client_id": "der-ui", "client_secret": "…", "label": "Keycloak"}}
+ADMIN_UI_CLIENTS: dict[str, dict[str, Any]] = json.loads(os.environ.get("ADMIN_UI_CLIENTS", "{}"))
 
 # None: demo users and clients with secrets generated into the instance folder
 OAUTH_USERS: list[dict[str, Any]] | None = json.loads(os.environ["OAUTH_USERS"]) if "OAUTH_USERS" in os.environ else None
@@ -42,6 +45,27 @@ OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIEN
 
 RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
 MAX_CONTENT_LENGTH: int = _env_int("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)
+
+# marketplace settlement (docs/marketplace.md): "high X of Y" or "recent X of Y"
+MARKETPLACE_BASELINE: str = os.environ.get("MARKETPLACE_BASELINE", "high 4 of 5")
+MARKETPLACE_PENALTY_FACTOR: float = float(os.environ.get("MARKETPLACE_PENALTY_FACTOR", "1.5"))
+# telemetry arrives late: settle a completed contract this long after its end
+MARKETPLACE_SETTLE_DELAY_MINUTES: int = _env_int("MARKETPLACE_SETTLE_DELAY_MINUTES", 30)
+
+# forecasting / advisor jobs (docs/jobs.md). "auto": RQ when REDIS_URL is set and the
+# store is shared (MONGO_URI), else the embedded worker thread; or "rq" / "embedded"
+JOBS_BACKEND: str = os.environ.get("JOBS_BACKEND", "auto")
+JOBS_QUEUE: str = os.environ.get("JOBS_QUEUE", "der-registry")
+JOBS_MAX_ATTEMPTS: int = _env_int("JOBS_MAX_ATTEMPTS", 3)
+# retry n waits JOBS_BACKOFF_SECONDS * 2**(n-1)
+JOBS_BACKOFF_SECONDS: int = _env_int("JOBS_BACKOFF_SECONDS", 30)
+# a job "running" this long was lost with its worker: it is queued again
+JOBS_STALE_SECONDS: int = _env_int("JOBS_STALE_SECONDS", 900)
+# how often workers advance the marketplace lifecycle and requeue lost jobs
+JOBS_TICK_SECONDS: int = _env_int("JOBS_TICK_SECONDS", 60)
+# the embedded in-process worker thread (off when TESTING: tests drain jobs themselves)
+JOBS_EMBEDDED_WORKER: bool = os.environ.get("JOBS_EMBEDDED_WORKER", "1") != "0"
+FORECAST_HISTORY_DAYS: int = _env_int("FORECAST_HISTORY_DAYS", 28)
 
 # Eve globals (per-resource keys fall back to these)
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

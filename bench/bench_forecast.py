@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
+from registry import baselines
 from registry import forecasting as fc
 
 START = datetime(2023, 4, 3, tzinfo=timezone.utc)  # a Monday
@@ -146,10 +147,10 @@ METHODS = (MODEL, NOON) + BASELINES
 
 def baselines(history: np.ndarray, target: datetime) -> dict[str, np.ndarray]:
     return {
-        "seasonal naive (7 d)": fc.seasonal_naive(history),
-        "yesterday naive": fc.yesterday_naive(history),
-        "10 of 10": fc.x_of_y_baseline(history, 10, 10, target_day=target),
-        "high 5 of 10": fc.high_x_of_y(history, 5, 10, target_day=target),
+        "seasonal naive (7 d)": baselines.seasonal_naive(history),
+        "yesterday naive": baselines.yesterday_naive(history),
+        "10 of 10": baselines.x_of_y_baseline(history, 10, 10, target_day=target),
+        "high 5 of 10": baselines.high_x_of_y(history, 5, 10, target_day=target),
     }
 
 

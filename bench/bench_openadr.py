@@ -1,12 +1,15 @@
-"""OpenADR bridge throughput: VEN registrations and telemetry readings per second.
+"""OpenADR bridge throughput: VEN registrations, report registrations and telemetry readings per second.
 
 openleadr VEN clients register with the VTN (which looks up and PATCHes the
-enrolment over REST), register their reports (device upserts), then push
-oadrUpdateReport messages; a reading counts once the registry has stored it.
+enrolment over REST), register their reports (one device upsert per
+resource), then push oadrUpdateReport messages; a reading counts once the
+registry has stored it. By default the registry is the real app
+(``create_app``, embedded store) served on loopback in this process, as
+``python run.py`` serves it; its job worker is off, so forecasts stay queued.
 
-    python -m bench.bench_openadr                       # against the in-memory fake API
+    python -m bench.bench_openadr
     python -m bench.bench_openadr --registry http://127.0.0.1:5000 \\
-        --service ID:SECRET --admin ID:SECRET           # against a running registry
+        --admin-token "$(python run.py token --role admin)"   # a running registry
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -21,41 +25,39 @@ from datetime import datetime, timedelta, timezone
 import requests
 from openleadr import OpenADRClient, utils
 
+import settings
+from registry import credentials
 from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
-from registry.openadr.testing import free_port, serve_fake_registry
+from registry.openadr.testing import LoopbackRegistry, free_port
 
 ACCOUNT = str(uuid.UUID(int=1))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registry", help="registry base URL (default: start the fake API)")
-    parser.add_argument("--service", default="openadr-bridge:bridge-secret",
-                        help="client_id:secret of the bridge's service client")
-    parser.add_argument("--admin", default="admin:admin-secret",
-                        help="client_id:secret used to seed enrolments and count measurements")
+    parser.add_argument("--registry", help="a running registry's URL (default: serve the app here)")
+    parser.add_argument("--admin-token", help="admin bearer token for --registry (seeding, counting)")
+    parser.add_argument("--service", help="client_id:secret of the bridge's service client "
+                                          "(default: the built-in one of the instance folder)")
     parser.add_argument("--vens", type=int, default=40)
     parser.add_argument("--resources", type=int, default=4, help="resources per VEN")
-    parser.add_argument("--messages", type=int, default=20, help="update reports per VEN")
+    parser.add_argument("--messages", type=int, default=10, help="update reports per VEN")
     parser.add_argument("--readings", type=int, default=15,
                         help="readings per resource in one update report")
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--timeout", type=float, default=45.0)
+    parser.add_argument("--timeout", type=float, default=40.0)
     return parser.parse_args()
 
 
 class Registry:
     """Seeding and counting over REST with an admin token."""
 
-    def __init__(self, url: str, admin: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.url = url.rstrip("/")
-        token = requests.post(f"{self.url}/oauth/token", auth=tuple(admin.split(":", 1)),
-                              data={"grant_type": "client_credentials"}, timeout=10)
-        token.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        self.headers = {"Authorization": f"Bearer {token}"}
 
-    def enrol(self, names: list[str]) -> None:
-        docs = [{"ven_name": name, "account_id": ACCOUNT, "aggregator_id": "bench-aggregator",
+    def enrol(self, names: list[str], aggregator_id: str) -> None:
+        docs = [{"ven_name": name, "account_id": ACCOUNT, "aggregator_id": aggregator_id,
                  "registration_status": "enrolled"} for name in names]
         answer = requests.post(f"{self.url}/vens", json=docs, headers=self.headers, timeout=30)
         answer.raise_for_status()
@@ -100,15 +102,17 @@ async def push_reports(client: OpenADRClient, messages: int) -> None:
         await client._perform_request("EiReport", message)
 
 
-async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str) -> None:
-    client_id, secret = args.service.split(":", 1)
-    api = ApiClient(api_url, client_id=client_id, client_secret=secret)
+async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
+                    service: tuple[str, str]) -> None:
+    api = ApiClient(api_url, client_id=service[0], client_secret=service[1])
     bridge = build_vtn(api, port=free_port(), sampling_interval=timedelta(seconds=60),
+                       watch_interval=None,
                        buffer=MeasurementBuffer(api, batch_size=1000, flush_interval=0.05))
     bridge.start_in_thread()
     run_id = datetime.now(timezone.utc).strftime("%H%M%S")
+    aggregator_id = f"bench-{run_id}"
     names = [f"bench-{run_id}-{i}" for i in range(args.vens)]
-    registry.enrol(names)
+    registry.enrol(names, aggregator_id)
     clients = [make_ven(bridge.url, name, args.resources, args.readings) for name in names]
     try:
         started = time.perf_counter()
@@ -119,14 +123,13 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str) 
         started = time.perf_counter()
         await gather_limited(args.concurrency, [c.register_reports(c.reports) for c in clients])
         report_registration_s = time.perf_counter() - started
+        devices = await asyncio.to_thread(registry.count, "devices", {"aggregator_id": aggregator_id})
 
         expected = args.vens * args.messages * args.resources * args.readings
         started = time.perf_counter()
         await gather_limited(args.concurrency, [push_reports(c, args.messages) for c in clients])
         delivered_s = time.perf_counter() - started
-        ven_ids = [c.ven_id for c in clients]
-        where = {"device_id": {"$in": [d for d in bridge.resources
-                                       if bridge.resources[d][0] in ven_ids]}}
+        where = {"aggregator_id": aggregator_id}
         deadline = started + args.timeout
         stored = 0
         while time.perf_counter() < deadline:
@@ -143,17 +146,18 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str) 
 
     rows = [
         ("VEN registrations", args.vens, registration_s),
-        ("report registrations (devices)", args.vens * args.resources, report_registration_s),
-        ("telemetry readings accepted by VTN", expected, delivered_s),
-        ("telemetry readings stored in registry", stored, stored_s),
+        ("report registrations (devices stored)", devices, report_registration_s),
+        ("telemetry readings accepted by the VTN", expected, delivered_s),
+        ("telemetry readings stored in the registry", stored, stored_s),
     ]
     print(f"\nOpenADR bridge bench — {args.vens} VENs x {args.resources} resources, "
           f"{args.messages} reports x {args.readings} readings, concurrency {args.concurrency}")
-    print(f"{'operation':<40}{'count':>10}{'seconds':>10}{'per second':>14}")
+    print(f"{'operation':<44}{'count':>9}{'seconds':>10}{'per second':>13}")
     for label, count, seconds in rows:
-        print(f"{label:<40}{count:>10}{seconds:>10.2f}{count / seconds:>14.1f}")
-    if stored < expected:
-        print(f"WARNING: only {stored} of {expected} readings stored within {args.timeout}s")
+        print(f"{label:<44}{count:>9}{seconds:>10.2f}{count / seconds:>13.1f}")
+    if stored < expected or devices < args.vens * args.resources:
+        print(f"WARNING: {devices} devices and {stored} of {expected} readings stored "
+              f"within {args.timeout}s")
 
 
 def main() -> None:
@@ -161,13 +165,23 @@ def main() -> None:
     logging.getLogger("openleadr").setLevel(logging.ERROR)
     served = None
     if args.registry:
-        api_url = args.registry
+        if not args.admin_token:
+            raise SystemExit("--registry needs --admin-token (python run.py token --role admin)")
+        api_url, token = args.registry, args.admin_token
+        instance_path = settings.INSTANCE_PATH
     else:
-        _, served = serve_fake_registry()
-        api_url = served.url
-        print(f"registry: in-memory FAKE API at {api_url} (use --registry for the real app)")
+        instance_path = tempfile.mkdtemp(prefix="bench-openadr-")
+        served = LoopbackRegistry(instance_path, {"JOBS_EMBEDDED_WORKER": False,
+                                                  "RATE_LIMIT": "1000000 per minute"})
+        api_url, token = served.url, served.token("admin")
+        print(f"registry: the real app (embedded store) at {api_url}")
+    if args.service:
+        service = tuple(args.service.split(":", 1))
+    else:
+        client_id = credentials.BRIDGE_CLIENT_ID
+        service = (client_id, credentials.secret_of(instance_path, "clients", client_id))
     try:
-        asyncio.run(run_bench(args, Registry(api_url, args.admin), api_url))
+        asyncio.run(run_bench(args, Registry(api_url, token), api_url, service))
     finally:
         if served is not None:
             served.close()

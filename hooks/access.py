@@ -33,11 +33,22 @@ METHODS: dict[str, dict[str, frozenset[str]]] = {
              "prosumer": frozenset({"GET", "POST", "DELETE"}),
              "service": frozenset({"GET", "PATCH"}), "admin": ALL},
     "oplog": {"admin": READ},
+    "offers": {"aggregator": READ, "prosumer": frozenset({"GET", "POST", "PATCH"}), "service": READ,
+               "admin": ALL},
+    "contracts": {"aggregator": frozenset({"GET", "POST", "PATCH"}), "prosumer": frozenset({"GET", "PATCH"}),
+                  "service": frozenset({"GET", "PATCH"}), "admin": ALL},
+    # written by the job layer (registry/jobs); a service may also post its own
+    "forecasts": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
+    "advice": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
+    "jobs": {"aggregator": READ, "prosumer": READ, "service": READ, "admin": ALL},
+    "prices": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
 }
 
 OWNER_FIELD = {"aggregator": "aggregator_id", "prosumer": "account_id"}
-# a public directory: every role reads every aggregator
-UNSCOPED = frozenset({"aggregators"})
+# where a resource keeps a role's owner under another name (a list matches its members)
+RESOURCE_OWNER_FIELD: dict[tuple[str, str], str] = {("contracts", "prosumer"): "account_ids"}
+# public directories: every role reads every aggregator and every price series
+UNSCOPED = frozenset({"aggregators", "prices"})
 
 PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
     ("devices", "prosumer"): frozenset({"availability", "marketplace_availability", "dr_availability",
@@ -47,8 +58,12 @@ PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
                                        "device_type", "max_capacity", "available_capacity", "location"}),
     ("prosumers", "prosumer"): frozenset({"display_name", "name", "email", "phone", "address"}),
     ("prosumers", "service"): frozenset({"display_name", "contracted_max_power_kw"}),
-    ("vens", "aggregator"): frozenset({"resources", "registration_status"}),
+    ("vens", "aggregator"): frozenset({"resources", "registration_status", "fingerprint"}),
     ("vens", "service"): frozenset({"ven_id", "registration_status", "registered_at", "resources"}),
+    ("offers", "prosumer"): frozenset({"status", "price", "power_kw"}),
+    ("contracts", "prosumer"): frozenset({"status"}),
+    ("contracts", "aggregator"): frozenset({"status"}),
+    ("contracts", "service"): frozenset({"status", "ven_response"}),
 }
 
 HIDDEN: dict[tuple[str, str], frozenset[str]] = {
@@ -73,7 +88,7 @@ def scope_filter(resource: str) -> dict[str, Any] | None:
     value = getattr(who, field)
     if not value:
         abort(403, description=f"your token carries no {field}; a {who.role} token needs one")
-    return {field: value}
+    return {RESOURCE_OWNER_FIELD.get((resource, who.role), field): value}
 
 
 def hidden_fields(resource: str) -> frozenset[str]:
@@ -106,7 +121,10 @@ def check_patchable(resource: str, req: Any, lookup: dict[str, Any]) -> None:
 def check_owner_on_insert(resource: str, items: list[dict[str, Any]]) -> None:
     """What an aggregator or prosumer creates must be its own."""
     scope = scope_filter(resource)
+    schema = current_app.config["DOMAIN"][resource]["schema"]
     for field, value in (scope or {}).items():
+        if schema.get(field, {}).get("readonly"):
+            continue  # copied by the resource's own hook, which checks ownership
         for item in items:
             if item.get(field) != value:
                 abort(403, description=f"{field} must be your own ({value})")

@@ -7,10 +7,11 @@ from typing import Any
 from eve import Eve
 from flask import jsonify
 
+import admin_ui
 import hooks
 import settings
 from hooks import access
-from registry import auth, credentials, docs, guards, limits, store
+from registry import advice_requests, auth, credentials, docs, guards, jobs, limits, store
 from registry.auth.bearer import BearerAuth, PrincipalCache
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
@@ -36,6 +37,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     hooks.init_app(app)
     auth.init_app(app, lambda: app.data.driver.db)
     docs.init_app(app)
+    admin_ui.init_app(app)
+    advice_requests.init_app(app)
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))
     limits.exempt(app, "health")
+    jobs.init_app(app)  # last: it may start the worker thread
     return app

@@ -13,6 +13,7 @@ from eve import Eve
 from eve.utils import document_etag
 from tqdm import tqdm
 
+from registry import jobs
 from registry.store import bulk_insert
 
 NAMESPACE = uuid.UUID("6f1c1a52-3c4e-4d0e-9a57-0d7a0c1e5b11")
@@ -30,6 +31,10 @@ CITIES = [
     ("Amsterdam", 4.9041, 52.3676, "lowlands-flex"), ("Rotterdam", 4.4777, 51.9244, "lowlands-flex"),
     ("Utrecht", 5.1214, 52.0907, "lowlands-flex"), ("Antwerp", 4.4025, 51.2194, "lowlands-flex"),
 ]
+# mean day-ahead price per country, EUR/kWh
+PRICE_LEVELS = {"ES": 0.11, "DE": 0.14, "NL": 0.13}
+# a full week plus today's part: enough usable days for a day-ahead forecast
+MEASUREMENT_DAYS = 8
 DEVICE_KINDS = [  # (class, type, name, max kW, share)
     ("hvacDevice", "Demand", "Heat pump", 6.0, 0.30),
     ("dhwDevice", "Demand", "Hot water tank", 3.0, 0.30),
@@ -62,8 +67,22 @@ def build_demo(n_prosumers: int = 90, seed: int = 7) -> dict[str, list[dict[str,
         home = (lng + rng.normal(0, 0.05), lat + rng.normal(0, 0.03))
         for d in range(int(rng.integers(2, 6))):
             devices.append(_device(rng, p, d, account_id, ven_id, agg, home))
-    market = build_market(rng, devices, datetime.now(timezone.utc).replace(tzinfo=None))
-    return {"aggregators": aggregators, "prosumers": prosumers, "vens": vens, "devices": devices, **market}
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    market = build_market(rng, devices, now)
+    return {"aggregators": aggregators, "prosumers": prosumers, "vens": vens, "devices": devices, **market,
+            "prices": build_prices(now)}
+
+
+def build_prices(now: datetime) -> list[dict[str, Any]]:
+    """A day-ahead price curve per country (EUR/kWh, 15 min) for today and tomorrow:
+    cheap at night and around solar noon, dear at the morning and evening peaks."""
+    hours = np.arange(2 * 96) % 96 / 4.0
+    shape = (1 + 0.25 * np.exp(-((hours - 8) ** 2) / 3) + 0.45 * np.exp(-((hours - 19.5) ** 2) / 4)
+             - 0.3 * np.exp(-((hours - 13.5) ** 2) / 6) - 0.2 * np.exp(-((hours - 3.5) ** 2) / 6))
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return [{"area": area, "kind": "day-ahead", "start": start, "resolution": 900, "currency": "EUR",
+             "values": [round(float(mean * s), 4) for s in shape], "source": "demo curve"}
+            for area, mean in PRICE_LEVELS.items()]
 
 
 def build_market(rng: np.random.Generator, devices: list[dict[str, Any]],
@@ -153,7 +172,7 @@ def stored(app: Eve, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def seed(app: Eve, data: dict[str, list[dict[str, Any]]], measurement_days_count: int = 7,
+def seed(app: Eve, data: dict[str, list[dict[str, Any]]], measurement_days_count: int = MEASUREMENT_DAYS,
          progress: bool = True) -> dict[str, int]:
     """Store demo documents; returns counts per resource."""
     with app.app_context():
@@ -170,4 +189,6 @@ def seed(app: Eve, data: dict[str, list[dict[str, Any]]], measurement_days_count
             db["measurements"].insert_many(stored(app, batch))
             total += len(batch)
         counts["measurements"] = total
+    # the forecasts follow in a worker, not here: two jobs per device
+    jobs.enqueue_forecasts(data.get("devices", []), "seed", app=app)
     return counts

@@ -19,24 +19,33 @@ All devices are fitted at once with batched linear algebra. The p10 / p90
 bands are empirical quantiles of each device's back-cast residuals around
 the same time of day.
 
-The usual demand-response baselines are here too, for comparison and
-settlement: seasonal naive (7 days), yesterday naive, "X of Y" and
-"high X of Y" customer baselines.
+The usual demand-response baselines (seasonal naive, yesterday naive,
+"X of Y", "high X of Y") live in :mod:`registry.baselines` and are
+importable from here too.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Sequence
 
 import numpy as np
 
-SLOTS_PER_DAY = 96
-RESOLUTION_S = 900
+from registry.baselines import high_x_of_y, seasonal_naive, x_of_y_baseline, yesterday_naive
+from registry.timeseries import (MAX_MISSING_FRACTION, RESOLUTION_S, SLOTS_PER_DAY, as_utc,
+                                 hide_unobserved, iso, target_start, to_days)
+from registry.timeseries import nanmean as _nanmean
+
+__all__ = ["FEATURES", "KINDS", "MAX_MISSING_FRACTION", "MIN_DAYS", "MODEL_NAME", "RESOLUTION_S",
+           "SLOTS_PER_DAY", "FlexibilityForecast", "ForecastResult", "InsufficientData", "as_utc",
+           "backtest_mae", "check_sufficient", "documents_for", "fit_weights", "flexibility_forecast",
+           "forecast_day_ahead", "hide_unobserved", "high_x_of_y", "iso", "lag_features",
+           "seasonal_naive", "target_start", "to_days", "usable_days", "x_of_y_baseline",
+           "yesterday_naive"]
+
 MODEL_NAME = "lagblend-v1"
 MIN_DAYS = 7
-MAX_MISSING_FRACTION = 0.2
 FEATURES = ("yesterday", "week_ago", "mean7", "median7", "weekday_mean",
             "smooth_mean7", "level7", "smooth_day_type_mean28", "smooth_yesterday")
 # Prior weights: a robust recent-median profile. Used alone when the history
@@ -46,7 +55,6 @@ RIDGE = 200.0
 DEVICE_RIDGE = 50.0
 FIT_DAYS = 14
 QUANTILE_HALF_WINDOW = 4  # slots either side pooled into the residual quantiles
-_SLOT = timedelta(seconds=RESOLUTION_S)
 
 
 class InsufficientData(ValueError):
@@ -73,48 +81,6 @@ class ForecastResult:
     direction: str | None = None
 
 
-# --- time and shape helpers -------------------------------------------------
-
-def as_utc(moment: datetime | str) -> datetime:
-    """A timezone-aware UTC datetime from a datetime (naive = UTC) or ISO string."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def target_start(issued_at: datetime | str) -> datetime:
-    """The first UTC midnight at or after `issued_at`: the forecast day."""
-    moment = as_utc(issued_at)
-    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight if midnight == moment else midnight + timedelta(days=1)
-
-
-def iso(moment: datetime) -> str:
-    """UTC ISO 8601 with a Z suffix, as stored in documents."""
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def to_days(history: np.ndarray) -> np.ndarray:
-    """View (n, n_slots) as (n, n_days, 96); n_slots must be whole days."""
-    history = np.asarray(history, dtype=float)
-    if history.ndim != 2 or history.shape[1] % SLOTS_PER_DAY:
-        raise ValueError(f"history must be (n_devices, k*{SLOTS_PER_DAY}), "
-                         f"got shape {history.shape}")
-    return history.reshape(history.shape[0], -1, SLOTS_PER_DAY)
-
-
-def hide_unobserved(history: np.ndarray, issued_at: datetime | str) -> np.ndarray:
-    """Copy of `history` with slots ending after `issued_at` set to NaN."""
-    start = target_start(issued_at)
-    hidden = int(np.ceil((start - as_utc(issued_at)) / _SLOT))
-    masked = np.array(history, dtype=float)
-    if hidden:
-        masked[:, -hidden:] = np.nan
-    return masked
-
-
 # --- data sufficiency -------------------------------------------------------
 
 def usable_days(history: np.ndarray) -> np.ndarray:
@@ -133,71 +99,6 @@ def check_sufficient(history: np.ndarray,
         raise InsufficientData(
             f"need at least {MIN_DAYS} days with less than "
             f"{MAX_MISSING_FRACTION:.0%} missing data for", names)
-
-
-# --- baselines --------------------------------------------------------------
-
-def seasonal_naive(history: np.ndarray, period_days: int = 7) -> np.ndarray:
-    """Same slot `period_days` before the target day."""
-    days = to_days(history)
-    return days[:, -period_days].copy()
-
-
-def yesterday_naive(history: np.ndarray) -> np.ndarray:
-    """Same slot on the day before the target day."""
-    return seasonal_naive(history, period_days=1)
-
-
-def _eligible_days(days: np.ndarray, target_day: datetime | None) -> np.ndarray:
-    """Bool (n, n_days): complete enough, and of the target's day type."""
-    ok = np.isnan(days).mean(axis=2) < MAX_MISSING_FRACTION
-    if target_day is not None:
-        n_days = days.shape[1]
-        weekdays = [(as_utc(target_day) - timedelta(days=n_days - i)).weekday()
-                    for i in range(n_days)]
-        weekend = np.array(weekdays) >= 5
-        ok &= weekend[None, :] == (as_utc(target_day).weekday() >= 5)
-    return ok
-
-
-def _last_eligible(eligible: np.ndarray, y: int) -> np.ndarray:
-    """Keep only the last `y` eligible days of each device."""
-    from_end = np.cumsum(eligible[:, ::-1], axis=1)[:, ::-1]
-    return eligible & (from_end <= y)
-
-
-def x_of_y_baseline(history: np.ndarray, x: int = 10, y: int = 10,
-                    target_day: datetime | None = None) -> np.ndarray:
-    """Mean of the `x` most recent of the last `y` eligible days ("10 of 10").
-
-    Eligible: less than 20 % missing and, when `target_day` is given, the same
-    day type (weekday / weekend) as the target.
-    """
-    days = to_days(history)
-    chosen = _last_eligible(_eligible_days(days, target_day), min(x, y))
-    return _masked_day_mean(days, chosen)
-
-
-def high_x_of_y(history: np.ndarray, x: int = 5, y: int = 10,
-                target_day: datetime | None = None) -> np.ndarray:
-    """Mean of the `x` highest-consumption days among the last `y` eligible."""
-    days = to_days(history)
-    window = _last_eligible(_eligible_days(days, target_day), y)
-    energy = np.where(window, np.nanmean(days, axis=2), -np.inf)
-    rank = np.argsort(np.argsort(-energy, axis=1, kind="stable"), axis=1)
-    return _masked_day_mean(days, window & (rank < x))
-
-
-def _masked_day_mean(days: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    picked = np.where(chosen[:, :, None], days, np.nan)
-    return _nanmean(picked, axis=1)
-
-
-def _nanmean(values: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-    """nanmean that returns NaN for all-missing slices without a warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(values, axis=axis)
 
 
 # --- the lagblend model -----------------------------------------------------

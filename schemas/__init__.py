@@ -1,7 +1,8 @@
 """One module per resource: SCHEMA (Cerberus) and RESOURCE (Eve keys)."""
 from __future__ import annotations
 
-from schemas import aggregators, devices, measurements, prosumers, vens
+from schemas import (advice, aggregators, contracts, devices, forecasts, jobs, measurements, offers, prices,
+                     prosumers, vens)
 
 MODULES = {
     "devices": devices,
@@ -9,4 +10,10 @@ MODULES = {
     "prosumers": prosumers,
     "measurements": measurements,
     "vens": vens,
+    "offers": offers,
+    "contracts": contracts,
+    "forecasts": forecasts,
+    "advice": advice,
+    "jobs": jobs,
+    "prices": prices,
 }

@@ -11,6 +11,12 @@ YES_NO: dict[str, Any] = {"type": "string", "allowed": ["yes", "no"]}
 
 POINT: dict[str, Any] = {"type": "point"}
 
+# ISO 4217 alphabetic code
+CURRENCY: dict[str, Any] = {"type": "string", "regex": "^[A-Z]{3}$"}
+
+# of the device's net power (+ consumption): down = less power drawn, up = more
+DIRECTION: dict[str, Any] = {"type": "string", "allowed": ["up", "down"]}
+
 # the FLEXCoop device status snapshot, also stored with measurements
 STATUS: dict[str, Any] = {
     "type": "dict",

@@ -26,6 +26,9 @@ SCHEMA: dict[str, Any] = {
                             "default": "enrolled"},
     "registered_at": {"type": "datetime"},
     "resources": {"type": "list", "maxlength": 256, "schema": RESOURCE_HINT},
+    # OpenADR fingerprint of the VEN's TLS client certificate; when set, only
+    # that certificate may register this ven_name (docs/openadr.md)
+    "fingerprint": {"type": "string", "regex": r"^([0-9A-F]{2}:){9}[0-9A-F]{2}$"},
 }
 
 RESOURCE: dict[str, Any] = {

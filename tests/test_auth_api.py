@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from joserfc import jwt
@@ -14,7 +13,7 @@ from registry import create_app, credentials
 from registry.auth import load_or_create_signing_key
 from tests.conftest import as_json
 from tests.factories import device
-from tests.test_auth_tokens import JwksServer, forge
+from tests.test_auth_tokens import JwksServer, forge, jwks_server  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -89,17 +88,8 @@ def test_client_credentials_token_from_the_provider_works_on_the_api(app, anon, 
     assert db["devices"].count_documents({}) == 1
 
 
-@pytest.fixture
-def keycloak() -> Iterator[JwksServer]:
-    server = JwksServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-
-
-def test_two_issuers_at_once(instance_path, keycloak, insert, token):
+def test_two_issuers_at_once(instance_path, jwks_server: JwksServer, token):
+    keycloak = jwks_server
     app = create_app({"INSTANCE_PATH": instance_path, "OAUTH_PROVIDERS": [{
         "issuer": keycloak.issuer, "audience": "account",
         "discovery_url": f"{keycloak.base}/.well-known/openid-configuration",

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from registry import baselines
 from registry import forecasting as fc
 
 DAY = fc.SLOTS_PER_DAY
@@ -33,50 +34,50 @@ def synthetic_load(n_devices, n_days, seed, start=MONDAY - timedelta(days=28)):
 @pytest.mark.parametrize("period, expected", [(7, 1.0), (1, 7.0), (3, 5.0)])
 def test_seasonal_naive_takes_the_day_period_days_back(period, expected):
     history = constant_days(range(8))
-    assert np.array_equal(fc.seasonal_naive(history, period), np.full((1, DAY), expected))
+    assert np.array_equal(baselines.seasonal_naive(history, period), np.full((1, DAY), expected))
 
 
 def test_yesterday_naive_is_the_last_day():
     history = constant_days(range(8)) + np.arange(8 * DAY)
-    assert np.array_equal(fc.yesterday_naive(history)[0], history[0, -DAY:])
+    assert np.array_equal(baselines.yesterday_naive(history)[0], history[0, -DAY:])
 
 
 @pytest.mark.parametrize("x, y, expected", [(10, 10, 6.5), (3, 10, 10.0), (5, 5, 9.0)])
 def test_x_of_y_averages_the_most_recent_days(x, y, expected):
     history = constant_days(range(12))
-    assert np.allclose(fc.x_of_y_baseline(history, x, y), expected)
+    assert np.allclose(baselines.x_of_y_baseline(history, x, y), expected)
 
 
 def test_x_of_y_skips_days_with_too_much_missing_data():
     history = constant_days(range(12))
     history[0, -DAY:-DAY + 30] = np.nan  # 31 % of the last day missing
-    assert np.allclose(fc.x_of_y_baseline(history, 10, 10), 5.5)  # days 1..10
+    assert np.allclose(baselines.x_of_y_baseline(history, 10, 10), 5.5)  # days 1..10
 
 
 def test_x_of_y_uses_only_days_of_the_target_day_type():
     history = constant_days(range(14))
     # For Monday 15 Jan the history runs Mon 1 .. Sun 14 Jan.
-    weekday = fc.x_of_y_baseline(history, 10, 10, target_day=MONDAY)
+    weekday = baselines.x_of_y_baseline(history, 10, 10, target_day=MONDAY)
     assert np.allclose(weekday, np.mean([0, 1, 2, 3, 4, 7, 8, 9, 10, 11]))
     # For Saturday 13 Jan it runs Sat 30 Dec .. Fri 12 Jan.
-    weekend = fc.x_of_y_baseline(history, 10, 10, target_day=MONDAY - timedelta(days=2))
+    weekend = baselines.x_of_y_baseline(history, 10, 10, target_day=MONDAY - timedelta(days=2))
     assert np.allclose(weekend, np.mean([0, 1, 7, 8]))
 
 
 def test_high_x_of_y_averages_the_highest_days():
     history = constant_days([100, 3, 9, 1, 7, 5, 8, 2, 6, 4, 0])  # day 0 is outside y=10
-    assert np.allclose(fc.high_x_of_y(history, 5, 10), 7.0)
+    assert np.allclose(baselines.high_x_of_y(history, 5, 10), 7.0)
 
 
 def test_high_x_of_y_ranks_each_device_on_its_own_days():
     history = np.vstack([constant_days([1, 2, 3, 4]), constant_days([4, 3, 2, 1])])
-    assert np.allclose(fc.high_x_of_y(history, 2, 4)[:, 0], [3.5, 3.5])
-    assert np.allclose(fc.high_x_of_y(history, 1, 2)[:, 0], [4.0, 2.0])
+    assert np.allclose(baselines.high_x_of_y(history, 2, 4)[:, 0], [3.5, 3.5])
+    assert np.allclose(baselines.high_x_of_y(history, 1, 2)[:, 0], [4.0, 2.0])
 
 
 def test_history_must_be_whole_days():
     with pytest.raises(ValueError, match="shape"):
-        fc.seasonal_naive(np.zeros((2, DAY * 7 + 1)))
+        baselines.seasonal_naive(np.zeros((2, DAY * 7 + 1)))
 
 
 # --- the model -------------------------------------------------------------------
@@ -105,8 +106,8 @@ def test_forecast_beats_naive_baselines_on_a_weekly_and_daily_pattern(seed):
     data = synthetic_load(40, 29, seed)
     history, actual = data[:, :-DAY], data[:, -DAY:]
     model = np.abs(fc.forecast_day_ahead(history, MONDAY).p50 - actual).mean()
-    assert model < np.abs(fc.seasonal_naive(history) - actual).mean()
-    assert model < np.abs(fc.yesterday_naive(history) - actual).mean()
+    assert model < np.abs(baselines.seasonal_naive(history) - actual).mean()
+    assert model < np.abs(baselines.yesterday_naive(history) - actual).mean()
 
 
 def test_p10_p90_band_covers_most_actuals():

@@ -1,11 +1,10 @@
-"""The OpenADR bridge, end to end: openleadr's own VEN client over loopback HTTP
-talks to our VTN, which talks to a registry REST API over loopback HTTP.
+"""The OpenADR bridge against the real registry, end to end over loopback HTTP.
 
-The registry here is ``fake_registry_api`` — an in-memory FAKE of the REST
-API. Every other fixture only needs a :class:`RegistryEndpoint` (a URL and two
-sets of client credentials) and reaches the registry over HTTP, so the real
-Eve app served on loopback can replace the fake by overriding ``registry_api``
-(and ``RegistryProbe.create_contract``, which takes a shortcut through POST).
+openleadr's own VEN client (a "smart box") talks to our VTN; the VTN talks to
+the real Eve app, served by werkzeug on a loopback port, through a
+``FlakyGateway`` proxy that a test can take down. Users (a prosumer, its
+aggregator, another aggregator) act and check through the REST API with their
+own tokens, as they would in production.
 """
 from __future__ import annotations
 
@@ -13,119 +12,143 @@ import asyncio
 import itertools
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 import requests
 from openleadr import OpenADRClient
 
-from registry.openadr import ApiClient, MeasurementBuffer, build_vtn, mapping
+from registry.openadr import ApiClient, BridgeConfig, MeasurementBuffer, build_vtn, mapping
 from registry.openadr.api_client import format_eve_date
-from registry.openadr.testing import FlakyGateway, free_port, serve_fake_registry
+from registry.openadr.testing import FlakyGateway, LoopbackRegistry, free_port
 
 ACCOUNT = "4f0c7a52-9d1e-4b36-8f0a-2c5d6e7f8a9b"
 AGGREGATOR = "coop-aggregator"
+OTHER_AGGREGATOR = "other-aggregator"
 HINTS = [{"resource_id": "heat-pump", "device_class": "hvacDevice", "device_type": "Demand",
           "device_name": "Heat pump", "max_capacity": 3.5}]
-TEST_TIMEOUT = 30.0
+TEST_TIMEOUT = 20.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class RegistryEndpoint:
-    url: str
-    service: tuple[str, str]  # client credentials the bridge uses (service role)
-    admin: tuple[str, str]    # client credentials the tests use to seed and inspect
+class Party:
+    """One user of the registry: a bearer token and the calls its client makes."""
 
-
-class RegistryProbe:
-    """The tests' own view of the registry, over REST with an admin token."""
-
-    def __init__(self, endpoint: RegistryEndpoint) -> None:
-        self.url = endpoint.url
-        answer = requests.post(f"{self.url}/oauth/token", auth=endpoint.admin,
-                               data={"grant_type": "client_credentials"}, timeout=5)
-        answer.raise_for_status()
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+        self.session.headers["Authorization"] = f"Bearer {token}"
 
     def items(self, resource: str, **where: Any) -> list[dict]:
         found: list[dict] = []
         for page in itertools.count(1):
             answer = self.session.get(f"{self.url}/{resource}", timeout=5, params={
-                "where": json.dumps(where), "max_results": 50, "page": page})
-            answer.raise_for_status()
+                "where": json.dumps(where), "max_results": 100, "page": page})
+            assert answer.status_code == 200, answer.text
             found += answer.json()["_items"]
             if len(found) >= answer.json()["_meta"]["total"]:
                 return found
 
-    def item(self, resource: str, lookup: str) -> dict:
+    def item(self, resource: str, lookup: str) -> dict | None:
         answer = self.session.get(f"{self.url}/{resource}/{lookup}", timeout=5)
-        answer.raise_for_status()
-        return answer.json()
+        assert answer.status_code in (200, 404), answer.text
+        return answer.json() if answer.status_code == 200 else None
 
-    def insert(self, resource: str, document: dict) -> dict:
+    def post(self, resource: str, document: dict) -> dict:
         answer = self.session.post(f"{self.url}/{resource}", json=document, timeout=5)
         assert answer.status_code == 201, answer.text
-        return self.item(resource, answer.json()["_id"]) if resource != "devices" else answer.json()
+        return answer.json()
 
-    def patch(self, resource: str, lookup: str, changes: dict) -> None:
+    def patch(self, resource: str, lookup: str, changes: dict) -> dict:
         etag = self.item(resource, lookup)["_etag"]
         answer = self.session.patch(f"{self.url}/{resource}/{lookup}", json=changes, timeout=5,
                                     headers={"If-Match": etag})
         assert answer.status_code == 200, answer.text
+        return answer.json()
 
-    def enrol(self, ven_name: str, resources: list[dict] | None = None,
-              status: str = "enrolled") -> dict:
-        return self.insert("vens", {"ven_name": ven_name, "account_id": ACCOUNT,
-                                    "aggregator_id": AGGREGATOR, "registration_status": status,
-                                    "resources": resources or []})
 
-    def create_contract(self, device_ids: list[str], direction: str = "up") -> dict:
-        now = datetime.now(timezone.utc)
-        return self.insert("contracts", {
-            "device_ids": device_ids, "offers": [], "direction": direction, "power_kw": 2.0,
-            "start": format_eve_date(now + timedelta(minutes=1)),
-            "end": format_eve_date(now + timedelta(minutes=16)), "status": "active"})
+@dataclass
+class World:
+    """The registry and the people who use it."""
+
+    registry: LoopbackRegistry
+    admin: Party
+    prosumer: Party
+    aggregator: Party
+    other_aggregator: Party
+
+    def enrol(self, ven_name: str, resources: list[dict] | None = None, status: str = "enrolled") -> dict:
+        """The prosumer enrols its smart box (a `vens` record) through the API."""
+        created = self.prosumer.post("vens", {
+            "ven_name": ven_name, "account_id": ACCOUNT, "aggregator_id": AGGREGATOR,
+            "registration_status": status, "resources": resources or []})
+        return self.prosumer.item("vens", created["_id"])
+
+    def contract_on(self, device_id: str, opt_window: timedelta = timedelta(minutes=30)) -> dict:
+        """The marketplace: the prosumer offers the device, the aggregator contracts it."""
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        start = now - timedelta(minutes=now.minute % 15) + timedelta(minutes=30)
+        window = {"start": format_eve_date(start), "end": format_eve_date(start + opt_window)}
+        self.prosumer.patch("devices", device_id, {"marketplace_availability": "yes"})
+        offer = self.prosumer.post("offers", {"device_id": device_id, "direction": "down",
+                                              "power_kw": 2.0, "price": 0.2, **window})
+        created = self.aggregator.post("contracts", {"aggregator_id": AGGREGATOR,
+                                                     "offers": [offer["_id"]], **window})
+        contract = self.aggregator.item("contracts", created["_id"])
+        assert contract["status"] == "accepted" and contract["device_ids"] == [device_id]
+        return contract
 
 
 @pytest.fixture
-def fake_registry_api():
-    """A FAKE of the registry REST API (in memory, aiohttp on loopback)."""
-    _, served = serve_fake_registry()
-    yield RegistryEndpoint(served.url, ("openadr-bridge", "bridge-secret"), ("admin", "admin-secret"))
+def registry(instance_path) -> Iterator[LoopbackRegistry]:
+    """The real app on 127.0.0.1 with a fresh embedded store; jobs stay queued."""
+    served = LoopbackRegistry(instance_path, {"JOBS_EMBEDDED_WORKER": False,
+                                              "RATE_LIMIT": "100000 per minute"})
+    yield served
     served.close()
 
 
 @pytest.fixture
-def registry_api(fake_registry_api):
-    """The registry the bridge talks to; override with the real Eve app on loopback."""
-    return fake_registry_api
+def world(registry) -> World:
+    admin = Party(registry.url, registry.token("admin"))
+    for aggregator_id in (AGGREGATOR, OTHER_AGGREGATOR):
+        admin.post("aggregators", {"aggregator_id": aggregator_id, "name": aggregator_id})
+    admin.post("prosumers", {"account_id": ACCOUNT, "aggregator_id": AGGREGATOR,
+                             "display_name": "prosumer-1"})
+    return World(registry, admin,
+                 Party(registry.url, registry.token("prosumer", account_id=ACCOUNT,
+                                                    aggregator_id=AGGREGATOR)),
+                 Party(registry.url, registry.token("aggregator", aggregator_id=AGGREGATOR)),
+                 Party(registry.url, registry.token("aggregator", aggregator_id=OTHER_AGGREGATOR)))
 
 
 @pytest.fixture
-def registry(registry_api):
-    return RegistryProbe(registry_api)
-
-
-@pytest.fixture
-def gateway(registry_api):
+def gateway(registry) -> Iterator[FlakyGateway]:
     """Between bridge and registry, so a test can take the registry away for a while."""
-    proxy = FlakyGateway(registry_api.url)
+    proxy = FlakyGateway(registry.url)
     yield proxy
     proxy.close()
 
 
-@pytest.fixture
-def bridge(registry_api, gateway):
-    api = ApiClient(gateway.url, client_id=registry_api.service[0],
-                    client_secret=registry_api.service[1], retry_for=3.0)
-    vtn = build_vtn(api, port=free_port(), poll_interval=timedelta(seconds=1),
-                    sampling_interval=timedelta(seconds=1),
+def start_bridge(registry: LoopbackRegistry, gateway: FlakyGateway, port: int | None = None):
+    api = ApiClient(gateway.url, client_id=registry.service[0], client_secret=registry.service[1],
+                    retry_for=3.0)
+    vtn = build_vtn(api, port=port or free_port(), poll_interval=timedelta(seconds=1),
+                    sampling_interval=timedelta(seconds=1), watch_interval=0.3,
                     buffer=MeasurementBuffer(api, flush_interval=0.2))
-    vtn.start_in_thread()
+    return vtn.start_in_thread()
+
+
+@pytest.fixture
+def bridge(registry, gateway):
+    vtn = start_bridge(registry, gateway)
     yield vtn
     vtn.stop()
 
@@ -162,6 +185,9 @@ class SmartBox:
         self.updates.append(event)
         return self.opt
 
+    def device_id(self, resource: str) -> str:
+        return mapping.device_id_for(self.client.ven_id, resource)
+
     async def __aenter__(self) -> "SmartBox":
         await self.client.run()
         return self
@@ -176,42 +202,59 @@ def run(scenario: Callable, timeout: float = TEST_TIMEOUT) -> Any:
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
     """Poll a (blocking) check off the event loop until it returns something truthy."""
-    loop_deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await asyncio.to_thread(check)
         if value:
             return value
-        if asyncio.get_running_loop().time() > loop_deadline:
+        if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not reached within {timeout}s: {check}")
         await asyncio.sleep(0.1)
 
 
-def ven_devices(registry: RegistryProbe, ven_id: str) -> dict[str, dict]:
-    return {device["device_name"]: device for device in registry.items("devices", ven_id=ven_id)}
+async def call(function: Callable, *args: Any) -> Any:
+    """A blocking API call from a scenario, off the VEN's event loop."""
+    return await asyncio.to_thread(function, *args)
 
 
-# -- registration ----------------------------------------------------------------
+# -- registration and devices ----------------------------------------------------------
 
 
-def test_enrolled_ven_registers_and_its_ven_id_is_recorded(registry, bridge):
-    enrolment = registry.enrol("box-1")
+def test_enrolled_ven_registers_and_its_resources_become_the_prosumers_devices(world, bridge):
+    enrolment = world.enrol("box-1", resources=HINTS)
 
     async def scenario():
-        async with SmartBox(bridge.url, "box-1", resources=()) as box:
+        async with SmartBox(bridge.url, "box-1") as box:
             return box.client.ven_id, box.client.registration_id
 
     ven_id, registration_id = run(scenario)
     assert registration_id and str(uuid.UUID(ven_id)) == ven_id
-    recorded = registry.item("vens", enrolment["_id"])
-    assert recorded["ven_id"] == ven_id
-    assert recorded["registration_status"] == "registered"
-    assert recorded["registered_at"]
+    recorded = world.prosumer.item("vens", enrolment["_id"])
+    assert (recorded["ven_id"], recorded["registration_status"]) == (ven_id, "registered")
+    assert recorded["registered_at"].endswith("Z")
+
+    devices = {d["device_name"]: d for d in world.prosumer.items("devices")}
+    assert sorted(devices) == ["Heat pump", "boiler"]
+    for device in devices.values():
+        assert (device["ven_id"], device["account_id"], device["aggregator_id"]) == \
+            (ven_id, ACCOUNT, AGGREGATOR)
+    hinted, plain = devices["Heat pump"], devices["boiler"]
+    assert hinted["device_id"] == mapping.device_id_for(ven_id, "heat-pump")
+    assert (hinted["device_class"], hinted["device_type"], hinted["max_capacity"]) == \
+        ("hvacDevice", "Demand", 3.5)
+    assert (plain["device_class"], plain["device_type"], plain["availability"]) == \
+        ("otherLoad", "Demand", "yes")
+    assert sorted(d["device_id"] for d in world.aggregator.items("devices")) == \
+        sorted(d["device_id"] for d in devices.values())
+    # another aggregator neither lists them nor reaches them by id
+    assert world.other_aggregator.items("devices") == []
+    assert world.other_aggregator.item("devices", hinted["device_id"]) is None
 
 
 @pytest.mark.parametrize("enrolled_as", [None, "cancelled"])
-def test_unknown_or_cancelled_ven_is_refused(registry, bridge, enrolled_as):
+def test_unknown_or_cancelled_ven_is_refused(world, bridge, enrolled_as):
     if enrolled_as:
-        registry.enrol("intruder", status=enrolled_as)
+        world.enrol("intruder", status=enrolled_as)
 
     async def scenario():
         box = SmartBox(bridge.url, "intruder")
@@ -219,206 +262,267 @@ def test_unknown_or_cancelled_ven_is_refused(registry, bridge, enrolled_as):
         return box.client.registration_id, box.client.ven_id
 
     assert run(scenario) == (None, None)
-    assert all(not v.get("ven_id") for v in registry.items("vens"))
-    assert registry.items("devices") == []
+    assert all(not v.get("ven_id") for v in world.admin.items("vens"))
+    assert world.admin.items("devices") == []
 
 
-def test_ven_unknown_to_a_restarted_vtn_is_asked_to_reregister(registry, bridge):
-    registry.enrol("box-8")
-
-    async def scenario():
-        async with SmartBox(bridge.url, "box-8", resources=("meter",)) as box:
-            ven_id = box.client.ven_id
-            bridge.loop.call_soon_threadsafe(bridge.sessions.clear)  # as after a restart
-            await eventually(lambda: ven_id in bridge.sessions)  # next poll re-registers
-            device_id = mapping.device_id_for(ven_id, "meter")
-            seen = len(registry.items("measurements", device_id=device_id))
-            await eventually(lambda: len(registry.items("measurements", device_id=device_id)) > seen)
-            return ven_id, box.client.ven_id
-
-    before, after = run(scenario)
-    assert before == after
-    assert len(registry.items("devices")) == 1
-
-
-# -- report registration -> devices ----------------------------------------------
-
-
-def test_report_registration_creates_one_device_per_resource(registry, bridge):
-    registry.enrol("box-2", resources=HINTS)
-
-    async def scenario():
-        async with SmartBox(bridge.url, "box-2") as box:
-            return box.client.ven_id
-
-    ven_id = run(scenario)
-    devices = ven_devices(registry, ven_id)
-    assert sorted(devices) == ["Heat pump", "boiler"]
-    hinted, plain = devices["Heat pump"], devices["boiler"]
-    assert hinted["device_id"] == mapping.device_id_for(ven_id, "heat-pump")
-    assert (hinted["device_class"], hinted["device_type"], hinted["max_capacity"]) == \
-        ("hvacDevice", "Demand", 3.5)
-    assert (plain["device_class"], plain["device_type"], plain["availability"]) == \
-        ("otherLoad", "Demand", "yes")
-    for device in devices.values():
-        assert (device["account_id"], device["aggregator_id"]) == (ACCOUNT, AGGREGATOR)
-
-
-def test_reregistration_updates_devices_without_duplicating_them(registry, bridge):
-    enrolment = registry.enrol("box-3", resources=HINTS)
+def test_reregistration_updates_devices_without_duplicating_them(world, bridge):
+    enrolment = world.enrol("box-3", resources=HINTS)
 
     async def register_once():
         async with SmartBox(bridge.url, "box-3") as box:
             return box.client.ven_id
 
     ven_id = run(register_once)
-    first = ven_devices(registry, ven_id)
-    # The prosumer switches the boiler off the market; the operator renames the heat pump.
-    registry.patch("devices", first["boiler"]["device_id"], {"availability": "no"})
-    registry.patch("vens", enrolment["_id"],
-                   {"resources": [{**HINTS[0], "device_name": "Heat pump (attic)"}]})
+    first = {d["device_name"]: d for d in world.prosumer.items("devices")}
+    # The prosumer takes the boiler off; the aggregator renames the heat pump's hint.
+    world.prosumer.patch("devices", first["boiler"]["device_id"], {"availability": "no"})
+    world.aggregator.patch("vens", enrolment["_id"],
+                           {"resources": [{**HINTS[0], "device_name": "Heat pump (attic)"}]})
 
     assert run(register_once) == ven_id  # a new client for the same box keeps its ven_id
-    second = ven_devices(registry, ven_id)
-    assert len(registry.items("devices")) == 2
+    second = {d["device_name"]: d for d in world.prosumer.items("devices")}
+    assert len(world.admin.items("devices")) == 2
     assert sorted(d["device_id"] for d in second.values()) == \
         sorted(d["device_id"] for d in first.values())
     assert "Heat pump (attic)" in second
     assert second["boiler"]["availability"] == "no"  # not reset by the bridge's defaults
 
 
-# -- telemetry -> measurements ------------------------------------------------------
+# -- telemetry -> measurements -> forecast jobs ----------------------------------------
 
 
-def test_telemetry_reports_become_batched_measurements(registry, bridge, gateway):
-    registry.enrol("box-4")
+def test_telemetry_becomes_measurements_and_a_forecast_job_follows(world, bridge, gateway):
+    world.enrol("box-4")
 
     async def scenario():
         async with SmartBox(bridge.url, "box-4") as box:
-            device_id = mapping.device_id_for(box.client.ven_id, "boiler")
-            await eventually(lambda: len(registry.items("measurements", device_id=device_id)) >= 3)
+            boiler = box.device_id("boiler")
+            await eventually(lambda: len(world.prosumer.items("measurements", device_id=boiler)) >= 3)
             return box
 
     box = run(scenario)
-    stored = registry.items("measurements")
-    kilowatts = {m["power_kw"] for m in stored}
+    stored = world.prosumer.items("measurements")
+    kilowatts = [m["power_kw"] for m in stored]
     produced = {w / 1000 for values in box.produced.values() for w in values}
-    assert kilowatts <= produced and len(kilowatts) == len(stored)
-    assert all(m["timestamp"].endswith(" GMT") for m in stored)
-    # Both resources' readings travel together: fewer bulk POSTs than measurements.
+    assert set(kilowatts) <= produced and len(set(kilowatts)) == len(stored)  # no duplicates
+    assert all(m["timestamp"].endswith("Z") and m["account_id"] == ACCOUNT for m in stored)
+    assert {m["device_id"] for m in stored} == {box.device_id("heat-pump"), box.device_id("boiler")}
+    # Both resources' readings travel together in bulk POSTs.
     assert gateway.forwarded["POST /measurements"] < len(stored)
+    assert world.other_aggregator.items("measurements") == []
+    # the registry's hooks ran for bridged data: forecasts are queued for the new devices
+    jobs = world.prosumer.items("jobs", subject=box.device_id("boiler"))
+    assert {"consumption_forecast", "flexibility_forecast"} <= {job["kind"] for job in jobs}
+    assert world.other_aggregator.items("jobs") == []
 
 
 @pytest.mark.parametrize("outage", ["503", "refuse"])
-def test_registry_outage_loses_no_telemetry(registry, bridge, gateway, outage):
-    registry.enrol("box-5")
+def test_registry_outage_loses_no_telemetry(world, bridge, gateway, outage):
+    world.enrol("box-5")
 
     async def scenario():
         async with SmartBox(bridge.url, "box-5", resources=("meter",)) as box:
-            device_id = mapping.device_id_for(box.client.ven_id, "meter")
-            await eventually(lambda: registry.items("measurements", device_id=device_id))
+            meter = box.device_id("meter")
+            await eventually(lambda: world.prosumer.items("measurements", device_id=meter))
             gateway.set_mode(outage)
-            await asyncio.sleep(3.0)  # readings keep arriving at the VTN meanwhile
+            await asyncio.sleep(2.5)  # readings keep arriving at the VTN meanwhile
             assert bridge.buffer.pending >= 2
             gateway.set_mode("up")
             after_outage = box.produced["meter"][-1] / 1000
             await eventually(lambda: any(m["power_kw"] > after_outage for m in
-                                         registry.items("measurements", device_id=device_id)))
+                                         world.prosumer.items("measurements", device_id=meter)))
             return box
 
     box = run(scenario)
-    stored = sorted(m["power_kw"] for m in registry.items("measurements"))
+    stored = [m["power_kw"] for m in world.prosumer.items("measurements")]
     produced = [w / 1000 for w in box.produced["meter"]]
-    # Every reading up to the newest stored one arrived, once and in full.
-    assert stored == produced[: len(stored)]
-    assert len(stored) >= 5
+    # Every reading up to the newest stored one arrived, once and in order of time.
+    assert sorted(stored) == produced[: len(stored)]
+    assert len(stored) >= 4
 
 
-def test_rejected_measurement_is_dropped_and_the_rest_kept(registry_api, caplog):
-    api = ApiClient(registry_api.url, client_id=registry_api.service[0],
-                    client_secret=registry_api.service[1])
-    probe = RegistryProbe(registry_api)
-    device_id = mapping.device_id_for(str(uuid.uuid4()), "meter")
-    probe.insert("devices", {"device_id": device_id, "device_name": "meter", "account_id": ACCOUNT,
-                             "ven_id": str(uuid.uuid4()), "aggregator_id": AGGREGATOR,
-                             "device_class": "otherLoad", "availability": "yes"})
+def test_rejected_measurement_is_dropped_and_the_rest_kept(world, registry, caplog):
+    device_id = str(uuid.uuid4())
+    world.admin.post("devices", {"device_id": device_id, "device_name": "meter", "account_id": ACCOUNT,
+                                 "ven_id": str(uuid.uuid4()), "aggregator_id": AGGREGATOR,
+                                 "device_class": "otherLoad", "availability": "yes"})
     now = format_eve_date(datetime.now(timezone.utc))
     good = [{"device_id": device_id, "timestamp": now, "power_kw": float(i)} for i in range(4)]
-    bad = {"device_id": str(uuid.uuid4()), "timestamp": now, "power_kw": 1.0}  # no such device
+    unknown = {"device_id": str(uuid.uuid4()), "timestamp": now, "power_kw": 1.0}  # 422 for the batch
+    absurd = {"device_id": device_id, "timestamp": now, "power_kw": 1e9}  # 422 for this item
 
     async def scenario():
-        async with api:
+        async with ApiClient(registry.url, client_id=registry.service[0],
+                             client_secret=registry.service[1]) as api:
             buffer = MeasurementBuffer(api)
-            buffer.add(good[:2] + [bad] + good[2:])
+            buffer.add(good[:2] + [unknown] + good[2:3] + [absurd] + good[3:])
             assert await buffer.flush_once()
             return buffer
 
     with caplog.at_level(logging.ERROR, logger="registry.openadr"):
         buffer = run(scenario)
-    assert (buffer.sent, buffer.dropped, buffer.pending) == (4, 1, 0)
-    assert sorted(m["power_kw"] for m in probe.items("measurements")) == [0.0, 1.0, 2.0, 3.0]
-    assert any("rejected measurement" in r.message and bad["device_id"] in r.message
-               for r in caplog.records)
+    assert (buffer.sent, buffer.dropped, buffer.pending) == (4, 2, 0)
+    assert sorted(m["power_kw"] for m in world.admin.items("measurements")) == [0.0, 1.0, 2.0, 3.0]
+    rejected = [r.message for r in caplog.records if "rejected measurement" in r.message]
+    assert any(unknown["device_id"] in m for m in rejected) and any("1000000000" in m for m in rejected)
 
 
-# -- contracts -> events -------------------------------------------------------------
+def test_a_stale_token_is_replaced_once(world, registry):
+    async def scenario():
+        async with ApiClient(registry.url, client_id=registry.service[0],
+                             client_secret=registry.service[1], token="revoked") as api:
+            return await api.find_one("prosumers", {"account_id": ACCOUNT}), api.token
+
+    prosumer, token = run(scenario)
+    assert prosumer["display_name"] == "prosumer-1" and token != "revoked"
+
+
+# -- contracts -> events -> opt responses ----------------------------------------------
 
 
 @pytest.mark.parametrize("opt", ["optIn", "optOut"])
-def test_contract_activation_reaches_the_ven_and_its_answer_is_recorded(registry, bridge, opt):
-    registry.enrol("box-6", resources=HINTS)
+def test_a_marketplace_contract_reaches_the_ven_and_its_answer_lands_on_the_contract(
+        world, bridge, opt):
+    world.enrol("box-6", resources=HINTS)
 
     async def scenario():
         async with SmartBox(bridge.url, "box-6", opt=opt) as box:
-            device_id = mapping.device_id_for(box.client.ven_id, "heat-pump")
-            contract = registry.create_contract([device_id], direction="up")
-            event_ids = await asyncio.wrap_future(bridge.activate_contract(contract))
+            heat_pump = box.device_id("heat-pump")
+            contract = await call(world.contract_on, heat_pump)  # the watcher finds it
             await eventually(lambda: box.events)
-            recorded = await eventually(
-                lambda: registry.item("contracts", contract["_id"]).get("ven_response"))
-            return box, contract, event_ids, recorded
+            answered = await eventually(
+                lambda: world.aggregator.item("contracts", contract["_id"]).get("ven_response"))
+            return box, contract, answered
 
-    box, contract, event_ids, recorded = run(scenario)
+    box, contract, answered = run(scenario)
     [event] = box.events
-    assert [event["event_descriptor"]["event_id"]] == event_ids
+    event_id = event["event_descriptor"]["event_id"]
+    assert event_id == mapping.event_id_for(contract["_id"], box.client.ven_id)
     assert {s["signal_name"] for s in event["event_signals"]} == {"SIMPLE", "LOAD_DISPATCH"}
     dispatch = next(s for s in event["event_signals"] if s["signal_name"] == "LOAD_DISPATCH")
-    assert dispatch["intervals"][0]["signal_payload"] == -2.0
-    assert event["active_period"]["duration"] == timedelta(minutes=15)
+    assert dispatch["intervals"][0]["signal_payload"] == -2.0  # "down": draw 2 kW less
+    assert event["active_period"]["dtstart"] == mapping.parse_moment(contract["start"])
+    assert event["active_period"]["duration"] == timedelta(minutes=30)
     assert {"ven_id": box.client.ven_id} in event["targets"]
     assert {"resource_id": "heat-pump"} in event["targets"]
-    assert recorded["opt"] == opt and recorded["event_id"] == event_ids[0] and recorded["at"]
+    assert (answered["opt"], answered["event_id"]) == (opt, event_id)
+    assert world.prosumer.item("contracts", contract["_id"])["ven_response"] == answered
 
 
-def test_contract_cancellation_cancels_the_event(registry, bridge):
-    registry.enrol("box-7")
+def test_a_cancelled_contract_cancels_the_event(world, bridge):
+    world.enrol("box-7")
 
     async def scenario():
         async with SmartBox(bridge.url, "box-7") as box:
-            device_id = mapping.device_id_for(box.client.ven_id, "boiler")
-            contract = registry.create_contract([device_id], direction="down")
-            await asyncio.wrap_future(bridge.activate_contract(contract))
+            contract = await call(world.contract_on, box.device_id("boiler"))
             await eventually(lambda: box.events)
-            cancelled = await asyncio.wrap_future(bridge.cancel_contract(contract["_id"]))
+            await call(world.aggregator.patch, "contracts", contract["_id"], {"status": "cancelled"})
             await eventually(lambda: box.updates)
-            return box, cancelled
+            return box
 
-    box, cancelled = run(scenario)
-    assert cancelled == 1
+    box = run(scenario)
     [update] = box.updates
+    assert update["event_descriptor"]["event_id"] == box.events[0]["event_descriptor"]["event_id"]
     assert update["event_descriptor"]["event_status"] == "cancelled"
     assert update["event_descriptor"]["modification_number"] == 1
-    assert [s["signal_name"] for s in update["event_signals"]] == ["LOAD_DISPATCH"]
+    assert not bridge.contract_events.sent
 
 
-# -- pure mapping ----------------------------------------------------------------------
+def test_a_restarted_bridge_resends_nothing_twice_and_still_cancels(world, registry, gateway):
+    world.enrol("box-8")
+    port = free_port()
+    first = start_bridge(registry, gateway, port)
+    second = None
+
+    async def scenario():
+        nonlocal second
+        async with SmartBox(first.url, "box-8", resources=("meter",)) as box:
+            contract = await call(world.contract_on, box.device_id("meter"))
+            answered = await eventually(
+                lambda: world.aggregator.item("contracts", contract["_id"]).get("ven_response"))
+            before = await call(world.aggregator.item, "contracts", contract["_id"])
+            await asyncio.to_thread(first.stop)
+            second = await asyncio.to_thread(start_bridge, registry, gateway, port)
+            # The box is asked to re-register; the watcher queues the same event again,
+            # the box answers it as before, and the contract is left as it was.
+            event_id = answered["event_id"]
+            await eventually(lambda: second.contract_events.sent
+                             and event_id not in second.server.event_callbacks)
+            unchanged = world.aggregator.item("contracts", contract["_id"])
+            await call(world.aggregator.patch, "contracts", contract["_id"], {"status": "cancelled"})
+            await eventually(lambda: box.updates)
+            return box, before, unchanged
+
+    try:
+        box, before, unchanged = run(scenario)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert len(box.events) == 1  # on_event ran once for the contract
+    assert unchanged["_etag"] == before["_etag"]  # the repeated optIn was not written again
+    assert box.updates[0]["event_descriptor"]["event_status"] == "cancelled"
 
 
-def test_device_id_is_stable_and_distinct_per_resource():
+# -- the bridge as its own process -----------------------------------------------------
+
+
+def test_run_py_bridge_serves_the_vtn_as_its_own_process(world, registry, instance_path):
+    world.enrol("box-9", resources=HINTS)
+    port = free_port()
+    env = {**os.environ, "INSTANCE_PATH": instance_path, "OPENADR_POLL_SECONDS": "1",
+           "OPENADR_WATCH_SECONDS": "0.3", "PUBLIC_URL": registry.url}
+    process = subprocess.Popen([sys.executable, "run.py", "bridge", "--vtn-port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    vtn_url = f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"
+
+    async def scenario():
+        await eventually(lambda: _listening(port), timeout=15)
+        async with SmartBox(vtn_url, "box-9", resources=("heat-pump",)) as box:
+            contract = await call(world.contract_on, box.device_id("heat-pump"))
+            answered = await eventually(
+                lambda: world.aggregator.item("contracts", contract["_id"]).get("ven_response"))
+            return box, answered
+
+    try:
+        box, answered = run(scenario, timeout=30)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert [d["device_name"] for d in world.prosumer.items("devices")] == ["Heat pump"]
+    assert answered["opt"] == "optIn" and len(box.events) == 1
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_bridge_config_reads_the_environment():
+    config = BridgeConfig.from_env({"PUBLIC_URL": "http://registry:5000", "OPENADR_PORT": "9090",
+                                    "OPENADR_WATCH_SECONDS": "2.5", "OPENADR_CLIENT_ID": "gw"},
+                                   host="0.0.0.0")
+    assert (config.api_url, config.port, config.watch_seconds, config.client_id, config.host) == \
+        ("http://registry:5000", 9090, 2.5, "gw", "0.0.0.0")
+    assert BridgeConfig.from_env({"PUBLIC_URL": "http://a", "OPENADR_API_URL": "http://b"}).api_url == \
+        "http://b"
+
+
+# -- pure mapping ------------------------------------------------------------------------
+
+
+def test_device_and_event_ids_are_stable_and_distinct():
     ven_id = str(uuid.uuid4())
     assert mapping.device_id_for(ven_id, "a") == mapping.device_id_for(ven_id, "a")
     assert mapping.device_id_for(ven_id, "a") != mapping.device_id_for(ven_id, "b")
     assert len(mapping.device_id_for(ven_id, "a")) == 36
+    assert mapping.event_id_for("c1", ven_id) == mapping.event_id_for("c1", ven_id)
+    assert mapping.event_id_for("c1", ven_id) != mapping.event_id_for("c2", ven_id)
 
 
 @pytest.mark.parametrize("unit, scale, factor", [
@@ -429,11 +533,11 @@ def test_kilowatt_factor(unit, scale, factor):
 
 
 @pytest.mark.parametrize("direction, names, delta", [
-    ("up", ["SIMPLE", "LOAD_DISPATCH"], -2.0), ("down", ["LOAD_DISPATCH"], 2.0)])
-def test_contract_signals_follow_direction(direction, names, delta):
+    ("down", ["SIMPLE", "LOAD_DISPATCH"], -2.0), ("up", ["LOAD_DISPATCH"], 2.0)])
+def test_contract_signals_follow_the_registrys_direction(direction, names, delta):
     start = datetime(2030, 1, 1, tzinfo=timezone.utc)
     contract = {"_id": "c1", "start": format_eve_date(start), "direction": direction,
-                "end": (start + timedelta(hours=1)).isoformat(), "power_kw": 2}
+                "end": format_eve_date(start + timedelta(hours=1)), "power_kw": 2}
     signals = mapping.contract_signals(contract)
     assert [s.signal_name for s in signals] == names
     assert signals[-1].intervals[0].signal_payload == delta
@@ -444,3 +548,14 @@ def test_empty_contract_window_is_refused():
     with pytest.raises(ValueError):
         mapping.contract_signals({"_id": "c", "start": "2030-01-01T10:00:00Z",
                                   "end": "2030-01-01T10:00:00Z", "power_kw": 1})
+
+
+@pytest.mark.parametrize("current, event_id, opt, recorded", [
+    (None, "e1", "optIn", True),
+    ({"opt": "optIn", "event_id": "e1"}, "e1", "optIn", False),   # a repeated answer
+    ({"opt": "optIn", "event_id": "e1"}, "e1", "optOut", True),   # the VEN changed its mind
+    ({"opt": "optOut", "event_id": "e1"}, "e2", "optIn", False),  # any optOut wins
+    ({"opt": "optIn", "event_id": "e1"}, "e2", "optOut", True),
+])
+def test_which_opt_response_a_contract_records(current, event_id, opt, recorded):
+    assert mapping.opt_changes_answer(current, event_id, opt) is recorded

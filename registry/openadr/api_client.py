@@ -1,9 +1,9 @@
 """The bridge's only way into the registry: an async REST client with a service token.
 
-Owns three things: the client-credentials token (fetched, refreshed before expiry
-and once more on a 401), retries with exponential back-off while the API is
-briefly unavailable (connection errors, 5xx), and the measurement buffer that
-batches telemetry and never drops a batch the registry has not accepted.
+Owns the client-credentials token (fetched, refreshed before expiry and once
+more on a 401), retries with exponential back-off while the API is briefly
+unavailable (connection errors, 5xx, 429), and the few resource calls the
+bridge makes. Telemetry batching is in :mod:`.telemetry`.
 """
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ import aiohttp
 
 logger = logging.getLogger("registry.openadr")
 
-EVE_DATE_FORMAT = "%a, %d %b %Y %H:%M:%S GMT"
-RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
-DATA_VERDICTS = frozenset({400, 413, 422})  # answers that judge the documents themselves
+EVE_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # settings.DATE_FORMAT: ISO 8601, UTC
+# 429: the rate limit of the service client is spent; like 5xx it passes
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+PAGE_SIZE = 500
+OWNER_FIELDS = ("account_id", "aggregator_id", "ven_id")
 
 
 def format_eve_date(moment: datetime) -> str:
-    """Render a datetime in Eve's default DATE_FORMAT (RFC 1123, UTC)."""
+    """Render a datetime in the registry's DATE_FORMAT (ISO 8601, UTC, whole seconds)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime(EVE_DATE_FORMAT)
@@ -36,9 +38,20 @@ class ApiError(Exception):
     """The registry answered with a status the caller must handle."""
 
     def __init__(self, status: int, body: Any, method: str = "", path: str = "") -> None:
-        super().__init__(f"{method} {path} -> {status}: {body}")
+        super().__init__(f"{method} {path} -> {status}: {error_message(body)}")
         self.status = status
         self.body = body
+
+
+def error_message(body: Any) -> str:
+    """The readable part of Eve's error shape ``{_status, _error: {code, message}, _issues}``."""
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    error = body.get("_error")
+    parts = [error.get("message", "") if isinstance(error, dict) else str(error or "")]
+    if body.get("_issues"):
+        parts.append(json.dumps(body["_issues"], default=str))
+    return " ".join(p for p in parts if p) or json.dumps(body, default=str)[:500]
 
 
 class ApiUnavailable(ApiError):
@@ -157,10 +170,26 @@ class ApiClient:
 
     async def find_one(self, resource: str, where: dict) -> dict | None:
         status, body = await self.request("GET", f"/{resource}",
-                                          params={"where": json.dumps(where)})
+                                          params={"where": json.dumps(where), "max_results": 1})
         _raise_unless(status, body, (200,), "GET", resource)
         items = body.get("_items", [])
         return items[0] if items else None
+
+    async def find_all(self, resource: str, where: dict, projection: dict | None = None,
+                       page_size: int = PAGE_SIZE) -> list[dict]:
+        """Every item matching ``where``, page by page."""
+        params = {"where": json.dumps(where), "max_results": page_size}
+        if projection:
+            params["projection"] = json.dumps(projection)
+        found: list[dict] = []
+        for page in range(1, 10_000):
+            status, body = await self.request("GET", f"/{resource}", params={**params, "page": page})
+            _raise_unless(status, body, (200,), "GET", resource)
+            items = body.get("_items", [])
+            found += items
+            if len(items) < page_size or len(found) >= body.get("_meta", {}).get("total", 0):
+                return found
+        return found
 
     async def find_ven(self, ven_name: str) -> dict | None:
         return await self.find_one("vens", {"ven_name": ven_name})
@@ -190,19 +219,27 @@ class ApiClient:
         return body
 
     async def upsert_device(self, device: dict, owned: set[str] | None = None) -> str:
-        """Create the device, or PATCH the ``owned`` fields when its id already exists."""
+        """Create the device, or PATCH the ``owned`` fields when its id already exists.
+
+        Owners (``account_id``, ``aggregator_id``, ``ven_id``) are never PATCHed:
+        the registry does not let a device move, so a mismatch is only reported.
+        """
         current = await self.get_item("devices", device["device_id"])
         if current is None:
             status, body = await self.request("POST", "/devices", json_body=device)
             if status in (200, 201):
                 return "created"
-            # A concurrent registration may have inserted it first (409, or 422 "not unique").
+            # A concurrent registration may have inserted it first (422 "not unique").
             current = await self.get_item("devices", device["device_id"])
             if current is None:
                 _raise_unless(status, body, (200, 201), "POST", "devices")
+        moved = sorted(k for k in OWNER_FIELDS if k in device and current.get(k) != device[k])
+        if moved:
+            logger.warning("device %s keeps its %s: the registry does not move devices",
+                           device["device_id"], ", ".join(moved))
         owned = set(device) if owned is None else owned
-        changes = {k: v for k, v in device.items()
-                   if k in owned and k != "device_id" and current.get(k) != v}
+        changes = {k: v for k, v in device.items() if k in owned and k != "device_id"
+                   and k not in OWNER_FIELDS and current.get(k) != v}
         if changes:
             await self.patch_item("devices", device["device_id"], changes, current.get("_etag"))
         return "updated"
@@ -222,114 +259,3 @@ async def _read_body(resp: aiohttp.ClientResponse) -> Any:
 def _raise_unless(status: int, body: Any, ok: tuple[int, ...], method: str, path: str) -> None:
     if status not in ok:
         raise ApiError(status, body, method, f"/{path}")
-
-
-@dataclass
-class MeasurementBuffer:
-    """Batches measurement documents and posts them in bulk, losing none.
-
-    A batch stays queued until the registry accepts it: while the API is down it
-    is re-sent with back-off. A 4xx answer is a verdict on the data, so the
-    rejected documents are logged and dropped and the rest re-sent; without
-    per-item detail the batch is split until the bad document is isolated.
-    """
-
-    api: ApiClient
-    batch_size: int = 500
-    flush_interval: float = 0.5
-    backoff_max: float = 2.0
-    sent: int = 0
-    dropped: int = 0
-    _pending: list[dict] = field(default_factory=list, repr=False)
-    _wakeup: asyncio.Event | None = field(default=None, repr=False)
-    _task: asyncio.Task | None = field(default=None, repr=False)
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def add(self, docs: list[dict]) -> None:
-        self._pending.extend(docs)
-        if self._wakeup is not None and len(self._pending) >= self.batch_size:
-            self._wakeup.set()
-
-    def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self, drain_for: float = 5.0) -> None:
-        """Stop the loop after trying (for ``drain_for`` s) to send what is queued."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        deadline = time.monotonic() + drain_for
-        while self._pending and time.monotonic() < deadline:
-            if not await self.flush_once():
-                await asyncio.sleep(0.2)
-        if self._pending:
-            logger.error("bridge stopped with %d measurements not yet accepted by the registry",
-                         len(self._pending))
-
-    async def _run(self) -> None:
-        delay = self.flush_interval
-        while True:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
-            self._wakeup.clear()
-            ok = True
-            while self._pending and ok:
-                ok = await self.flush_once()
-            delay = self.flush_interval if ok else min(max(delay * 2, 0.1), self.backoff_max)
-
-    async def flush_once(self) -> bool:
-        """Send one batch; False when the registry is unavailable (batch kept)."""
-        batch = self._pending[: self.batch_size]
-        if not batch:
-            return True
-        try:
-            accepted, rejected = await self._deliver(batch)
-        except ApiUnavailable as err:
-            logger.warning("measurements kept for re-send (%d queued): %s", len(self._pending), err)
-            return False
-        except Exception:  # a bug must not lose telemetry either
-            logger.exception("measurements kept for re-send after an unexpected error")
-            return False
-        del self._pending[: len(batch)]
-        self.sent += accepted
-        self.dropped += rejected
-        return True
-
-    async def _deliver(self, batch: list[dict]) -> tuple[int, int]:
-        status, body = await self.api.post_measurements(batch)
-        if status in (200, 201):
-            return len(batch), 0
-        if status not in DATA_VERDICTS:  # credentials, routing or rate limit, not the data: keep it
-            raise ApiUnavailable(status, body, "POST", "/measurements")
-        issues = _per_item_issues(body, len(batch))
-        if issues is not None and any(issues):
-            for doc, issue in zip(batch, issues):
-                if issue:
-                    logger.error("registry rejected measurement %s (dropped): %s", doc, issue)
-            good = [doc for doc, issue in zip(batch, issues) if not issue]
-            accepted, rejected = await self._deliver(good) if good else (0, 0)
-            return accepted, rejected + sum(1 for issue in issues if issue)
-        if len(batch) == 1:
-            logger.error("registry rejected measurement %s (dropped): %s %s", batch[0], status, body)
-            return 0, 1
-        half = len(batch) // 2  # no per-item verdict: bisect to find the culprit
-        first, second = await self._deliver(batch[:half]), await self._deliver(batch[half:])
-        return first[0] + second[0], first[1] + second[1]
-
-
-def _per_item_issues(body: Any, count: int) -> list[Any] | None:
-    """Eve's bulk-insert verdict: one ``_status`` per document, in order."""
-    if not isinstance(body, dict):
-        return None
-    items = body.get("_items") if count > 1 else [body]
-    if not isinstance(items, list) or len(items) != count:
-        return None
-    return [None if item.get("_status") == "OK" else (item.get("_issues") or "rejected")
-            for item in items]

@@ -2,25 +2,27 @@
 
 No I/O here: the stable device id of a VEN resource, the device document built
 from an enrolment and its hints, telemetry readings to measurement documents,
-and a contract to the signals of an OpenADR event.
+a contract to the signals of an OpenADR event (with an event id that is stable
+for the contract and VEN, so a restarted bridge re-sends the same event), and
+which opt response a contract records.
 """
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, Iterable
 
 from openleadr import objects, utils
 
 from .api_client import format_eve_date
 
-# Fixed namespace: the same VEN resource always maps to the same device_id.
+# Fixed namespaces: the same VEN resource always maps to the same device_id,
+# the same contract and VEN to the same OpenADR event id.
 DEVICE_NAMESPACE = uuid.UUID("6f1d6c1e-3b8a-5d4e-9a57-0c3f5e2b7a10")
+EVENT_NAMESPACE = uuid.UUID("0b7e9d4c-52a1-5f3e-8c6d-1a2b3c4d5e6f")
 POWER_DESCRIPTIONS = frozenset({"RealPower", "powerReal"})
 DEVICE_DEFAULTS = {"device_class": "otherLoad", "device_type": "Demand", "availability": "yes"}
 HINT_FIELDS = ("device_class", "device_type", "device_name", "max_capacity")
-ENROLMENT_FIELDS = ("ven_id", "account_id", "aggregator_id")
 SI_EXPONENTS = {"p": -12, "n": -9, "micro": -6, "m": -3, "c": -2, "d": -1, "none": 0,
                 None: 0, "k": 3, "M": 6, "G": 9, "T": 12}
 KILOWATT_SIGNAL = objects.Measurement(name="powerReal", description="RealPower", unit="W",
@@ -30,6 +32,11 @@ KILOWATT_SIGNAL = objects.Measurement(name="powerReal", description="RealPower",
 def device_id_for(ven_id: str, resource_id: str) -> str:
     """The registry device_id of one VEN resource: uuid5, so re-registration updates it."""
     return str(uuid.uuid5(DEVICE_NAMESPACE, f"{ven_id}/{resource_id}"))
+
+
+def event_id_for(contract_id: str, ven_id: str) -> str:
+    """The OpenADR event id of a contract at one VEN: stable across bridge restarts."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{contract_id}/{ven_id}"))
 
 
 def resource_hint(enrolment: dict, resource_id: str) -> dict:
@@ -42,9 +49,10 @@ def resource_hint(enrolment: dict, resource_id: str) -> dict:
 def device_document(enrolment: dict, ven_id: str, resource_id: str) -> tuple[dict, set[str]]:
     """The device to create for a reported resource, and the fields the bridge owns.
 
-    Owned fields (enrolment identity and explicit hints) are refreshed on
+    Owned fields (the enrolment's explicit hints) are refreshed on
     re-registration; defaults are only used at creation, so a prosumer's later
-    change of e.g. ``availability`` survives a VEN restart.
+    change of e.g. ``availability`` survives a VEN restart. The owners
+    (``ven_id``, ``account_id``, ``aggregator_id``) are set once: devices do not move.
     """
     hint = {k: v for k, v in resource_hint(enrolment, resource_id).items()
             if k in HINT_FIELDS and v not in (None, "")}
@@ -54,7 +62,7 @@ def device_document(enrolment: dict, ven_id: str, resource_id: str) -> tuple[dic
                 **DEVICE_DEFAULTS, "ven_id": ven_id,
                 "account_id": enrolment["account_id"], "aggregator_id": enrolment["aggregator_id"],
                 **hint}
-    return document, set(ENROLMENT_FIELDS) | set(hint)
+    return document, set(hint)
 
 
 def kilowatt_factor(unit: str | None, scale: str | None) -> float | None:
@@ -74,31 +82,27 @@ def power_measurements(device_id: str, readings: Iterable[tuple[datetime, float]
 
 
 def parse_moment(value: Any) -> datetime:
-    """A timestamp from the registry: datetime, RFC 1123 (Eve) or ISO 8601 string."""
+    """A timestamp from the registry: a datetime or an ISO 8601 string (DATE_FORMAT)."""
     if isinstance(value, datetime):
         moment = value
     else:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def contract_signals(contract: dict) -> list[objects.EventSignal]:
     """The event signals for a contract window.
 
-    ``direction`` follows the grid's view: "up" = more power to the grid (the
-    device consumes less or exports more), "down" = the device consumes more.
-    LOAD_DISPATCH/delta carries the change of consumption in kW (signed like the
-    registry's power: + consumption); an "up" contract also sends SIMPLE level 1
-    so that simple VENs shed load.
+    ``direction`` is the registry's (schemas/common.py): of the device's net
+    power, + consumption, so "down" = the device draws less (or exports more),
+    "up" = it draws more. LOAD_DISPATCH/delta carries that change of consumption
+    in kW; a "down" contract also sends SIMPLE level 1 so that simple VENs shed load.
     """
     start, end = parse_moment(contract["start"]), parse_moment(contract["end"])
     if end <= start:
         raise ValueError(f"contract {contract.get('_id')} has an empty window")
     power = abs(float(contract.get("power_kw") or 0.0))
-    delta = -power if contract.get("direction", "up") == "up" else power
+    delta = -power if contract.get("direction", "down") == "down" else power
 
     def interval(payload: float) -> objects.Interval:
         return objects.Interval(dtstart=start, duration=end - start, signal_payload=payload)
@@ -113,15 +117,34 @@ def contract_signals(contract: dict) -> list[objects.EventSignal]:
 
 
 def contract_event(contract: dict, ven_id: str, resource_ids: list[str],
-                   market_context: str) -> objects.Event:
-    """One OpenADR event for the devices of a contract that sit behind one VEN."""
+                   market_context: str, *, cancelled: bool = False) -> objects.Event:
+    """One OpenADR event for the devices of a contract that sit behind one VEN.
+
+    ``cancelled`` builds the event as a VEN that already holds it must see it
+    after a cancellation (status cancelled, modification 1).
+    """
     targets = [objects.Target(ven_id=ven_id)]
     targets += [objects.Target(resource_id=resource_id) for resource_id in resource_ids]
-    descriptor = objects.EventDescriptor(event_id=utils.generate_id(), modification_number=0,
-                                         market_context=market_context, event_status="far",
-                                         vtn_comment=f"contract {contract['_id']}")
+    descriptor = objects.EventDescriptor(
+        event_id=event_id_for(str(contract["_id"]), ven_id), modification_number=int(cancelled),
+        market_context=market_context, event_status="cancelled" if cancelled else "far",
+        vtn_comment=f"contract {contract['_id']}")
     return objects.Event(event_descriptor=descriptor, event_signals=contract_signals(contract),
                          targets=targets, response_required="always")
+
+
+def opt_changes_answer(current: dict | None, event_id: str, opt_type: str) -> bool:
+    """Whether a VEN's opt response should replace the contract's ``ven_response``.
+
+    Several VENs may serve one contract: any optOut makes the contract's answer
+    optOut; a VEN repeating its answer (as openleadr's client does for every
+    event it holds) changes nothing.
+    """
+    if not current:
+        return True
+    if current.get("event_id") == event_id:
+        return current.get("opt") != opt_type
+    return opt_type == "optOut" and current.get("opt") != "optOut"
 
 
 def opt_record(opt_type: str, event_id: str, now: datetime | None = None) -> dict:

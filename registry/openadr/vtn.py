@@ -13,10 +13,12 @@ registry's validation, access rules and job hooks apply to bridged data too::
                                ◀──── oadrRegisteredReport (RealPower requested every sampling interval)
     oadrUpdateReport ───────────────▶ telemetry callback ─▶ MeasurementBuffer ─▶ POST /measurements [bulk]
                                                             (kept and re-sent while the API is down)
-    registry: contract active ──────▶ activate_contract ─▶ event queued per VEN (targets: its resources)
+    contract watcher (every few s) ─────────────────────────────────────▶ GET  /contracts?where={accepted|active…}
+                                      event queued per VEN (targets: its resources)
     oadrPoll ───────────────────────▶ ◀──── oadrDistributeEvent (SIMPLE level / LOAD_DISPATCH kW delta)
     oadrCreatedEvent optIn|optOut ──▶ opt callback ─────────────────────▶ PATCH /contracts/<_id> ven_response
-    registry: contract cancelled ───▶ cancel_contract ─▶ event status "cancelled", next poll delivers it
+    contract watcher ───────────────────────────────────────────────────▶ GET  /contracts?where={cancelled…}
+                                      event status "cancelled", the next poll delivers it
 
 The VTN keeps registrations in memory only: after a bridge restart, a VEN's
 next message is answered with oadrRequestReregistration (openleadr's
@@ -32,12 +34,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from openleadr import OpenADRServer
 
 from . import mapping
-from .api_client import ApiClient, MeasurementBuffer, format_eve_date
+from .api_client import ApiClient, format_eve_date
+from .contracts import ContractEvents, ContractWatcher
+from .telemetry import MeasurementBuffer
 
 logger = logging.getLogger("registry.openadr")
 
@@ -61,15 +65,17 @@ class OpenADRBridge:
 
     def __init__(self, api: ApiClient, server: OpenADRServer, *, sampling_interval: timedelta,
                  market_context: str = "oadr://der-registry/flexibility",
-                 buffer: MeasurementBuffer | None = None) -> None:
+                 buffer: MeasurementBuffer | None = None, watch_interval: float | None = 5.0,
+                 contract_lead: timedelta = timedelta(hours=24)) -> None:
         self.api, self.server = api, server
         self.sampling_interval = sampling_interval
-        self.market_context = market_context
         self.buffer = buffer or MeasurementBuffer(api)
         self.sessions: dict[str, VenSession] = {}
         self.resources: dict[str, tuple[str, str]] = {}  # device_id -> (ven_id, resource_id)
-        self.contract_events: dict[str, list[tuple[str, str]]] = {}  # contract -> (ven, event)
-        self.contract_opts: dict[str, dict[str, str]] = {}  # contract -> {event_id: opt}
+        self.contract_events = ContractEvents(api, server, self.resources, market_context)
+        # None: no polling; contracts reach VENs only through activate_contract
+        self.watcher = (ContractWatcher(api, self.contract_events, watch_interval, contract_lead)
+                        if watch_interval else None)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         for name in ("on_create_party_registration", "on_cancel_party_registration",
@@ -161,79 +167,23 @@ class OpenADRBridge:
                           readings: list[tuple[datetime, float]]) -> None:
         self.buffer.add(mapping.power_measurements(device_id, readings, factor))
 
-    # -- contracts -> events ----------------------------------------------------
-
-    async def activate_contract_async(self, contract: dict) -> list[str]:
-        """Queue one OpenADR event per VEN behind the contract's devices."""
-        contract_id = str(contract["_id"])
-        device_ids = contract.get("device_ids") or await self._offer_devices(contract)
-        by_ven: dict[str, list[str]] = {}
-        for device_id in device_ids:
-            ven_id, resource_id = await self._locate(device_id)
-            by_ven.setdefault(ven_id, [])
-            if resource_id:
-                by_ven[ven_id].append(resource_id)
-        event_ids = []
-        for ven_id, resource_ids in by_ven.items():
-            event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context)
-            callback = self._opt_callback(contract_id)
-            event_id = self.server.add_raw_event(ven_id=ven_id, event=event, callback=callback)
-            self.contract_events.setdefault(contract_id, []).append((ven_id, event_id))
-            event_ids.append(event_id)
-        logger.info("contract %s activated: events %s", contract_id, event_ids)
-        return event_ids
-
-    async def cancel_contract_async(self, contract_id: str) -> int:
-        events = self.contract_events.pop(str(contract_id), [])
-        for ven_id, event_id in events:
-            self.server.cancel_event(ven_id, event_id)
-        if not events:
-            logger.warning("contract %s has no events in this VTN to cancel", contract_id)
-        return len(events)
+    # -- contracts -> events (registry/openadr/contracts.py) -------------------
 
     def activate_contract(self, contract: dict) -> concurrent.futures.Future:
-        """Thread-safe, non-blocking: call from the registry's hooks."""
-        return self._submit(self.activate_contract_async(contract))
+        """Thread-safe, non-blocking: queue the contract's events now (the
+        watcher does the same on its next poll); the future gives the event ids."""
+        return self._submit(self.contract_events.activate(contract))
 
     def cancel_contract(self, contract_id: str) -> concurrent.futures.Future:
-        return self._submit(self.cancel_contract_async(contract_id))
+        """Thread-safe, non-blocking: cancel the contract's events; the future
+        gives how many were cancelled."""
+        return self._submit(self.contract_events.cancel(contract_id))
 
     def _submit(self, coroutine: Any) -> concurrent.futures.Future:
         if self.loop is None:
             coroutine.close()
             raise RuntimeError("the OpenADR bridge is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def _opt_callback(self, contract_id: str) -> Callable:
-        async def record_opt(ven_id: str, event_id: str, opt_type: str) -> None:
-            opts = self.contract_opts.setdefault(contract_id, {})
-            opts[event_id] = opt_type
-            # Several VENs may serve one contract: any optOut makes the contract's answer optOut.
-            if opt_type == "optIn" and "optOut" in opts.values():
-                return
-            await self.api.patch_item("contracts", contract_id,
-                                      {"ven_response": mapping.opt_record(opt_type, event_id)})
-            logger.info("VEN %s answered %s to contract %s", ven_id, opt_type, contract_id)
-        return record_opt
-
-    async def _locate(self, device_id: str) -> tuple[str, str | None]:
-        if device_id in self.resources:
-            return self.resources[device_id]
-        device = await self.api.get_item("devices", device_id)
-        if device is None:
-            raise LookupError(f"device {device_id} of the contract does not exist")
-        ven_id = device["ven_id"]
-        enrolment = await self.api.find_one("vens", {"ven_id": ven_id}) or {}
-        for hint in enrolment.get("resources") or []:
-            if mapping.device_id_for(ven_id, hint.get("resource_id", "")) == device_id:
-                return ven_id, hint["resource_id"]
-        logger.warning("resource of device %s unknown; the event targets its whole VEN", device_id)
-        return ven_id, None
-
-    async def _offer_devices(self, contract: dict) -> list[str]:
-        offers = [await self.api.get_item("offers", str(offer_id))
-                  for offer_id in contract.get("offers") or []]
-        return sorted({offer["device_id"] for offer in offers if offer})
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -242,8 +192,12 @@ class OpenADRBridge:
         await self.api.open()
         self.buffer.start()
         await self.server.run()
+        if self.watcher is not None:
+            self.watcher.start()
 
     async def aclose(self) -> None:
+        if self.watcher is not None:
+            await self.watcher.stop()
         await self.server.stop()
         await self.buffer.stop()
         await self.api.close()
@@ -286,12 +240,15 @@ def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
               sampling_interval: timedelta = timedelta(seconds=60),
               cert: str | None = None, key: str | None = None, passphrase: str | None = None,
               http_cert: str | None = None, http_key: str | None = None,
-              http_ca_file: str | None = None, buffer: MeasurementBuffer | None = None
-              ) -> OpenADRBridge:
+              http_ca_file: str | None = None, buffer: MeasurementBuffer | None = None,
+              watch_interval: float | None = 5.0, contract_lead: timedelta = timedelta(hours=24),
+              market_context: str = "oadr://der-registry/flexibility") -> OpenADRBridge:
     """An :class:`OpenADRBridge` around a configured ``OpenADRServer`` (not started).
 
     Plain HTTP without message signing by default; ``http_cert``/``http_key``/
     ``http_ca_file`` enable mutual TLS and ``cert``/``key`` XML message signing.
+    ``watch_interval`` (seconds) is how often contracts are polled; events are
+    sent for contracts starting within ``contract_lead``.
     """
     if vtn_id.islower():
         # openleadr's VEN flags an all-lowercase vtnID as invalid in its event responses.
@@ -302,5 +259,7 @@ def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
                            http_cert=http_cert, http_key=http_key, http_ca_file=http_ca_file,
                            verify_message_signatures=bool(cert and key),
                            ven_lookup=lambda ven_id: bridge.lookup_ven(ven_id))
-    bridge = OpenADRBridge(api, server, sampling_interval=sampling_interval, buffer=buffer)
+    bridge = OpenADRBridge(api, server, sampling_interval=sampling_interval, buffer=buffer,
+                           watch_interval=watch_interval, contract_lead=contract_lead,
+                           market_context=market_context)
     return bridge

@@ -1,0 +1,126 @@
+"""From the UI's filter forms to API query parameters, and back to what a
+person reads. Pure functions: no request, no store."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping
+
+EARTH_RADIUS_KM = 6378.1
+DEVICE_CLASSES = ("hvacDevice", "lightingLoad", "dhwDevice", "otherLoad")
+DEVICE_TYPES = ("Demand", "Generation", "Storage")
+AVAILABILITY_FIELDS = ("availability", "marketplace_availability", "dr_availability")
+DEVICE_SORTS = {
+    "name": "device_name", "-capacity": "-max_capacity", "capacity": "max_capacity",
+    "-available": "-available_capacity", "class": "device_class,device_name",
+}
+PAGE_SIZES = (10, 25, 50, 100)
+API_DATE = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class DeviceQuery:
+    """The devices panel's API parameters and any input it had to ignore."""
+
+    params: dict[str, Any]
+    page: int
+    per_page: int
+    problems: tuple[str, ...] = ()
+
+
+def device_query(args: Mapping[str, str]) -> DeviceQuery:
+    """``where`` / ``sort`` / paging for GET /devices from the filter form."""
+    where: dict[str, Any] = {}
+    problems: list[str] = []
+    if args.get("device_class") in DEVICE_CLASSES:
+        where["device_class"] = args["device_class"]
+    if args.get("device_type") in DEVICE_TYPES:
+        where["device_type"] = args["device_type"]
+    for name in AVAILABILITY_FIELDS:
+        if args.get(name) in ("yes", "no"):
+            where[name] = args[name]
+    capacity = {op: value for op, key in (("$gte", "cap_min"), ("$lte", "cap_max"))
+                if (value := _number(args, key, problems)) is not None}
+    if capacity:
+        where["max_capacity"] = capacity
+    circle = _circle(args, problems)
+    if circle:
+        where["location"] = circle
+    per_page = _int(args.get("per_page"), 25)
+    per_page = per_page if per_page in PAGE_SIZES else 25
+    page = max(_int(args.get("page"), 1), 1)
+    params = {"sort": DEVICE_SORTS.get(args.get("sort", ""), "device_name"),
+              "max_results": per_page, "page": page}
+    if where:
+        params["where"] = where
+    return DeviceQuery(params, page, per_page, tuple(problems))
+
+
+def _circle(args: Mapping[str, str], problems: list[str]) -> dict[str, Any] | None:
+    """``$geoWithin`` / ``$centerSphere``: radius in km over the Earth's radius."""
+    lat, lng, radius = (_number(args, k, problems) for k in ("lat", "lng", "radius_km"))
+    if lat is None and lng is None and radius is None:
+        return None
+    if lat is None or lng is None or radius is None:
+        problems.append("a location search needs latitude, longitude and radius")
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lng <= 180 and radius > 0):
+        problems.append("latitude −90…90, longitude −180…180 and a positive radius, please")
+        return None
+    return {"$geoWithin": {"$centerSphere": [[lng, lat], radius / EARTH_RADIUS_KM]}}
+
+
+def _number(args: Mapping[str, str], key: str, problems: list[str]) -> float | None:
+    text = (args.get(key) or "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        problems.append(f"{key.replace('_', ' ')} must be a number, not {text!r}")
+        return None
+
+
+def _int(text: str | None, default: int) -> int:
+    return int(text) if text and text.isdigit() else default
+
+
+def page_count(total: int, per_page: int) -> int:
+    return max((total + per_page - 1) // per_page, 1)
+
+
+def api_time(local: str) -> str | None:
+    """An ``<input type=datetime-local>`` value (taken as UTC) in the API's format."""
+    for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(local, fmt).strftime(API_DATE)
+        except ValueError:
+            continue
+    return None
+
+
+def input_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def default_window(now: datetime | None = None, hours: int = 2) -> tuple[str, str]:
+    """A quarter-hour aligned window starting at the next full hour plus one."""
+    now = now or datetime.now(timezone.utc)
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    return input_time(start), input_time(start + timedelta(hours=hours))
+
+
+def parse_api_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    for fmt in (API_DATE, "%a, %d %b %Y %H:%M:%S GMT", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def epoch(text: Any) -> float | None:
+    moment = parse_api_time(text)
+    return moment.timestamp() if moment else None

@@ -1,0 +1,62 @@
+"""Advice (a prosumer's day timeline, an aggregator's recommended devices),
+and for admins the job queue and the audit trail (Eve's oplog)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from admin_ui.blueprint import api, bp, failure, page, unavailable
+from admin_ui.login import User, login_required
+from admin_ui.queries import page_count
+from admin_ui.series import TAG_WORDS, advice_timeline, recommended_devices
+
+PER_PAGE = 25
+JOB_STATUSES = ("queued", "running", "done", "failed")
+
+
+def _page_number() -> int:
+    text = request.args.get("page", "")
+    return max(int(text), 1) if text.isdigit() else 1
+
+
+@bp.get("/advice")
+@login_required
+def advice(user: User) -> Any:
+    client = api(user)
+    if not client.has("advice"):
+        return page("unavailable.html", title="Advice", message=unavailable("advice"))
+    result = client.get("advice", sort="-_created", max_results=10)
+    if not result.ok:
+        return failure(result, "The advice could not be read")
+    entries = [{"doc": doc, "timeline": advice_timeline(doc), "devices": recommended_devices(doc)}
+               for doc in result.items]
+    return page("advice.html", entries=entries, tag_words=TAG_WORDS)
+
+
+@bp.get("/jobs")
+@login_required
+def jobs(user: User) -> Any:
+    client = api(user)
+    if not client.has("jobs"):
+        return page("unavailable.html", title="Jobs", message=unavailable("jobs"))
+    status = request.args.get("status", "")
+    where = {"status": status} if status in JOB_STATUSES else {}
+    current = _page_number()
+    result = client.get("jobs", where=where, sort="-_created", max_results=PER_PAGE, page=current)
+    if not result.ok:
+        return failure(result, "The jobs could not be listed")
+    return page("jobs.html", jobs=result.items, total=result.total, page=current, status=status,
+                statuses=JOB_STATUSES, pages=page_count(result.total, PER_PAGE),
+                args={k: v for k, v in request.args.items() if k != "page"})
+
+
+@bp.get("/audit")
+@login_required
+def audit(user: User) -> Any:
+    current = _page_number()
+    result = api(user).get("oplog", sort="-_created", max_results=PER_PAGE, page=current)
+    if not result.ok:
+        return failure(result, "The audit trail could not be read")
+    return page("audit.html", entries=result.items, total=result.total, page=current,
+                pages=page_count(result.total, PER_PAGE), args={})

@@ -1,0 +1,130 @@
+"""Forecasting and advisor jobs (SPEC §5, docs/jobs.md).
+
+Hooks call :func:`enqueue` and return; nothing is computed in a request.
+Every job is a document in `jobs` (records.py), run by a backend
+(backends.py: a worker thread in this process, or RQ workers with
+REDIS_URL) through one runner (runner.py) that calls the kind's task
+(tasks.py). Tests drain the queue deterministically with :func:`run_pending`.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from flask import Flask, current_app
+
+from registry.jobs import records, runner
+from registry.jobs.backends import EmbeddedBackend, RQBackend
+from registry.timeseries import iso, target_start
+
+log = logging.getLogger("registry.jobs")
+FORECAST_KINDS = ("consumption_forecast", "flexibility_forecast")
+
+
+def init_app(app: Flask) -> None:
+    """Pick the backend; start the embedded worker thread unless testing."""
+    if backend_name(app.config) == "rq":
+        app.extensions["jobs"] = RQBackend(app)
+    else:
+        app.extensions["jobs"] = EmbeddedBackend(app, lambda: run_pending(app), lambda: tick(app))
+    with app.app_context():
+        records.ensure_indexes(app.data.driver.db)
+    if not app.config.get("TESTING") and app.config.get("JOBS_EMBEDDED_WORKER", True):
+        start_worker(app)
+
+
+def backend_name(config: dict[str, Any]) -> str:
+    """RQ needs Redis and a store that worker processes share: the embedded store
+    lives in this process only, so "auto" keeps its jobs in this process too."""
+    chosen = config.get("JOBS_BACKEND", "auto")
+    if chosen not in ("auto", "rq", "embedded"):
+        raise ValueError(f"JOBS_BACKEND must be auto, rq or embedded, not {chosen!r}")
+    if chosen == "rq" and not config.get("REDIS_URL"):
+        raise ValueError("JOBS_BACKEND=rq needs REDIS_URL")
+    if chosen != "auto":
+        return chosen
+    if config.get("REDIS_URL") and not config.get("MONGO_URI"):
+        log.warning("REDIS_URL is set but the store is embedded (in memory, this process only): "
+                    "jobs run in this process; set MONGO_URI for `python run.py worker` processes")
+    return "rq" if config.get("REDIS_URL") and config.get("MONGO_URI") else "embedded"
+
+
+def start_worker(app: Flask) -> None:
+    """The embedded worker thread (a no-op with RQ: run `python run.py worker`)."""
+    app.extensions["jobs"].start()
+
+
+def stop_worker(app: Flask, timeout: float = 10.0) -> None:
+    app.extensions["jobs"].stop(timeout)
+
+
+def enqueue(kind: str, subject: str, input_key: str, *, params: dict[str, Any] | None = None,
+            owner: dict[str, str] | None = None, app: Flask | None = None,
+            now: datetime | None = None) -> dict[str, Any]:
+    """The job for (kind, subject, input_key): the existing one, a queued one that
+    absorbs this trigger, or a new one handed to the backend."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    now = now or records.utcnow()
+    backend = app.extensions["jobs"]
+    with app.app_context():
+        job, created = records.find_or_create(
+            app.data.driver.db, kind, subject, input_key, params=params or {},
+            owner={k: v for k, v in (owner or {}).items() if v}, backend=backend.name,
+            max_attempts=int(app.config["JOBS_MAX_ATTEMPTS"]), now=now)
+    if created:
+        backend.submit(job)
+    return job
+
+
+def enqueue_forecasts(devices: Iterable[dict[str, Any]], trigger: str, kinds: Iterable[str] = FORECAST_KINDS,
+                      app: Flask | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Forecast jobs for devices (documents with device_id, account_id, aggregator_id).
+
+    The input key names the target day and the trigger, so the same trigger on
+    the same day is the same job."""
+    now = now or records.utcnow()
+    key = f"{iso(target_start(now))}/{trigger}"
+    return [enqueue(kind, d["device_id"], key, owner=owner_of(d), app=app, now=now)
+            for d in devices for kind in kinds]
+
+
+def owner_of(doc: dict[str, Any]) -> dict[str, str]:
+    return {k: doc[k] for k in ("account_id", "aggregator_id") if doc.get(k)}
+
+
+def run_pending(app: Flask, now: datetime | None = None, batch: int = 500) -> int:
+    """Run due jobs until none is left (follow-up jobs included); returns how many ran.
+
+    ``now`` fixes the clock, so tests can step through back-offs."""
+    total = 0
+    while True:
+        with app.app_context():
+            due = records.due(app.data.driver.db, now or records.utcnow(), batch)
+        if not due:
+            return total
+        ran = runner.execute(app, [job["_id"] for job in due], now)
+        if not ran:
+            return total
+        total += ran
+
+
+def tick(app: Flask, now: datetime | None = None) -> dict[str, int]:
+    """Periodic work of every worker: advance the marketplace lifecycle, requeue lost jobs."""
+    now = now or records.utcnow()
+    counts: dict[str, int] = {}
+    try:
+        from registry.lifecycle import advance_lifecycle
+    except ImportError:  # a build without the marketplace
+        advance_lifecycle = None
+    if advance_lifecycle is not None:
+        counts.update(advance_lifecycle(now, app=app))
+    with app.app_context():
+        db = app.data.driver.db
+        counts["jobs_requeued"] = records.requeue_stale(db, int(app.config["JOBS_STALE_SECONDS"]), now)
+        # due for a whole tick and still queued: its wake-up was lost (Redis down, a requeue)
+        overdue = records.due(db, now - timedelta(seconds=int(app.config["JOBS_TICK_SECONDS"])), 1000)
+    for job in overdue:
+        app.extensions["jobs"].submit(job)
+    counts["jobs_resubmitted"] = len(overdue)
+    return counts

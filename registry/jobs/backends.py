@@ -1,0 +1,140 @@
+"""Where jobs run: an in-process worker thread (embedded default) or RQ on Redis.
+
+The `jobs` collection is the queue of record; a backend only wakes a worker.
+Embedded: submitting sets an event the worker thread waits on; the thread
+runs every due job, then sleeps until the next back-off expires or the next
+tick. RQ: submitting enqueues ``perform(job_id)`` on the queue; ``python run.py
+worker`` serves it with the app bound by :func:`work`. Claims are
+compare-and-set, so a job submitted twice still runs once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+from flask import Flask
+
+from registry.jobs import records, runner
+
+log = logging.getLogger("registry.jobs")
+
+
+class EmbeddedBackend:
+    name = "embedded"
+
+    def __init__(self, app: Flask, drain: Callable[[], int], tick: Callable[[], Any]) -> None:
+        self.app, self.drain, self.tick = app, drain, tick
+        self.wake, self.stopping = threading.Event(), threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, job: dict[str, Any], delay: timedelta | None = None) -> None:
+        self.wake.set()
+
+    def start(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.stopping.clear()
+            self.thread = threading.Thread(target=self._loop, name="registry-jobs", daemon=True)
+            self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def _loop(self) -> None:
+        period = float(self.app.config["JOBS_TICK_SECONDS"])
+        next_tick = 0.0
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                if time.monotonic() >= next_tick:
+                    self.tick()
+                    next_tick = time.monotonic() + period
+                self.drain()
+            except Exception:  # noqa: BLE001 - the thread must outlive a bad batch
+                log.exception("embedded job worker")
+            self.wake.wait(min(period, self._until_next_due(), max(0.0, next_tick - time.monotonic())))
+
+    def _until_next_due(self) -> float:
+        with self.app.app_context():
+            due = records.next_due(self.app.data.driver.db)
+        return 3600.0 if due is None else max(0.05, (due - records.utcnow()).total_seconds())
+
+
+# --- RQ --------------------------------------------------------------------------
+
+_BOUND: dict[str, Flask] = {}
+
+
+class RQBackend:
+    name = "rq"
+
+    def __init__(self, app: Flask) -> None:
+        from redis import Redis
+        from rq import Queue
+
+        self.redis = Redis.from_url(app.config["REDIS_URL"])
+        self.queue = Queue(app.config["JOBS_QUEUE"], connection=self.redis)
+
+    def submit(self, job: dict[str, Any], delay: timedelta | None = None) -> None:
+        rq_id = f"{self.queue.name}-{job['_id']}-{job.get('attempts', 0)}"
+        options = {"job_id": rq_id, "result_ttl": 3600, "failure_ttl": 86400, "description": job["kind"]}
+        if delay and delay.total_seconds() > 0:
+            self.queue.enqueue_in(delay, perform, str(job["_id"]), **options)
+        else:
+            self.queue.enqueue(perform, str(job["_id"]), **options)
+
+    def start(self) -> None:
+        """RQ jobs are served by `python run.py worker` processes."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Nothing runs in this process."""
+
+
+def bind(app: Flask) -> None:
+    """The app whose store and hooks RQ jobs in this process use."""
+    _BOUND["app"] = app
+
+
+def perform(job_id: str) -> str:
+    """The RQ job function: run one job of the bound app."""
+    app = _BOUND.get("app")
+    if app is None:
+        raise RuntimeError("no registry app bound in this worker: start it with `python run.py worker`")
+    ran = runner.execute(app, [job_id])
+    with app.app_context():
+        job = records.get(app.data.driver.db, job_id)
+    if not ran and job and job["status"] == "queued":  # dequeued before its back-off ended
+        app.extensions["jobs"].submit(job, delay=job["not_before"] - records.utcnow())
+    return job["status"] if job else "missing"
+
+
+def work(app: Flask, burst: bool = False, tick: Callable[[], Any] | None = None) -> bool:
+    """Serve the app's RQ queue in this process (no fork per job: the app is reused).
+
+    ``tick`` (the marketplace lifecycle, lost jobs) runs once in burst mode,
+    else every JOBS_TICK_SECONDS in a daemon thread."""
+    from rq import SimpleWorker
+
+    backend = app.extensions["jobs"]
+    bind(app)
+    if tick is not None and burst:
+        tick()
+    elif tick is not None:
+        threading.Thread(target=_every, args=(float(app.config["JOBS_TICK_SECONDS"]), tick),
+                         name="registry-jobs-tick", daemon=True).start()
+    worker = SimpleWorker([backend.queue], connection=backend.redis)
+    return worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
+
+
+def _every(period: float, function: Callable[[], Any]) -> None:
+    while True:
+        try:
+            function()
+        except Exception:  # noqa: BLE001 - keep ticking
+            log.exception("job worker tick")
+        time.sleep(period)

@@ -1,0 +1,126 @@
+"""The `jobs` collection: how a job is found, created, claimed and closed.
+
+Every change is one atomic store operation, so API processes and any number
+of workers can share the collection:
+
+* find_or_create: the same kind + subject + input key is the same job
+  (idempotent); a queued job of the same kind and subject absorbs a new
+  trigger instead of a second job being made (debouncing);
+* claim: queued and due -> running (compare-and-set: one worker wins);
+* finish / fail: running -> done, or -> queued again with an exponential
+  back-off while attempts remain, else -> failed with the error.
+
+Documents carry Eve's meta fields, so they read like any other resource.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+COLLECTION = "jobs"
+
+
+def utcnow() -> datetime:
+    """Naive UTC without microseconds, as Eve stores datetimes."""
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _touch(now: datetime) -> dict[str, Any]:
+    # jobs are read-only through the API: a fresh token is a valid ETag
+    return {"_updated": now, "_etag": uuid.uuid4().hex}
+
+
+def find_or_create(db: Any, kind: str, subject: str, input_key: str, *, params: dict[str, Any],
+                   owner: dict[str, str], max_attempts: int, backend: str,
+                   now: datetime) -> tuple[dict[str, Any], bool]:
+    """(the job, whether it was just created)."""
+    jobs = db[COLLECTION]
+    existing = jobs.find_one({"kind": kind, "subject": subject, "input_keys": input_key})
+    if existing is not None:
+        return existing, False
+    new = {"params": params, "attempts": 0,
+           "max_attempts": max_attempts, "queued_at": now, "not_before": now, "started_at": None,
+           "finished_at": None, "error": None, "result_url": None,
+           "backend": backend, "_created": now, **owner}
+    job = jobs.find_one_and_update(
+        {"kind": kind, "subject": subject, "status": "queued"},
+        {"$set": {"input_key": input_key, **_touch(now)}, "$addToSet": {"input_keys": input_key},
+         "$inc": {"triggers": 1}, "$setOnInsert": new},
+        upsert=True, return_document=ReturnDocument.AFTER)
+    return job, job["triggers"] == 1
+
+
+def get(db: Any, job_id: ObjectId | str) -> dict[str, Any] | None:
+    return db[COLLECTION].find_one({"_id": ObjectId(job_id)})
+
+
+def due(db: Any, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Queued jobs whose back-off has passed, oldest first."""
+    cursor = db[COLLECTION].find({"status": "queued", "not_before": {"$lte": now}},
+                                 sort=[("not_before", 1), ("_id", 1)], limit=limit)
+    return list(cursor)
+
+
+def next_due(db: Any) -> datetime | None:
+    """When the next queued job becomes due (None: nothing queued)."""
+    job = db[COLLECTION].find_one({"status": "queued"}, sort=[("not_before", 1)])
+    return job["not_before"] if job else None
+
+
+def claim(db: Any, job_id: ObjectId, now: datetime) -> dict[str, Any] | None:
+    """queued and due -> running; None when another worker won or it is not due."""
+    return db[COLLECTION].find_one_and_update(
+        {"_id": job_id, "status": "queued", "not_before": {"$lte": now}},
+        {"$set": {"status": "running", "started_at": now, "finished_at": None, **_touch(now)},
+         "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER)
+
+
+def finish(db: Any, job: dict[str, Any], result_url: str | None, now: datetime) -> None:
+    update = {"status": "done", "finished_at": now, "error": None, **_touch(now)}
+    if result_url:
+        update["result_url"] = result_url
+    db[COLLECTION].update_one({"_id": job["_id"], "status": "running"}, {"$set": update})
+
+
+def backoff(attempts: int, base_seconds: int) -> timedelta:
+    """The wait before retry number ``attempts``: base, 2 x base, 4 x base, …"""
+    return timedelta(seconds=base_seconds * 2 ** max(0, attempts - 1))
+
+
+def fail(db: Any, job: dict[str, Any], error: str, permanent: bool, base_seconds: int,
+         now: datetime) -> dict[str, Any]:
+    """running -> queued (with back-off) while attempts remain, else -> failed."""
+    retry = not permanent and job["attempts"] < job["max_attempts"]
+    update: dict[str, Any] = {"error": error[:2000], **_touch(now)}
+    if retry:
+        update.update(status="queued", not_before=now + backoff(job["attempts"], base_seconds))
+    else:
+        update.update(status="failed", finished_at=now)
+    return db[COLLECTION].find_one_and_update({"_id": job["_id"], "status": "running"}, {"$set": update},
+                                              return_document=ReturnDocument.AFTER) or job
+
+
+def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
+    """Jobs left running by a worker that died: try again (or fail when out of attempts)."""
+    lost = now - timedelta(seconds=stale_seconds)
+    moved = 0
+    for job in db[COLLECTION].find({"status": "running", "started_at": {"$lt": lost}}):
+        out_of_attempts = job["attempts"] >= job["max_attempts"]
+        update = {"status": "failed" if out_of_attempts else "queued", "not_before": now,
+                  "error": f"worker lost while running (started {job['started_at']:%Y-%m-%dT%H:%M:%SZ})",
+                  **_touch(now)}
+        if out_of_attempts:
+            update["finished_at"] = now
+        moved += db[COLLECTION].update_one({"_id": job["_id"], "status": "running"},
+                                           {"$set": update}).modified_count
+    return moved
+
+
+def ensure_indexes(db: Any) -> None:
+    db[COLLECTION].create_index([("status", 1), ("not_before", 1)])
+    db[COLLECTION].create_index([("kind", 1), ("subject", 1), ("input_keys", 1)])
