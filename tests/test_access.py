@@ -218,3 +218,24 @@ def test_audit_trail_records_who_changed_what(client_as, world):
     for role in ("service", "aggregator", "prosumer"):
         name, ids = ROLES[role]
         assert client_as(name, **ids).get("/oplog").status_code == 403
+
+
+def test_embedded_documents_are_scoped_too(client_as, insert):
+    """A contract over two prosumers' offers: each prosumer gets only its own offer embedded."""
+    from datetime import datetime, timedelta
+
+    from bson import ObjectId
+    start = datetime(2030, 1, 2, 16)
+    offers = insert("offers", *[{
+        "_id": ObjectId(), "device_id": new_uuid(), "start": start, "end": start + timedelta(hours=2),
+        "direction": "down", "power_kw": 1.0, "price": 0.1, "currency": "EUR", "status": "contracted",
+        "account_id": ACCOUNTS[name], "aggregator_id": A} for name in ("a1", "a2")])
+    insert("contracts", {"offers": [o["_id"] for o in offers], "device_ids": [o["device_id"] for o in offers],
+                         "aggregator_id": A, "account_ids": [ACCOUNTS["a1"], ACCOUNTS["a2"]], "start": start,
+                         "end": start + timedelta(hours=1), "power_kw": 1.0, "price": 0.1, "status": "accepted"})
+    url = '/contracts?embedded={"offers": 1}'
+    mine = client_as("prosumer", account_id=ACCOUNTS["a1"], aggregator_id=A).get(url).json["_items"][0]
+    assert [o["account_id"] for o in mine["offers"]] == [ACCOUNTS["a1"]]
+    theirs = client_as("aggregator", aggregator_id=A).get(url).json["_items"][0]
+    assert sorted(o["account_id"] for o in theirs["offers"]) == sorted([ACCOUNTS["a1"], ACCOUNTS["a2"]])
+    assert client_as("aggregator", aggregator_id=B).get(url).json["_meta"]["total"] == 0
