@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ BANNER = """
   Health         {url}/health
   OpenAPI        {url}/api-docs
   Swagger UI     {url}/docs/
+  Admin UI       {url}/ui/   (demo users and passwords: instance/demo-credentials.json)
   OAuth issuer   {url}/.well-known/openid-configuration
   OpenADR VTN    {vtn}
   Store          {store}
@@ -83,6 +85,7 @@ def serve(args: argparse.Namespace) -> int:
         counts = demo.seed(app, demo.build_demo())
         print("  demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
     server = make_server(args.host, args.port, app, threaded=True)
+    record_provider(app)
     try:
         vtn = start_vtn(args, app)
     except OSError as exc:
@@ -118,11 +121,32 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM ends serve_forever like Ctrl-C, so the VTN stops cleanly
 
 
+PROVIDER_FILE = "provider.json"
+
+
+def record_provider(app: Any) -> None:
+    """Tell `run.py token` which issuer the running server names (its port may differ)."""
+    path = os.path.join(app.config["INSTANCE_PATH"], PROVIDER_FILE)
+    with open(path, "w") as f:
+        json.dump({"issuer": app.config["OAUTH_ISSUER"], "audience": app.config["OAUTH_AUDIENCE"]}, f)
+
+
+def running_provider() -> tuple[str, str]:
+    """The issuer and audience of the last server started on this instance folder."""
+    path = os.path.join(settings.INSTANCE_PATH, PROVIDER_FILE)
+    if "OAUTH_ISSUER" in os.environ or not os.path.exists(path):
+        return settings.OAUTH_ISSUER, settings.OAUTH_AUDIENCE
+    with open(path) as f:
+        recorded = json.load(f)
+    return recorded["issuer"], recorded["audience"]
+
+
 def token(args: argparse.Namespace) -> int:
     from registry.auth import mint_token
 
+    issuer, audience = running_provider()
     try:
-        print(mint_token(settings.INSTANCE_PATH, settings.OAUTH_ISSUER, settings.OAUTH_AUDIENCE,
+        print(mint_token(settings.INSTANCE_PATH, issuer, audience,
                          args.role, aggregator_id=args.aggregator_id, account_id=args.account_id,
                          ttl=args.ttl))
     except ValueError as exc:
@@ -169,13 +193,6 @@ def bridge(args: argparse.Namespace) -> int:
     config = BridgeConfig.from_env(api_url=args.api_url, host=args.host, port=args.vtn_port)
     run_bridge(config.with_instance_credentials(settings.INSTANCE_PATH))
     return 0
-
-
-def not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"run.py {name}: not available in this build", file=sys.stderr)
-        return 2
-    return run
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

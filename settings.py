@@ -44,6 +44,7 @@ OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIEN
                                               if "OAUTH_CLIENTS" in os.environ else None)
 
 RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
+RATE_LIMIT_SERVICE: str = os.environ.get("RATE_LIMIT_SERVICE", "20000 per minute")
 MAX_CONTENT_LENGTH: int = _env_int("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)
 
 # marketplace settlement (docs/marketplace.md): "high X of Y" or "recent X of Y"

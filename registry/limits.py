@@ -8,7 +8,7 @@ client address when the request carries no valid token.
 from __future__ import annotations
 
 from eve import Eve
-from flask import request
+from flask import current_app, request
 from flask_limiter import Limiter
 
 from registry.auth import InvalidToken
@@ -25,10 +25,23 @@ def caller_key() -> str:
     return f"sub:{principal.issuer}|{principal.subject}"
 
 
+def limit_for_caller() -> str:
+    """Service components (the OpenADR bridge, workers) carry many parties'
+    traffic through one subject, so they get their own, larger budget."""
+    config = current_app.config
+    try:
+        role = current_principal().role
+    except InvalidToken:
+        role = None
+    return config["RATE_LIMIT_SERVICE"] if role == "service" else config["RATE_LIMIT"]
+
+
 def init_app(app: Eve) -> None:
     storage = app.config.get("REDIS_URL") or "memory://"
-    limiter = Limiter(caller_key, app=app, default_limits=[app.config["RATE_LIMIT"]],
-                      storage_uri=storage, headers_enabled=True, strategy="moving-window")
+    # a Redis outage must not take the API down: fall back to per-process counters
+    limiter = Limiter(caller_key, app=app, default_limits=[limit_for_caller], storage_uri=storage,
+                      headers_enabled=True, strategy="moving-window", swallow_errors=True,
+                      in_memory_fallback_enabled=True, storage_options={"socket_connect_timeout": 1})
     app.extensions[EXTENSION] = limiter
 
 

@@ -124,5 +124,7 @@ def test_rate_limit_is_per_subject(instance_path, token):
     assert [get(first) for _ in range(3)] == [200, 200, 200]
     assert get(first) == 429
     assert get(token("admin")) == 429             # a fresh token of the same subject: same budget
-    assert get(token("service")) == 200           # another subject has its own budget
+    assert get(token("aggregator", aggregator_id="agg")) == 200  # another subject has its own budget
+    service = token("service")
+    assert [get(service) for _ in range(5)] == [200] * 5  # services have RATE_LIMIT_SERVICE
     assert client.get("/health").status_code == 200

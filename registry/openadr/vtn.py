@@ -8,16 +8,16 @@ registry's validation, access rules and job hooks apply to bridged data too::
     oadrCreatePartyRegistration ────▶ on_create_party_registration ────▶ GET  /vens?where={ven_name}
                                       unknown / cancelled: refuse (False)
                                ◀──── venID, registrationID ◀──────────── PATCH /vens/<_id> ven_id, registered
-    oadrRegisterReport ─────────────▶ on_register_report (per resource) ─▶ GET /devices/<uuid5(ven_id/resource)>
+    oadrRegisterReport ─────────────▶ on_register_report (per resource) ─▶ GET /devices/<uuid5(ven/resource)>
                                                                           POST /devices | PATCH owned fields
                                ◀──── oadrRegisteredReport (RealPower requested every sampling interval)
     oadrUpdateReport ───────────────▶ telemetry callback ─▶ MeasurementBuffer ─▶ POST /measurements [bulk]
                                                             (kept and re-sent while the API is down)
-    contract watcher (every few s) ─────────────────────────────────────▶ GET  /contracts?where={accepted|active…}
+    contract watcher (every few s) ────────────────────────────────────▶ GET /contracts?where={accepted…}
                                       event queued per VEN (targets: its resources)
     oadrPoll ───────────────────────▶ ◀──── oadrDistributeEvent (SIMPLE level / LOAD_DISPATCH kW delta)
     oadrCreatedEvent optIn|optOut ──▶ opt callback ─────────────────────▶ PATCH /contracts/<_id> ven_response
-    contract watcher ───────────────────────────────────────────────────▶ GET  /contracts?where={cancelled…}
+    contract watcher ──────────────────────────────────────────────────▶ GET /contracts?where={cancelled…}
                                       event status "cancelled", the next poll delivers it
 
 The VTN keeps registrations in memory only: after a bridge restart, a VEN's
