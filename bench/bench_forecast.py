@@ -88,12 +88,12 @@ def _household_day(model, irradiance: np.ndarray, occupancy: np.ndarray,
     return power
 
 
-def households(n_devices: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_devices, N_DAYS*96) kW from BASE_HOUSEHOLDS simulated households."""
+def households(n_devices: int, rng: np.random.Generator, simulated: int = BASE_HOUSEHOLDS) -> np.ndarray:
+    """(n_devices, N_DAYS*96) kW from ``simulated`` richardsonpy households."""
     with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
-        base = np.array(pool.map(simulate_household, range(BASE_HOUSEHOLDS)))
-    picks = np.arange(n_devices) % BASE_HOUSEHOLDS
-    shifts = np.where(np.arange(n_devices) < BASE_HOUSEHOLDS, 0,
+        base = np.array(pool.map(simulate_household, range(simulated)))
+    picks = np.arange(n_devices) % simulated
+    shifts = np.where(np.arange(n_devices) < simulated, 0,
                       rng.integers(-45, 46, n_devices))
     scales = np.where(shifts == 0, 1.0, rng.lognormal(0.0, 0.3, n_devices))
     standby = np.where(shifts == 0, 0.0, rng.uniform(0.0, 0.08, n_devices))
@@ -145,7 +145,7 @@ BASELINES = ("seasonal naive (7 d)", "yesterday naive", "10 of 10", "high 5 of 1
 METHODS = (MODEL, NOON) + BASELINES
 
 
-def baselines(history: np.ndarray, target: datetime) -> dict[str, np.ndarray]:
+def baseline_forecasts(history: np.ndarray, target: datetime) -> dict[str, np.ndarray]:
     return {
         "seasonal naive (7 d)": baselines.seasonal_naive(history),
         "yesterday naive": baselines.yesterday_naive(history),
@@ -165,7 +165,7 @@ def evaluate(data: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
         target = START + timedelta(days=k)
         model = fc.forecast_day_ahead(history, target)
         inside.append((actual >= model.p10) & (actual <= model.p90))
-        predicted = {MODEL: model.p50, **baselines(history, target),
+        predicted = {MODEL: model.p50, **baseline_forecasts(history, target),
                      NOON: fc.forecast_day_ahead(history, target - timedelta(hours=12)).p50}
         for method, values in predicted.items():
             errors[method].append(np.abs(values - actual))
@@ -201,10 +201,31 @@ def throughput(data: np.ndarray) -> tuple[float, float]:
     return timings[False], timings[True]
 
 
-def generate() -> np.ndarray:
+def generate(simulated: int = BASE_HOUSEHOLDS) -> np.ndarray:
     """(N_DEVICES, N_DAYS*96) kW: households first, then PV generators."""
     rng = np.random.default_rng(20230403)
-    return np.concatenate([households(N_DEVICES - N_PV, rng), pv_generators(N_PV, rng)])
+    return np.concatenate([households(N_DEVICES - N_PV, rng, simulated), pv_generators(N_PV, rng)])
+
+
+def run(simulated: int = BASE_HOUSEHOLDS) -> dict:
+    """The bench's figures: MAE per method and group, coverage, throughput (bench/run_all.py)."""
+    began = time.perf_counter()
+    data = generate(simulated)
+    generation_s = time.perf_counter() - began
+    errors, coverage = evaluate(data)
+    everyone = np.arange(N_DEVICES)
+    groups = {"all devices": everyone, "households": everyone[:-N_PV], "PV generators": everyone[-N_PV:]}
+    accuracy = {}
+    for title, rows in groups.items():
+        best = min(BASELINES, key=lambda m: errors[m][rows].mean())
+        daily = {m: errors[m][rows].mean(axis=(0, 2)) for m in (MODEL, best)}
+        accuracy[title] = {"mae": {m: float(errors[m][rows].mean()) for m in METHODS}, "best_baseline": best,
+                           "wins": int((daily[MODEL] < daily[best]).sum()),
+                           "table": table(errors, data, rows, title)}
+    plain, with_backtest = throughput(data)
+    return {"simulated_households": simulated, "devices": N_DEVICES, "generation_s": generation_s,
+            "accuracy": accuracy, "coverage": coverage, "throughput": plain,
+            "throughput_backtest": with_backtest, "total_s": time.perf_counter() - began}
 
 
 def main() -> None:
@@ -218,18 +239,14 @@ def main() -> None:
           f"target day unless said otherwise.", flush=True)
     print(f"machine: {os.cpu_count()} cpu, {platform.platform()}, "
           f"python {platform.python_version()}, numpy {np.__version__}", flush=True)
-    data = generate()
-    print(f"data generation: {time.perf_counter() - began:.1f} s\n", flush=True)
-    errors, coverage = evaluate(data)
-    everyone = np.arange(N_DEVICES)
-    for rows, title in ((everyone, "all devices"), (everyone[:-N_PV], "households"),
-                        (everyone[-N_PV:], "PV generators")):
-        print(table(errors, data, rows, title))
-    print(f"\np10-p90 band coverage of actuals: {100 * coverage:.1f} % (nominal 80 %)")
-    plain, with_backtest = throughput(data)
+    figures = run()
+    print(f"data generation: {figures['generation_s']:.1f} s\n", flush=True)
+    for group in figures["accuracy"].values():
+        print(group["table"])
+    print(f"\np10-p90 band coverage of actuals: {100 * figures['coverage']:.1f} % (nominal 80 %)")
     print(f"throughput ({N_DEVICES} devices, {HISTORY_DAYS} days history, min of "
-          f"{TIMING_RUNS} runs): {plain:,.0f} device-forecasts/s; with back-test MAE "
-          f"{with_backtest:,.0f}/s")
+          f"{TIMING_RUNS} runs): {figures['throughput']:,.0f} device-forecasts/s; with back-test MAE "
+          f"{figures['throughput_backtest']:,.0f}/s")
     print(f"total bench time: {time.perf_counter() - began:.1f} s")
 
 

@@ -123,6 +123,12 @@ def measure(size: int, repeat: int, instance: str) -> dict[str, float]:
     }
 
 
+def run(sizes: tuple[int, ...] = (1000, 10000, 50000), repeat: int = 7) -> dict[int, dict[str, float]]:
+    """Figures per fleet size, milliseconds (bench/run_all.py)."""
+    with tempfile.TemporaryDirectory() as instance:
+        return {size: measure(size, repeat, instance) for size in sizes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")

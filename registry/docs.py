@@ -6,8 +6,10 @@ from typing import Any
 
 from eve import Eve
 from eve_swagger import get_swagger_blueprint
-from flask import Response
+from flask import Response, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
+
+from registry import api_document
 
 BEARER = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
@@ -26,7 +28,7 @@ def fix_custom_types(node: Any) -> Any:
 def _finish_document(response: Response) -> Response:
     if response.mimetype != "application/json" or response.status_code != 200:
         return response
-    doc = fix_custom_types(json.loads(response.get_data()))
+    doc = api_document.complete(fix_custom_types(json.loads(response.get_data())), current_app.config["DOMAIN"])
     components = doc.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(BEARER)
     doc["security"] = [{"BearerAuth": []}]

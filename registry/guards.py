@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 from eve import Eve
-from flask import request
+from flask import current_app, request
 from werkzeug.exceptions import BadRequest
 
 POSITIVE_INT_PARAMS = ("page", "max_results")
+EVE_PARAMS = ("QUERY_WHERE", "QUERY_PROJECTION", "QUERY_SORT", "QUERY_PAGE", "QUERY_MAX_RESULTS",
+              "QUERY_EMBEDDED", "QUERY_AGGREGATION", "VERSION_PARAM", "SHOW_DELETED_PARAM")
 
 
 def check_body() -> None:
@@ -36,6 +38,21 @@ def check_query_params() -> None:
         check_projection(projection)
 
 
+def check_known_params() -> None:
+    """A resource's query parameters are Eve's: a typo (``?wehre=…``) would
+    otherwise return every document as if no filter had been asked for."""
+    endpoint = request.endpoint or ""
+    if "|" not in endpoint or endpoint.split("|")[0] not in current_app.config["DOMAIN"]:
+        return
+    config = current_app.config
+    known = {config[k] for k in EVE_PARAMS if config.get(k)}
+    unknown = sorted(set(request.args) - known)
+    if unknown:
+        named = ", ".join(name[:40] for name in unknown[:5])
+        raise BadRequest(description=f"unknown query parameter(s): {named}; "
+                                     f"this API takes {', '.join(sorted(known))}")
+
+
 def check_projection(text: str) -> None:
     try:
         projection: Any = json.loads(text)
@@ -50,3 +67,4 @@ def check_projection(text: str) -> None:
 def init_app(app: Eve) -> None:
     app.before_request(check_body)
     app.before_request(check_query_params)
+    app.before_request(check_known_params)

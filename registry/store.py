@@ -47,6 +47,10 @@ class RegistryMongo(Mongo):
     ``aggregate``, so the caller's scope cannot be bypassed by choosing a verb.
     """
 
+    # Eve turns true into 1.0 and "2" into 2 before validating; a JSON API takes numbers
+    # as numbers, so only those are converted and anything else is left to the validator
+    serializers = {**Mongo.serializers, "integer": lambda v: _as_number(v, int),
+                   "float": lambda v: _as_number(v, float)}
     scope_filter: Callable[[str], dict[str, Any] | None] = staticmethod(lambda resource: None)
     hidden_fields: Callable[[str], frozenset[str]] = staticmethod(lambda resource: frozenset())
 
@@ -149,6 +153,12 @@ class GeoCollection:
         if self.embedded:
             return len(geo_filters.embedded_matching(self._coll, filter)[0])
         return self._coll.count_documents(geo_filters.count_safe(filter), **kwargs)
+
+
+def _as_number(value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return value if kind is int and not float(value).is_integer() else kind(value)
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:

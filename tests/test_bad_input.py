@@ -106,3 +106,45 @@ def test_deeply_nested_where_is_400(client, one_device):
 def test_bad_query_parameters_are_4xx(client, one_device, params):
     response = client.get(f"/devices?{urlencode(params)}")
     assert 400 <= response.status_code < 500, response.data
+
+
+# found by schemathesis (tests/test_api_fuzz.py): Eve turned true into 1.0 and "2" into 2.0
+@pytest.mark.parametrize("field,value", [
+    ("max_capacity", True), ("max_capacity", False), ("max_capacity", "2.5"), ("available_capacity", [1.0]),
+])
+def test_a_number_field_takes_only_numbers(client, db, field, value):
+    response = client.post("/devices", **as_json(device(**{field: value})))
+    assert response.status_code == 422
+    assert field in response.json["_issues"]
+    assert db["devices"].count_documents({}) == 0
+
+
+def test_numbers_in_lists_and_integers_refuse_booleans(client, db, one_device):
+    price = {"start": "2026-11-20T00:00:00Z", "values": [0.1, False], "resolution": 900}
+    assert client.post("/prices", **as_json(price)).status_code == 422
+    assert client.post("/prices", **as_json({**price, "values": [0.1], "resolution": True})).status_code == 422
+    assert client.post("/prices", **as_json({**price, "values": [0.1, 2]})).status_code == 201
+    assert db["prices"].find_one()["values"] == [0.1, 2.0]
+
+
+@pytest.mark.parametrize("coordinates", [[2.17, 41.38, 12.0], [200.0, 41.38], [2.17, -91.0], [True, 41.38]])
+def test_a_location_is_a_longitude_and_a_latitude_on_earth(client, db, coordinates):
+    # MongoDB's 2dsphere index would refuse these with a write error (a 500), not a 422
+    response = client.post("/devices", **as_json(device(location={"type": "Point", "coordinates": coordinates})))
+    assert response.status_code == 422
+    assert "location" in response.json["_issues"]
+    assert db["devices"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("url", ["/devices?wehre={}", "/devices?where={}&x=1", "/offers?max_result=5"])
+def test_an_unknown_query_parameter_is_refused(client, one_device, url):
+    # a typo in `where` used to return every document, as if no filter had been asked for
+    response = client.get(url)
+    assert response.status_code == 400
+    assert "unknown query parameter" in response.json["_error"]["message"]
+
+
+def test_eve_query_parameters_and_other_endpoints_are_not_affected(client, one_device):
+    assert client.get("/devices?where={}&sort=-max_capacity&projection={\"device_id\":1}"
+                      "&page=1&max_results=5").status_code == 200
+    assert client.get("/health?probe=1").status_code == 200

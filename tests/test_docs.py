@@ -33,3 +33,33 @@ def test_health_needs_no_token(client):
     response = client.get("/health")
     assert response.status_code == 200
     assert json.loads(response.data)["status"] == "ok"
+
+
+# the document schemathesis checks the API against (tests/test_api_fuzz.py) says what the API does
+def test_item_path_parameters_carry_the_route_pattern(client):
+    parameters = client.get("/api-docs").json["components"]["parameters"]
+    assert parameters["devices_device_id"]["schema"] == {"type": "string", "minLength": 1,
+                                                         "pattern": "^(?:[a-zA-Z0-9-]+)$"}
+    assert parameters["offer__id"]["schema"]["pattern"] == "^(?:[a-f0-9]{24})$"
+    assert all("example" not in p for p in parameters.values() if p["in"] == "path")
+
+
+def test_error_responses_and_bodies_are_declared_per_verb(client):
+    paths = client.get("/api-docs").json["paths"]
+    patch = paths["/devices/{devicesId}"]["patch"]
+    assert {"400", "401", "403", "404", "409", "412", "422", "428"} <= set(patch["responses"])
+    assert patch["requestBody"] == {"$ref": "#/components/requestBodies/devices_patch"}
+    assert paths["/measurements"]["post"]["requestBody"] == {"$ref": "#/components/requestBodies/measurement_post"}
+    assert paths["/contracts"]["post"]["requestBody"] == {"$ref": "#/components/requestBodies/contract"}  # no bulk
+    listing = paths["/devices"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listing["properties"]["_items"]["items"] == {"$ref": "#/components/schemas/devices_out"}
+
+
+def test_response_schemas_require_nothing_and_envelopes_are_right(client):
+    schemas = client.get("/api-docs").json["components"]["schemas"]
+    assert "required" not in schemas["devices_out"] and "required" not in schemas["devices_patch"]
+    assert "device_name" not in schemas["devices"]["required"]  # it has a default
+    assert schemas["response_metadata"]["properties"]["page"] == {"type": "integer"}
+    assert schemas["response_links"]["properties"]["self"]["properties"]["href"] == {"type": "string"}
+    coordinates = schemas["devices"]["properties"]["location"]["properties"]["coordinates"]
+    assert coordinates["items"]["type"] == "number"

@@ -122,8 +122,11 @@ def tick(app: Flask, now: datetime | None = None) -> dict[str, int]:
     with app.app_context():
         db = app.data.driver.db
         counts["jobs_requeued"] = records.requeue_stale(db, int(app.config["JOBS_STALE_SECONDS"]), now)
-        # due for a whole tick and still queued: its wake-up was lost (Redis down, a requeue)
-        overdue = records.due(db, now - timedelta(seconds=int(app.config["JOBS_TICK_SECONDS"])), 1000)
+        # due for a whole tick and still queued: its wake-up was lost (Redis down); jobs
+        # just taken back from a lost worker are woken now rather than a tick later
+        tick_ago = now - timedelta(seconds=int(app.config["JOBS_TICK_SECONDS"]))
+        lost_since = now if counts["jobs_requeued"] else tick_ago
+        overdue = records.due(db, lost_since, 1000)
     for job in overdue:
         app.extensions["jobs"].submit(job)
     counts["jobs_resubmitted"] = len(overdue)

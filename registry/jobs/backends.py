@@ -81,12 +81,19 @@ class RQBackend:
         self.queue = Queue(app.config["JOBS_QUEUE"], connection=self.redis)
 
     def submit(self, job: dict[str, Any], delay: timedelta | None = None) -> None:
+        """Wake a worker; with Redis down the job stays queued in `jobs` (the
+        record), and the next tick after Redis is back resubmits it."""
+        from redis.exceptions import RedisError
+
         rq_id = f"{self.queue.name}-{job['_id']}-{job.get('attempts', 0)}"
         options = {"job_id": rq_id, "result_ttl": 3600, "failure_ttl": 86400, "description": job["kind"]}
-        if delay and delay.total_seconds() > 0:
-            self.queue.enqueue_in(delay, perform, str(job["_id"]), **options)
-        else:
-            self.queue.enqueue(perform, str(job["_id"]), **options)
+        try:
+            if delay and delay.total_seconds() > 0:
+                self.queue.enqueue_in(delay, perform, str(job["_id"]), **options)
+            else:
+                self.queue.enqueue(perform, str(job["_id"]), **options)
+        except RedisError as error:
+            log.warning("job %s stays queued until Redis is back (%s)", job["_id"], error)
 
     def start(self) -> None:
         """RQ jobs are served by `python run.py worker` processes."""

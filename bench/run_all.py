@@ -1,0 +1,165 @@
+"""Every benchmark in one run, printed as one table with the machine it ran on.
+
+    python -m bench.run_all [--sizes 1000,10000,50000] [--repeat 7] [--households 40]
+                            [--load-seconds 20] [--out bench-results.txt]
+
+* registry: FLEXCoop query and item PATCH latency vs a plain Eve app
+  (bench/bench_registry.py), per fleet size;
+* forecasting: device-forecasts per second and MAE against the baselines on
+  richardsonpy / pvlib data (bench/bench_forecast.py); ``--households`` is how
+  many households richardsonpy simulates (the bench's own default, 120, takes
+  a few minutes more);
+* OpenADR bridge: registrations, report registrations and readings per second
+  (bench/bench_openadr.py, its own defaults);
+* load test: throughput, p50 / p99 and errors of the mixed workload (bench/bench_load.py).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import re
+import sys
+import time
+from typing import Any, Callable
+
+Row = tuple[str, str, str]  # (section, figure, value)
+
+
+def machine() -> str:
+    import numpy as np
+
+    return (f"{platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}, "
+            f"Python {platform.python_version()}, numpy {np.__version__}")
+
+
+def registry_rows(sizes: tuple[int, ...], repeat: int) -> list[Row]:
+    from bench import bench_registry
+
+    rows = []
+    for size, m in bench_registry.run(sizes, repeat).items():
+        section = f"registry, {size:,} devices (median ms of {repeat})"
+        rows += [
+            (section, f"FLEXCoop query with $near ({m['geo_total']} hits)", f"{m['ours_geo']:.1f} ms"),
+            (section, "query without geo: registry / plain Eve",
+             f"{m['ours_flat']:.1f} / {m['plain_flat']:.1f} ms = {m['ours_flat'] / m['plain_flat']:.2f}x"),
+            (section, "item PATCH (GET + If-Match): registry / plain Eve",
+             f"{m['ours_patch']:.1f} / {m['plain_patch']:.1f} ms = {m['ours_patch'] / m['plain_patch']:.2f}x"),
+        ]
+    return rows
+
+
+def forecast_rows(households: int) -> list[Row]:
+    from bench import bench_forecast as bf
+
+    f = bf.run(households)
+    section = (f"forecasting ({f['devices']} devices from {f['simulated_households']} simulated households "
+               f"+ PV, {bf.EVAL_DAYS} target days)")
+    rows = [(section, "throughput", f"{f['throughput']:,.0f} device-forecasts/s "
+                                    f"({f['throughput_backtest']:,.0f}/s with back-test)")]
+    for group, a in f["accuracy"].items():
+        best = a["best_baseline"]
+        rows.append((section, f"MAE {group}: {bf.MODEL} vs best baseline ({best})",
+                     f"{a['mae'][bf.MODEL]:.4f} vs {a['mae'][best]:.4f} kW, better on {a['wins']}/{bf.EVAL_DAYS} days"))
+    rows.append((section, "p10-p90 band coverage (nominal 80 %)", f"{100 * f['coverage']:.1f} %"))
+    return rows
+
+
+def openadr_rows() -> list[Row]:
+    """bench_openadr prints its table (its entry point is main()); the rows are read from it."""
+    from bench import bench_openadr
+
+    if hasattr(bench_openadr, "run"):  # a figures-returning entry point, if it gains one
+        with contextlib.redirect_stdout(io.StringIO()):
+            figures = bench_openadr.run()
+        if isinstance(figures, dict):
+            return [("OpenADR bridge", str(k), str(v)) for k, v in figures.items()]
+    printed = io.StringIO()
+    argv, sys.argv = sys.argv, ["bench_openadr"]
+    try:
+        with contextlib.redirect_stdout(printed):
+            bench_openadr.main()
+    finally:
+        sys.argv = argv
+    return parse_openadr(printed.getvalue())
+
+
+def parse_openadr(text: str) -> list[Row]:
+    heading = next((line for line in text.splitlines() if line.startswith("OpenADR bridge bench")), "")
+    section = "OpenADR bridge" + (f" ({heading.split('—', 1)[1].strip()})" if "—" in heading else "")
+    rows = []
+    for line in text.splitlines():
+        match = re.match(r"^(.+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", line)
+        if match:
+            label, count, seconds, rate = match.groups()
+            rows.append((section, label.strip(), f"{float(rate):,.1f}/s ({count} in {seconds} s)"))
+    rows += [(section, "warning", line) for line in text.splitlines() if line.startswith("WARNING")]
+    return rows or [(section, "no figures", text.strip()[-200:] or "(no output)")]
+
+
+def load_rows(seconds: float) -> list[Row]:
+    from bench import bench_load
+
+    f = bench_load.run(seconds)
+    section = (f"load test ({f['clients']} clients: {f['aggregators']} aggregators, {f['prosumers']} prosumers, "
+               f"{f['bridges']} bridges; {f['seconds']:.0f} s)")
+    rows = [(section, "throughput", f"{f['throughput']:.1f} requests/s ({f['requests']} requests)"),
+            (section, "latency p50 / p99, all requests", f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} ms"),
+            (section, "errors", str(f["errors"]))]
+    rows += [(section, f"p50 / p99 {op}", f"{o['p50_ms']:.1f} / {o['p99_ms']:.1f} ms")
+             for op, o in f["operations"].items()]
+    return rows
+
+
+def render(rows: list[Row], header: str) -> str:
+    width = max(len(figure) for _, figure, _ in rows) + 2
+    lines, section = [header, ""], None
+    for sec, figure, value in rows:
+        if sec != section:
+            lines += (["", sec] if section is not None else [sec])
+            section = sec
+        lines.append(f"  {figure:<{width}}{value}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000", help="fleet sizes of the registry bench")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--households", type=int, default=40, help="households richardsonpy simulates")
+    parser.add_argument("--load-seconds", type=float, default=20.0)
+    parser.add_argument("--skip", default="", help="comma-separated: registry,forecast,openadr,load")
+    parser.add_argument("--out", help="also write the table to this file")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    parts: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("registry", lambda: registry_rows(tuple(int(s) for s in args.sizes.split(",")), args.repeat)),
+        ("forecast", lambda: forecast_rows(args.households)),
+        ("openadr", openadr_rows),
+        ("load", lambda: load_rows(min(args.load_seconds, 50.0))),
+    ]
+    began, rows = time.perf_counter(), []
+    for name, part in parts:
+        if name in skip:
+            continue
+        started = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        try:
+            rows += part()
+        except Exception as exc:  # noqa: BLE001 - one broken bench must not hide the others' figures
+            rows.append((name, "FAILED", f"{type(exc).__name__}: {exc}"))
+        print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    header = (f"DER Registry benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+              f"machine: {machine()}\nembedded store (mongomock); total {time.perf_counter() - began:.0f} s")
+    table = render(rows, header)
+    print(table)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(table + "\n")
+    return 1 if any(figure in ("FAILED", "warning") for _, figure, _ in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Faults: a worker lost mid-job, Redis going away and coming back.
+
+The jobs collection is the record of every job; Redis only wakes RQ workers.
+So a worker killed mid-job leaves its job `running` until the tick takes it
+back (JOBS_STALE_SECONDS), and while Redis is down the API keeps serving and
+its jobs stay queued until a tick after Redis is back resubmits them.
+
+A cross-process kill (SIGKILL of `python run.py worker`) needs a store the
+worker and the API share, i.e. MongoDB; the embedded store lives in one
+process. Here the worker's death is the state it leaves behind: a job claimed
+(running, one attempt spent) whose RQ message is gone. Redis is real: a
+private redis-server on a free port, stopped and started again.
+
+The bridge losing the registry for a while without losing telemetry is
+tests/test_openadr.py::test_registry_outage_loses_no_telemetry.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from datetime import timedelta
+from typing import Any, Iterator
+
+import pytest
+
+from registry import create_app, jobs
+from registry.jobs import backends, records
+from tests.conftest import as_json
+from tests.factories import device
+from tests.history import as_api, readings, this_hour
+
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A throw-away redis-server on loopback that a test can stop and start."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        from redis import Redis
+        for _ in range(100):
+            try:
+                Redis.from_url(self.url).ping()
+                return
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("the fault tests need redis-server (apt-get install redis-server)")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def rq_app(instance_path: str, redis_url: str, **extra: Any) -> Any:
+    return create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "REDIS_URL": redis_url,
+                       "JOBS_BACKEND": "rq", "JOBS_QUEUE": f"test-faults-{uuid.uuid4().hex[:12]}",
+                       "RATE_LIMIT": "100000 per minute", **extra})
+
+
+def with_history(app: Any) -> dict[str, Any]:
+    dev = device()
+    with app.app_context():
+        db = app.data.driver.db
+        db["devices"].insert_one(dict(dev))
+        db["measurements"].insert_many(readings(dev, 14, end=this_hour() - timedelta(hours=1)))
+    return dev
+
+
+def job_states(app: Any) -> dict[str, tuple[str, int]]:
+    with app.app_context():
+        return {j["kind"]: (j["status"], j["attempts"]) for j in app.data.driver.db["jobs"].find()}
+
+
+def test_a_job_left_running_by_a_killed_worker_is_retried_and_completes(instance_path, redis_server):
+    app = rq_app(instance_path, redis_server.url)
+    dev = with_history(app)
+    job = jobs.enqueue("consumption_forecast", dev["device_id"], "k", owner=jobs.owner_of(dev), app=app)
+    queue = app.extensions["jobs"].queue
+    stale = int(app.config["JOBS_STALE_SECONDS"])
+    started = records.utcnow() - timedelta(seconds=stale + 1)
+    with app.app_context():  # a worker dequeued and claimed the job, then was SIGKILLed
+        db = app.data.driver.db
+        queue.empty()
+        assert records.claim(db, job["_id"], records.utcnow())["status"] == "running"
+        db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"started_at": started}})  # ... that long ago
+
+    assert jobs.tick(app, now=started + timedelta(seconds=stale - 1))["jobs_requeued"] == 0
+    counts = jobs.tick(app)  # the lease has run out
+    assert counts["jobs_requeued"] == 1 and counts["jobs_resubmitted"] == 1
+    assert queue.count == 1  # woken at once, not a tick later
+    assert backends.work(app, burst=True)
+
+    with app.app_context():
+        done = records.get(app.data.driver.db, job["_id"])
+        assert app.data.driver.db["forecasts"].count_documents({"device_id": dev["device_id"]}) == 3
+    assert (done["status"], done["attempts"], done["error"]) == ("done", 2, None)
+
+
+def test_a_job_lost_with_its_worker_on_its_last_attempt_fails_loudly(instance_path, redis_server):
+    app = rq_app(instance_path, redis_server.url, JOBS_MAX_ATTEMPTS=1)
+    dev = with_history(app)
+    job = jobs.enqueue("consumption_forecast", dev["device_id"], "k", owner=jobs.owner_of(dev), app=app)
+    started = records.utcnow()
+    with app.app_context():
+        records.claim(app.data.driver.db, job["_id"], started)
+    jobs.tick(app, now=started + timedelta(seconds=int(app.config["JOBS_STALE_SECONDS"]) + 1))
+    with app.app_context():
+        failed = records.get(app.data.driver.db, job["_id"])
+    assert failed["status"] == "failed" and failed["error"].startswith("worker lost while running")
+
+
+def test_with_redis_down_the_api_serves_and_jobs_resume_when_it_is_back(instance_path, redis_server, token):
+    app = rq_app(instance_path, redis_server.url)
+    dev = with_history(app)
+    with app.app_context():
+        app.data.driver.db["prosumers"].insert_one({"account_id": dev["account_id"], "display_name": "home",
+                                                    "aggregator_id": dev["aggregator_id"]})
+    service, admin = app.test_client(), app.test_client()
+    service.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token('service')}"
+    admin.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token('admin')}"
+    redis_server.stop()
+
+    assert service.get("/health").status_code == 200
+    assert admin.get("/devices").status_code == 200
+    new = as_api(readings(dev, 0.25, end=this_hour() + timedelta(hours=1)))
+    assert service.post("/measurements", **as_json(new)).status_code == 201  # would enqueue a forecast
+    assert admin.post("/devices", **as_json(device(aggregator_id=dev["aggregator_id"]))).status_code == 201
+    assert {status for status, _ in job_states(app).values()} == {"queued"}
+
+    redis_server.start()
+    later = records.utcnow() + timedelta(seconds=int(app.config["JOBS_TICK_SECONDS"]) + 1)
+    assert jobs.tick(app, now=later)["jobs_resubmitted"] >= 2
+    assert backends.work(app, burst=True)
+    assert {status for status, _ in job_states(app).values()} == {"done", "failed"}  # the new device: no history
+    assert job_states(app)["consumption_forecast"] in (("done", 1), ("failed", 1))
+    with app.app_context():
+        assert app.data.driver.db["forecasts"].count_documents({"device_id": dev["device_id"]}) == 3
+
+
+def test_with_redis_unreachable_and_the_embedded_store_jobs_run_in_process(instance_path, token):
+    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True,
+                      "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "RATE_LIMIT": "100000 per minute"})
+    assert app.extensions["jobs"].name == "embedded"  # the embedded store is this process only
+    dev = with_history(app)
+    service = app.test_client()
+    service.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token('service')}"
+    assert service.get("/measurements").status_code == 200
+    assert service.post("/measurements", **as_json(as_api(readings(dev, 0.25)))).status_code == 201
+    assert jobs.run_pending(app) >= 1
+    assert job_states(app)["consumption_forecast"] == ("done", 1)
