@@ -52,6 +52,23 @@ def client(client_as):
 
 
 @pytest.fixture
+def server(app):
+    """The app on a threaded HTTP server on loopback (port chosen by the OS),
+    for tests of what only a real server shows: races between requests."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    app.config["RATE_LIMIT"] = "1000000 per minute"
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
 def anon(app):
     """A client without a token."""
     return app.test_client()

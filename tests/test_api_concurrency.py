@@ -13,11 +13,10 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from tests.factories import device
 
@@ -26,16 +25,6 @@ WRITERS, BULKS, READINGS = 4, 8, 96
 READERS = 4
 
 
-@pytest.fixture
-def server(app: Any) -> Iterator[str]:
-    """The app on a threaded server on loopback, port chosen by the OS."""
-    app.config["RATE_LIMIT"] = "1000000 per minute"
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=5)
 
 
 def bearer(token: Any, role: str, **ids: str) -> dict[str, str]:

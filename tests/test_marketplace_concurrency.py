@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from registry.marketplace import slot_starts
 from tests.factories import AGGREGATOR, device
@@ -21,15 +20,6 @@ def iso(hours: float) -> str:
     return (BASE + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@pytest.fixture
-def server(app):
-    """The app on a threaded server on loopback, port chosen by the OS."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=5)
 
 
 def test_twenty_aggregator_requests_race_for_one_offer(server, insert, token, db):
