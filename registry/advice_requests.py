@@ -177,5 +177,50 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _error_responses(*codes: str) -> dict[str, Any]:
+    return {code: {"$ref": "#/components/responses/error"} for code in codes}
+
+
+JOB_SUMMARY: dict[str, Any] = {"type": "object", "properties": {
+    "_id": {"type": "string"}, "kind": {"type": "string"}, "subject": {"type": "string"},
+    "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+    "attempts": {"type": "integer"}, "params": {"type": "object"}, "error": {"type": ["string", "null"]},
+    "_links": {"type": "object"}}}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-f0-9]{24}$"}}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """These routes in the OpenAPI document (they are not Eve resources, so
+    eve-swagger does not know them)."""
+    body = {"type": "object", "required": ["target_kw", "start", "end", "direction"], "properties": {
+        "target_kw": {"type": "number", "minimum": 0.001, "maximum": 1e7},
+        "start": {"type": "string", "format": "date-time", "maxLength": 40},
+        "end": {"type": "string", "format": "date-time", "maxLength": 40},
+        "direction": {"type": "string", "enum": ["up", "down"]},
+        "point": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"},
+                  "description": "[longitude, latitude]"},
+        "radius_km": {"type": "number", "minimum": 0, "maximum": 20000},
+        "aggregator_id": {"type": "string", "minLength": 3, "maxLength": 256}}}
+    accepted = {"description": "queued or running; poll the Location", "content": {
+        "application/json": {"schema": JOB_SUMMARY}}}
+    tag = ["advice-requests"]
+    return {
+        "/advice-requests": {"post": {
+            "summary": "Ask for a recommended device set for a target (aggregators)", "tags": tag,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {"202": accepted, **_error_responses("400", "401", "403", "422", "429")}}},
+        "/advice-requests/{job_id}": {"get": {
+            "summary": "The request's job", "tags": tag, "parameters": [JOB_ID],
+            "responses": {"200": {"description": "done or failed", "content": {
+                "application/json": {"schema": JOB_SUMMARY}}}, "202": accepted,
+                **_error_responses("401", "403", "404", "429")}}},
+        "/advice-requests/{job_id}/result": {"get": {
+            "summary": "The advice, once the job is done", "tags": tag, "parameters": [JOB_ID],
+            "responses": {"200": {"description": "the aggregator advice", "content": {
+                "application/json": {"schema": {"type": "object"}}}}, "202": accepted,
+                **_error_responses("401", "403", "404", "422", "429")}}},
+    }
+
+
 def init_app(app: Eve) -> None:
     app.register_blueprint(bp)

@@ -9,7 +9,7 @@ from eve_swagger import get_swagger_blueprint
 from flask import Response, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from registry import api_document
+from registry import advice_requests, api_document
 
 BEARER = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
@@ -29,6 +29,7 @@ def _finish_document(response: Response) -> Response:
     if response.mimetype != "application/json" or response.status_code != 200:
         return response
     doc = api_document.complete(fix_custom_types(json.loads(response.get_data())), current_app.config["DOMAIN"])
+    doc.setdefault("paths", {}).update(advice_requests.openapi_paths())
     components = doc.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(BEARER)
     doc["security"] = [{"BearerAuth": []}]

@@ -63,3 +63,10 @@ def test_response_schemas_require_nothing_and_envelopes_are_right(client):
     assert schemas["response_links"]["properties"]["self"]["properties"]["href"] == {"type": "string"}
     coordinates = schemas["devices"]["properties"]["location"]["properties"]["coordinates"]
     assert coordinates["items"]["type"] == "number"
+
+
+def test_advice_requests_are_documented(client):
+    paths = client.get("/api-docs").json["paths"]
+    assert set(paths["/advice-requests"]) == {"post"}
+    assert "202" in paths["/advice-requests"]["post"]["responses"]
+    assert "202" in paths["/advice-requests/{job_id}/result"]["get"]["responses"]
