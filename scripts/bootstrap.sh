@@ -15,10 +15,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
   fi
 fi
-stamp=.venv/.installed-$( (cat requirements.txt; [ "${1:-}" = --dev ] && cat requirements-dev.txt) | sha1sum | cut -c1-12)
+files=(requirements.txt)
+if [ "${1:-}" = --dev ]; then files+=(requirements-dev.txt); fi
+stamp=.venv/.installed-$(cat "${files[@]}" | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
-  if [ "${1:-}" = --dev ]; then .venv/bin/python -m pip install -q -r requirements-dev.txt; fi
+  for f in "${files[@]}"; do .venv/bin/python -m pip install -q -r "$f"; done
   touch "$stamp"
 fi
