@@ -85,6 +85,16 @@ def _int(text: str | None, default: int) -> int:
     return int(text) if text and text.isdigit() else default
 
 
+def page_number(args: Mapping[str, str]) -> int:
+    """The 1-based page a listing asks for (anything else is page 1)."""
+    return max(_int(args.get("page"), 1), 1)
+
+
+def without_page(args: Mapping[str, str]) -> dict[str, str]:
+    """The listing's other parameters, for the pager's links."""
+    return {k: v for k, v in args.items() if k != "page"}
+
+
 def page_count(total: int, per_page: int) -> int:
     return max((total + per_page - 1) // per_page, 1)
 

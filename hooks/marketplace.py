@@ -65,11 +65,7 @@ def undo_if_failed(response: Response) -> Response:
 
 def visible_devices(device_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The devices among ``device_ids`` that the caller may see."""
-    spec: dict[str, Any] = {"device_id": {"$in": list(device_ids)}}
-    who = access.principal()
-    if who is not None and who.role in access.OWNER_FIELD:
-        field = access.OWNER_FIELD[who.role]
-        spec[field] = getattr(who, field)
+    spec: dict[str, Any] = {"device_id": {"$in": list(device_ids)}, **(access.scope_filter("devices") or {})}
     return {d["device_id"]: d for d in _db()["devices"].find(spec)}
 
 

@@ -9,7 +9,7 @@ from flask import flash, request
 from admin_ui.blueprint import TOGGLES, api, back, bp, failure, page
 from admin_ui.login import User, login_required
 from admin_ui.queries import (AVAILABILITY_FIELDS, DEVICE_CLASSES, DEVICE_SORTS, DEVICE_TYPES,
-                              PAGE_SIZES, device_query, page_count)
+                              PAGE_SIZES, device_query, page_count, without_page)
 from admin_ui.series import forecast_chart, measurement_chart
 
 MEASUREMENT_POINTS = 192  # the last two days at 15 minutes
@@ -24,7 +24,7 @@ def devices(user: User) -> Any:
     result = api(user).get("devices", **query.params)
     if not result.ok:
         return failure(result, "The devices could not be listed")
-    args = {k: v for k, v in request.args.items() if k != "page"}
+    args = without_page(request.args)
     return page("devices.html", devices=result.items, total=result.total, page=query.page,
                 pages=page_count(result.total, query.per_page), per_page=query.per_page,
                 args=args, filters=request.args, classes=DEVICE_CLASSES, types=DEVICE_TYPES,

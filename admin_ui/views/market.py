@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 
 from admin_ui.blueprint import api, back, bp, failure, page, unavailable
 from admin_ui.login import User, login_required
-from admin_ui.queries import api_time, default_window, page_count
+from admin_ui.queries import api_time, default_window, page_count, page_number, without_page
 
 OFFER_STATUSES = ("open", "contracted", "withdrawn", "expired")
 CONTRACT_STATUSES = ("proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled")
@@ -28,10 +28,9 @@ def _listing(user: User, resource: str, statuses: tuple[str, ...], sort: str) ->
     where = {"status": status} if status in statuses else {}
     if resource == "offers" and request.args.get("direction") in ("up", "down"):
         where["direction"] = request.args["direction"]
-    current = max(int(request.args.get("page", "1")) if request.args.get("page", "").isdigit() else 1, 1)
+    current = page_number(request.args)
     result = api(user).get(resource, where=where, sort=sort, max_results=PER_PAGE, page=current)
-    args = {k: v for k, v in request.args.items() if k != "page"}
-    return result, {"page": current, "pages": page_count(result.total, PER_PAGE), "args": args,
+    return result, {"page": current, "pages": page_count(result.total, PER_PAGE), "args": without_page(request.args),
                     "status": status, "statuses": statuses}
 
 

@@ -8,16 +8,11 @@ from flask import request
 
 from admin_ui.blueprint import api, bp, failure, page, unavailable
 from admin_ui.login import User, login_required
-from admin_ui.queries import page_count
+from admin_ui.queries import page_count, page_number, without_page
 from admin_ui.series import TAG_WORDS, advice_timeline, recommended_devices
 
 PER_PAGE = 25
 JOB_STATUSES = ("queued", "running", "done", "failed")
-
-
-def _page_number() -> int:
-    text = request.args.get("page", "")
-    return max(int(text), 1) if text.isdigit() else 1
 
 
 @bp.get("/advice")
@@ -42,19 +37,19 @@ def jobs(user: User) -> Any:
         return page("unavailable.html", title="Jobs", message=unavailable("jobs"))
     status = request.args.get("status", "")
     where = {"status": status} if status in JOB_STATUSES else {}
-    current = _page_number()
+    current = page_number(request.args)
     result = client.get("jobs", where=where, sort="-_created", max_results=PER_PAGE, page=current)
     if not result.ok:
         return failure(result, "The jobs could not be listed")
     return page("jobs.html", jobs=result.items, total=result.total, page=current, status=status,
                 statuses=JOB_STATUSES, pages=page_count(result.total, PER_PAGE),
-                args={k: v for k, v in request.args.items() if k != "page"})
+                args=without_page(request.args))
 
 
 @bp.get("/audit")
 @login_required
 def audit(user: User) -> Any:
-    current = _page_number()
+    current = page_number(request.args)
     result = api(user).get("oplog", sort="-_created", max_results=PER_PAGE, page=current)
     if not result.ok:
         return failure(result, "The audit trail could not be read")
