@@ -365,3 +365,17 @@ def test_advice_panel_draws_a_day_of_tags(live):
     assert html.count('<li class="tag tag-') == 96 and "Prosumer advice for 2026-01-01" in html
     assert "d" * 8 + "…" in html and "2.5" in html
 
+
+
+
+def test_offers_status_filter_keeps_its_selection(live):
+    """The page's `status` filter value, not a macro of the same name, drives the form."""
+    from flask import render_template
+
+    from admin_ui.views.market import OFFER_STATUSES
+    with live.app.test_request_context("/ui/offers?status=withdrawn"):
+        html = render_template("admin_ui/offers.html", offers=[], total=0, own_devices=[], can_contract=False,
+                               default_start="", default_end="", form={}, page=1, pages=1, args={},
+                               status="withdrawn", statuses=OFFER_STATUSES)
+    assert "<option selected>withdrawn</option>" in html
+    assert "No offers match." in html
