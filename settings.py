@@ -84,8 +84,12 @@ OPLOG_ENDPOINT = "oplog"
 OPLOG_AUDIT = True
 OPLOG_METHODS = ["DELETE", "POST", "PATCH", "PUT"]
 OPLOG_CHANGE_METHODS = ["DELETE", "PATCH", "PUT"]
-# operators that run code or can be made arbitrarily slow (regex bombs)
-MONGO_QUERY_BLACKLIST = ["$where", "$regex", "$function", "$accumulator", "$expr", "$text"]
+# operators that run code or can be made arbitrarily slow (regex bombs), and the
+# modifiers that only mean something next to them
+MONGO_QUERY_BLACKLIST = ["$where", "$regex", "$function", "$accumulator", "$expr", "$text",
+                         "$options", "$search", "$language", "$caseSensitive", "$diacriticSensitive"]
+# stored NaN / ±Infinity are written as null instead of failing the response
+RENDERERS = ["registry.json_io.SafeJSONRenderer", "eve.render.XMLRenderer"]
 SWAGGER_INFO = {
     "title": "DER Registry & Flexibility Marketplace API",
     "version": "1.0",

@@ -10,12 +10,15 @@
 """
 from __future__ import annotations
 
+import json
+import unicodedata
 from typing import Any
 
 from eve import Eve
 from eve.methods.common import abort
 from flask import current_app, g, has_request_context, request
 
+from registry import query
 from registry.auth import Principal
 
 ALL = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
@@ -59,7 +62,8 @@ PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
     ("prosumers", "prosumer"): frozenset({"display_name", "name", "email", "phone", "address"}),
     ("prosumers", "service"): frozenset({"display_name", "contracted_max_power_kw"}),
     ("vens", "aggregator"): frozenset({"resources", "registration_status", "fingerprint"}),
-    ("vens", "service"): frozenset({"ven_id", "registration_status", "registered_at", "resources"}),
+    # ven_id is issued at enrolment (hooks/vens.py); the VTN records the registration only
+    ("vens", "service"): frozenset({"registration_status", "registered_at"}),
     ("offers", "prosumer"): frozenset({"status", "price", "power_kw"}),
     ("contracts", "prosumer"): frozenset({"status"}),
     ("contracts", "aggregator"): frozenset({"status"}),
@@ -68,6 +72,9 @@ PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
 
 HIDDEN: dict[tuple[str, str], frozenset[str]] = {
     ("prosumers", "aggregator"): frozenset({"name", "email", "phone", "address"}),
+    # the VTN (service) checks VEN secrets against it; the enrolling parties never see it
+    ("vens", "aggregator"): frozenset({"secret_hash"}),
+    ("vens", "prosumer"): frozenset({"secret_hash"}),
 }
 
 
@@ -76,7 +83,8 @@ def principal() -> Principal | None:
 
 
 def allowed_methods(resource: str, role: str) -> frozenset[str]:
-    return METHODS.get(resource, {}).get(role, frozenset())
+    methods = METHODS.get(resource, {}).get(role, frozenset())
+    return methods | {"HEAD"} if "GET" in methods else methods  # HEAD is GET without the body
 
 
 def scope_filter(resource: str) -> dict[str, Any] | None:
@@ -97,25 +105,65 @@ def hidden_fields(resource: str) -> frozenset[str]:
 
 
 def refuse_hidden_field_queries(resource: str, req: Any, lookup: dict[str, Any]) -> None:
-    """Filtering or sorting on a field the caller may not see would leak it."""
+    """Filtering, sorting or projecting on a field the caller may not see would
+    leak it (``_meta.total`` answers yes / no). The check reads the parsed
+    parameters, as the store will: JSON escapes (``\\u0065mail``) are decoded
+    and Python-syntax names are NFKC-normalised by the parser (``ｎame`` is
+    ``name``); any other non-ASCII name is refused outright."""
     hidden = hidden_fields(resource)
     if not hidden:
         return
-    text = " ".join(request.args.get(p, "") for p in ("where", "sort", "projection"))
-    named = sorted(f for f in hidden if f in text)
-    if named:
-        abort(400, description=f"field(s) not visible to your role: {', '.join(named)}")
+    named = {name.split(".")[0] for name in queried_fields(resource)}
+    refused = sorted(n for n in named if not n.isascii() or _normal(n) in {_normal(h) for h in hidden})
+    if refused:
+        abort(400, description=f"field(s) not visible to your role: {', '.join(refused)}")
 
 
-def check_patchable(resource: str, req: Any, lookup: dict[str, Any]) -> None:
+def queried_fields(resource: str) -> set[str]:
+    """The field names of this request's ``where``, ``sort`` and ``projection``."""
+    config = current_app.config
+    names: set[str] = set()
+    where = request.args.get(config["QUERY_WHERE"])
+    if where:
+        blacklist = config["MONGO_QUERY_BLACKLIST"]
+        allowed = query.allowed_operators(blacklist, config["DOMAIN"][resource].get("mongo_query_whitelist", []))
+        names |= query.field_names(query.parse_where(where, allowed, blacklist))
+    sort = request.args.get(config["QUERY_SORT"])
+    if sort:
+        names |= {field for field, _ in query.parse_sort(sort)}
+    projection = request.args.get(config["QUERY_PROJECTION"])
+    if projection:
+        names |= set(json.loads(projection))  # shape checked by registry.guards
+    return names
+
+
+def _normal(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def check_patchable(resource: str, updates: dict[str, Any], original: dict[str, Any]) -> None:
+    """The fields a role may change, checked on the update Eve is about to write
+    (whatever the body's encoding), not on the request text."""
     who = principal()
     if who is None or who.role == "admin":
         return
-    allowed = PATCHABLE.get((resource, who.role), frozenset())
-    changed = set(req.get_json(silent=True) or {})
-    refused = sorted(changed - allowed)
+    allowed = PATCHABLE.get((resource, who.role), frozenset()) | server_stamped_fields()
+    refused = sorted(set(updates) - allowed)
     if refused:
         abort(403, description=f"a {who.role} may not change: {', '.join(refused)}")
+
+
+def server_stamped_fields() -> frozenset[str]:
+    """What Eve itself adds to every update before ``on_update`` fires."""
+    config = current_app.config
+    return frozenset({config["LAST_UPDATED"], config["DELETED"], config["VERSION"]})
+
+
+def check_patchable_replacement(resource: str, document: dict[str, Any], original: dict[str, Any]) -> None:
+    """PUT is off for every resource today; should one enable it, a replacement
+    may only differ from the original in fields the role may change."""
+    changed = {k: v for k, v in document.items() if original.get(k) != v}
+    check_patchable(resource, changed, original)
 
 
 def check_owner_on_insert(resource: str, items: list[dict[str, Any]]) -> None:
@@ -151,8 +199,8 @@ def refuse_delete_of_unseen_item(resource: str, req: Any, lookup: dict[str, Any]
 HOOKS = [
     ("on_pre_DELETE", refuse_delete_of_unseen_item),
     ("on_pre_GET", refuse_hidden_field_queries),
-    ("on_pre_PATCH", check_patchable),
-    ("on_pre_PUT", check_patchable),
+    ("on_update", check_patchable),
+    ("on_replace", check_patchable_replacement),
     ("on_insert", check_owner_on_insert),
 ]
 

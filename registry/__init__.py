@@ -11,7 +11,7 @@ import admin_ui
 import hooks
 import settings
 from hooks import access
-from registry import advice_requests, auth, credentials, docs, guards, jobs, limits, store
+from registry import advice_requests, auth, credentials, docs, guards, jobs, json_io, limits, store
 from registry.auth.bearer import BearerAuth, PrincipalCache
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
@@ -31,6 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     app.extensions["principal_cache"] = PrincipalCache(auth.validator_from_config(app.config))
     app.extensions["access_policy"] = access.allowed_methods
     store.init_app(app)
+    json_io.init_app(app)
     guards.init_app(app)
     limits.init_app(app)
     access.init_app(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Any
+from typing import Any, Callable
 
 from eve.io.mongo import Mongo
 from eve.io.mongo.parser import parse as parse_python_where
@@ -30,6 +30,8 @@ def parse_where(text: str, allowed: set[str], blacklist: list[str]) -> dict[str,
         raise BadRequest(description=f"`where` is longer than {MAX_WHERE_LENGTH} characters")
     try:
         spec = json.loads(text)
+    except RecursionError:
+        raise BadRequest(description=f"`where` is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:
         spec = _parse_python(text)
     if not isinstance(spec, dict):
@@ -57,10 +59,66 @@ def check_operators(node: Any, allowed: set[str], blacklist: list[str], depth: i
                 raise BadRequest(description=f"`where` operator {key} is not allowed")
             if key.startswith("$") and key not in allowed:
                 raise BadRequest(description=f"`where` operator {key} is unknown or unsupported")
+            if key in OPERAND_RULES and not OPERAND_RULES[key][0](value):
+                raise BadRequest(description=f"`where` operator {key} takes {OPERAND_RULES[key][1]}")
             check_operators(value, allowed, blacklist, depth + 1)
     elif isinstance(node, list):
         for value in node:
             check_operators(value, allowed, blacklist, depth + 1)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_bitmask(value: Any) -> bool:
+    def position(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return position(value) or (isinstance(value, list) and all(position(v) for v in value))
+
+
+def _is_type_name(value: Any) -> bool:
+    def name(v: Any) -> bool:
+        return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+    return name(value) or (isinstance(value, list) and bool(value) and all(name(v) for v in value))
+
+
+# MongoDB refuses these operands with an error (a 500 if it got that far), so
+# they are refused here, with the rule, on both backends
+OPERAND_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "$in": (lambda v: isinstance(v, list), "a list"),
+    "$nin": (lambda v: isinstance(v, list), "a list"),
+    "$all": (lambda v: isinstance(v, list), "a list"),
+    "$and": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
+             "a non-empty list of conditions"),
+    "$or": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
+            "a non-empty list of conditions"),
+    "$nor": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
+             "a non-empty list of conditions"),
+    "$not": (lambda v: isinstance(v, dict) and bool(v), "an operator expression such as {\"$gt\": 1}"),
+    "$elemMatch": (lambda v: isinstance(v, dict), "an object"),
+    "$mod": (lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] != 0,
+             "[divisor, remainder] with a non-zero divisor"),
+    "$size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
+    "$exists": (lambda v: isinstance(v, (bool, int)), "true or false"),
+    "$type": (_is_type_name, "a BSON type name or number, or a list of them"),
+    **{op: (_is_bitmask, "a non-negative integer or a list of bit positions")
+       for op in ("$bitsAllSet", "$bitsAllClear", "$bitsAnySet", "$bitsAnyClear")},
+}
+
+
+def field_names(node: Any) -> set[str]:
+    """Every field path a parsed ``where`` names (keys that are not operators)."""
+    names: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            names.update(k for k in item if isinstance(k, str) and not k.startswith("$"))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return names
 
 
 def parse_sort(text: str) -> list[tuple[str, int]]:

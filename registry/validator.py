@@ -28,12 +28,39 @@ class CanonicalUUID(metaclass=_CanonicalUUIDMeta):
     store native UUIDs and clients filter on the textual form."""
 
 
+INT64 = 2**63
+
+
+class _FiniteNumberMeta(type):
+    def __instancecheck__(cls, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return -INT64 <= value < INT64 if isinstance(value, int) else math.isfinite(value)
+
+
+class FiniteNumber(metaclass=_FiniteNumberMeta):
+    """A number MongoDB can store and every comparison understands: not NaN,
+    not ±Infinity (both pass Cerberus' min / max), integers within 64 bits,
+    and not a boolean. The API's JSON decoder refuses the others already;
+    this keeps internal writers (the bridge, jobs) to the same rule."""
+
+
+class _Int64Meta(type):
+    def __instancecheck__(cls, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and -INT64 <= value < INT64
+
+
+class Int64(metaclass=_Int64Meta):
+    """An integer BSON can hold."""
+
+
 class RegistryValidator(Validator):
     # Cerberus's float and integer accept True / False (bool is an int): a
     # `"power_kw": true` would be stored as 1 kW, so booleans are refused
     types_mapping = {**Validator.types_mapping,
-                     "float": TypeDefinition("float", (float, int), (bool,)),
-                     "integer": TypeDefinition("integer", (int,), (bool,)),
+                     "float": TypeDefinition("float", (FiniteNumber,), ()),
+                     "integer": TypeDefinition("integer", (Int64,), ()),
+                     "number": TypeDefinition("number", (FiniteNumber,), ()),
                      "uuid": TypeDefinition("uuid", (CanonicalUUID,), ())}
 
     def _validate_type_point(self, value: Any) -> bool:

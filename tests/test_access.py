@@ -90,17 +90,18 @@ def test_every_role_reads_the_aggregator_directory(client_as, world):
 # (resource, role, body, expected status for own item, for a foreign one)
 PATCHES = [
     ("devices", "prosumer", {"availability": "no"}, 200, 404),
-    # a field the role may never change is refused before any lookup, so the
-    # answer is the same whether the item exists or not
-    ("devices", "prosumer", {"account_id": ACCOUNTS["a2"]}, 403, 403),
-    ("devices", "prosumer", {"aggregator_id": B}, 403, 403),
-    ("devices", "prosumer", {"device_class": "hvacDevice"}, 403, 403),
+    # a field the role may never change is refused on the parsed update, after
+    # the lookup: another party's item stays a 404 whatever the body says
+    ("devices", "prosumer", {"account_id": ACCOUNTS["a2"]}, 403, 404),
+    ("devices", "prosumer", {"aggregator_id": B}, 403, 404),
+    ("devices", "prosumer", {"device_class": "hvacDevice"}, 403, 404),
     ("devices", "aggregator", {"dr_availability": "no"}, 200, 404),
-    ("devices", "aggregator", {"availability": "no"}, 403, 403),
+    ("devices", "aggregator", {"availability": "no"}, 403, 404),
     ("devices", "service", {"device_name": "renamed"}, 200, 200),
     ("devices", "admin", {"aggregator_id": "agg-gamma"}, 200, 200),
     ("prosumers", "prosumer", {"phone": "+34 611 111 111"}, 200, 404),
-    ("prosumers", "prosumer", {"aggregator_id": B}, 403, 403),
+    ("prosumers", "prosumer", {"aggregator_id": B}, 403, 404),
+    # a verb the role may not use at all is a 403 before any lookup
     ("prosumers", "aggregator", {"display_name": "x"}, 403, 403),
     ("vens", "aggregator", {"registration_status": "cancelled"}, 200, 404),
     ("vens", "prosumer", {"registration_status": "cancelled"}, 403, 403),
