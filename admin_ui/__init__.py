@@ -14,18 +14,24 @@ from flask import Flask
 from admin_ui import views  # noqa: F401  (registers the views on the blueprint)
 from admin_ui.blueprint import bp
 from admin_ui.login import register_providers
+from admin_ui.session import DEFAULT_SECONDS, StoreSessionInterface
 
 SECRET_FILE = "ui-secret-key"
 SESSION_COOKIE = "der_ui_session"
 
 
 def init_app(app: Flask) -> None:
-    """Mount the UI with its session, cookie and sign-in settings."""
+    """Mount the UI with its session, cookie and sign-in settings.
+
+    Sessions are kept server-side in the app's store (``app.data``): the
+    cookie holds only a random id. The secret key still signs CSRF tokens."""
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(app.config.get("INSTANCE_PATH") or app.instance_path)
     https = str(app.config.get("PUBLIC_URL", "")).startswith("https://")
     app.config.update(SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https)
+    lifetime = int(app.config.get("ADMIN_UI_SESSION_SECONDS") or DEFAULT_SECONDS)
+    app.session_interface = StoreSessionInterface(lambda: app.data.driver.db, lifetime)
     app.extensions["admin_ui_providers"] = register_providers(app)
     app.register_blueprint(bp)
 

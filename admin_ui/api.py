@@ -19,6 +19,7 @@ import contextvars
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, request
 from werkzeug.test import Client, EnvironBuilder, TestResponse
@@ -33,6 +34,8 @@ class ApiResult:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    #: records of a list the registry could not answer (see ``Api.listing``)
+    unreadable: int = 0
 
     @property
     def ok(self) -> bool:
@@ -96,6 +99,21 @@ class Api:
     def get(self, path: str, **params: Any) -> ApiResult:
         return self.call("GET", path, params=params)
 
+    def listing(self, resource: str, **params: Any) -> ApiResult:
+        """GET a list page. Should the registry fail on it as a whole (5xx,
+        e.g. one stored value it cannot serialise), the page's ids are read
+        alone and each record on its own: every record that can be read is
+        shown, and ``unreadable`` counts the others."""
+        result = self.get(resource, **params)
+        if result.status < 500:
+            return result
+        ids = self.get(resource, **{**params, "projection": {"_id": 1}})
+        if not ids.ok:
+            return result
+        items = [one.body for stub in ids.items if (one := self.get(f"{resource}/{stub.get('_id')}")).ok]
+        return ApiResult(200, {**ids.body, "_items": items}, ids.headers,
+                         unreadable=len(ids.items) - len(items))
+
     def post(self, path: str, body: Any) -> ApiResult:
         return self.call("POST", path, body=body)
 
@@ -106,7 +124,8 @@ class Api:
              body: Any = None, headers: dict[str, str] | None = None) -> ApiResult:
         query = {k: _param(v) for k, v in (params or {}).items() if v not in (None, "", {})}
         builder = EnvironBuilder(
-            path="/" + path.lstrip("/"), method=method, query_string=query,
+            # quoted: an id typed into a /ui URL ("x?a", "x#a") stays one path segment
+            path="/" + quote(path.lstrip("/"), safe="/"), method=method, query_string=query,
             json=body if body is not None else None, base_url=request.host_url,
             headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json",
                      **(headers or {})},

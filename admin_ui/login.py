@@ -5,8 +5,10 @@ trusts (the built-in one, or an ``OAUTH_PROVIDERS`` issuer that has a UI
 client in ``ADMIN_UI_CLIENTS``). Login is the authorization code flow with
 PKCE (S256) through Authlib's Flask client; the access token it returns is
 checked with the registry's own validator, which also says who the user is
-(role, aggregator, account). Only that token and those claims are kept in
-the (signed, HttpOnly) session cookie.
+(role, aggregator, account). That token and those claims are kept in the
+server-side session (``admin_ui.session``); the cookie carries only its id.
+Signing out deletes the session and revokes the token, so neither a copied
+cookie nor a copied token works afterwards.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from typing import Any, Callable
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, flash, redirect, session, url_for
 
-from registry.auth import InvalidToken
+from admin_ui.session import regenerate
+from registry.auth import REVOCATIONS, InvalidToken
 from registry.credentials import UI_CLIENT_ID
 
 BUILTIN = "builtin"
@@ -95,14 +98,38 @@ def user_from_token(token: dict[str, Any], provider: str) -> User:
 
 
 def log_in(user: User) -> None:
-    session.clear()  # a fresh session on login: no fixation of an old one
+    session.clear()
+    regenerate(session)  # a fresh session id on login: no fixation of an old one
     session[SESSION_KEY] = asdict(user)
     session.permanent = False
 
 
+def log_out(user: User | None) -> None:
+    """End the session (its id dies with it) and revoke the user's token."""
+    session.clear()
+    regenerate(session)
+    if user is not None:
+        revoke(user.token)
+
+
+def revoke(token: str) -> None:
+    """Put the token on the registry's revocation list until it expires."""
+    revocations = current_app.extensions.get(REVOCATIONS)
+    if revocations is None:
+        return
+    try:
+        principal = current_app.extensions["principal_cache"].principal_for(token)
+    except InvalidToken:
+        return  # expired or refused already: nothing left to end
+    revocations.revoke(principal, token)
+
+
 def current_user() -> User | None:
     data = session.get(SESSION_KEY)
-    return User(**data) if isinstance(data, dict) else None
+    try:
+        return User(**data) if isinstance(data, dict) else None
+    except TypeError:  # a session written by another version of the UI
+        return None
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -120,5 +147,6 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def expire_session(message: str = "Your session has expired; please sign in again.") -> Any:
     session.clear()
+    regenerate(session)
     flash(message, "error")
     return redirect(url_for("admin_ui.login"))

@@ -2,6 +2,8 @@
 person reads. Pure functions: no request, no store."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -16,6 +18,17 @@ DEVICE_SORTS = {
 }
 PAGE_SIZES = (10, 25, 50, 100)
 API_DATE = "%Y-%m-%dT%H:%M:%SZ"
+MAX_PAGE = 10**6
+# ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+_WHOLE = re.compile(r"[0-9]{1,7}")
+
+
+class InvalidPage(ValueError):
+    """A ``page`` parameter that is not a page number (the view answers 400)."""
+
+
+class PageOutOfRange(LookupError):
+    """A page after the last one (the view answers 404)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ def device_query(args: Mapping[str, str]) -> DeviceQuery:
         where["location"] = circle
     per_page = _int(args.get("per_page"), 25)
     per_page = per_page if per_page in PAGE_SIZES else 25
-    page = max(_int(args.get("page"), 1), 1)
+    page = page_number(args)
     params = {"sort": DEVICE_SORTS.get(args.get("sort", ""), "device_name"),
               "max_results": per_page, "page": page}
     if where:
@@ -74,20 +87,50 @@ def _number(args: Mapping[str, str], key: str, problems: list[str]) -> float | N
     text = (args.get(key) or "").strip()
     if not text:
         return None
+    value = finite_number(text)
+    if value is None:
+        problems.append(f"{key.replace('_', ' ')} must be a number, not {text[:40]!r}")
+    return value
+
+
+def finite_number(text: str) -> float | None:
+    """A decimal number typed by a person; None for text, ``nan``, ``inf``, ``1e400``."""
     try:
-        return float(text)
-    except ValueError:
-        problems.append(f"{key.replace('_', ' ')} must be a number, not {text!r}")
+        value = float(text.strip())
+    except (AttributeError, ValueError):
         return None
+    return value if math.isfinite(value) else None
+
+
+def bounded_number(text: str, label: str, low: float, high: float, unit: str = "") -> tuple[float | None, str | None]:
+    """(value, None) or (None, a message that says what is expected)."""
+    value = finite_number(text)
+    if value is None or not low <= value <= high:
+        shown = (text or "").strip()[:40] or "nothing"
+        return None, f"{label} must be a number from {low:g} to {high:g}{unit} (you typed {shown!r})."
+    return value, None
 
 
 def _int(text: str | None, default: int) -> int:
-    return int(text) if text and text.isdigit() else default
+    return int(text) if text and _WHOLE.fullmatch(text) else default
 
 
 def page_number(args: Mapping[str, str]) -> int:
-    """The 1-based page a listing asks for (anything else is page 1)."""
-    return max(_int(args.get("page"), 1), 1)
+    """The 1-based page a listing asks for; 1 when none is asked for.
+
+    Raises InvalidPage for anything but a whole number from 1 to MAX_PAGE."""
+    text = args.get("page")
+    if text is None or text == "":
+        return 1
+    if not _WHOLE.fullmatch(text) or not 1 <= int(text) <= MAX_PAGE:
+        raise InvalidPage(f"“{text[:20]}” is not a page number: pages are counted from 1.")
+    return int(text)
+
+
+def check_page(page: int, pages: int) -> None:
+    """Raises PageOutOfRange when `page` is after the last of `pages`."""
+    if page > pages:
+        raise PageOutOfRange(f"There is no page {page}: this list has {pages} page{'s' if pages != 1 else ''}.")
 
 
 def without_page(args: Mapping[str, str]) -> dict[str, str]:

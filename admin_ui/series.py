@@ -8,6 +8,7 @@ empty state rather than an error.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,8 +23,7 @@ TAG_WORDS = {1: "consumption strongly recommended", 2: "consumption recommended"
 
 def measurement_chart(measurements: list[dict[str, Any]]) -> dict[str, Any] | None:
     points = sorted((t, m["power_kw"]) for m in measurements
-                    if (t := epoch(m.get("timestamp"))) is not None
-                    and isinstance(m.get("power_kw"), (int, float)))
+                    if (t := epoch(m.get("timestamp"))) is not None and _finite(m.get("power_kw")))
     if not points:
         return None
     return {"x": [t for t, _ in points], "unit": "kW", "band": None,
@@ -36,14 +36,14 @@ def forecast_chart(forecast: dict[str, Any]) -> dict[str, Any] | None:
     start = epoch(forecast.get("start"))
     if not isinstance(values, list) or not values or start is None:
         return None
-    step = float(forecast.get("resolution") or DEFAULT_RESOLUTION)
+    step = _step(forecast.get("resolution"))
     x = [start + i * step for i in range(len(values))]
-    series = [{"label": f"{forecast.get('kind', 'forecast')} (kW)", "values": values}]
+    series = [{"label": f"{forecast.get('kind', 'forecast')} (kW)", "values": _gaps(values)}]
     band = None
     low, high = outer_quantiles(forecast.get("quantiles"), len(values))
     if low and high:
-        series = [{"label": low[0], "values": low[1], "dash": True},
-                  {"label": high[0], "values": high[1], "dash": True}] + series
+        series = [{"label": low[0], "values": _gaps(low[1]), "dash": True},
+                  {"label": high[0], "values": _gaps(high[1]), "dash": True}] + series
         band = [0, 1]
     return {"x": x, "unit": "kW", "series": series, "band": band}
 
@@ -69,8 +69,25 @@ def outer_quantiles(quantiles: Any, length: int) -> tuple[tuple[str, list] | Non
     return (found[0][1], found[0][2]), (found[-1][1], found[-1][2])
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _gaps(values: list[Any]) -> list[Any]:
+    """Anything but a finite number becomes a gap (null): NaN would make the
+    page's JSON unreadable and the chart blank."""
+    return [v if _finite(v) else None for v in values]
+
+
+def _step(resolution: Any) -> int:
+    """Seconds per value: a positive whole number of at most a day, else 15 minutes."""
+    if _finite(resolution) and 0 < resolution <= 86400:
+        return int(resolution)
+    return DEFAULT_RESOLUTION
+
+
 def _level(key: Any) -> float | None:
-    if isinstance(key, (int, float)):
+    if _finite(key):
         return float(key) if key < 1 else float(key) / 100
     match = re.fullmatch(r"[pPqQ]?(\d+(?:\.\d+)?)", str(key))
     if not match:
@@ -96,10 +113,11 @@ class Slot:
 def advice_timeline(advice: dict[str, Any]) -> list[Slot]:
     """Per-slot tags 1–5 from ``slots: [{tag, code, message}]`` or ``tags: [..]``."""
     start = parse_api_time(advice.get("start"))
-    step = int(advice.get("resolution") or DEFAULT_RESOLUTION)
+    step = _step(advice.get("resolution"))
     raw = advice.get("slots")
     if not isinstance(raw, list):
-        tags, codes = advice.get("tags"), advice.get("codes") or []
+        tags, codes = advice.get("tags"), advice.get("codes")
+        codes = codes if isinstance(codes, list) else []
         raw = [{"tag": t, "code": codes[i] if i < len(codes) else ""}
                for i, t in enumerate(tags)] if isinstance(tags, list) else []
     slots = []

@@ -60,8 +60,10 @@ def secret_of(instance_path: str, kind: str, name: str) -> str:
     return load_or_create(instance_path)[kind][name]["secret"]
 
 
-def oauth_settings(instance_path: str, public_url: str) -> dict[str, list[dict[str, Any]]]:
-    """OAUTH_USERS and OAUTH_CLIENTS for the embedded demo."""
+def oauth_settings(instance_path: str, public_url: str) -> dict[str, Any]:
+    """OAUTH_USERS and OAUTH_CLIENTS for the embedded demo, and OAUTH_DEMO_USERS
+    (username -> password hash): the users the sign-in page may name. A user a
+    deployment configures itself never matches, so it is never listed."""
     creds = load_or_create(instance_path)
     users = [{"username": name, "password_hash": creds["users"][name]["hash"], **claims}
              for name, claims in demo_identities().items() if name in creds["users"]]
@@ -71,4 +73,5 @@ def oauth_settings(instance_path: str, public_url: str) -> dict[str, list[dict[s
         {"client_id": UI_CLIENT_ID, "grant_types": ["authorization_code"],
          "redirect_uris": [f"{public_url}/ui/callback"]},
     ]
-    return {"OAUTH_USERS": users, "OAUTH_CLIENTS": clients}
+    demo_users = {user["username"]: user["password_hash"] for user in users}
+    return {"OAUTH_USERS": users, "OAUTH_CLIENTS": clients, "OAUTH_DEMO_USERS": demo_users}

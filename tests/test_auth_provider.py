@@ -209,12 +209,25 @@ def exchange(client: FlaskClient, code: str, verifier: str | None, redirect_uri:
     return client.post("/oauth/token", data=form, headers=headers or {})
 
 
-def test_login_page_lists_demo_users(client: FlaskClient) -> None:
+def test_login_page_names_no_configured_user(client: FlaskClient) -> None:
     response = client.get("/oauth/authorize", query_string=authorize_params(pkce()[1]))
     page = response.get_data(as_text=True)
-    assert response.status_code == 200 and "<form" in page
-    assert "alice" in page and "bob" in page and "admin-ui" in page
+    assert response.status_code == 200 and "<form" in page and "admin-ui" in page
+    assert "alice" not in page and "bob" not in page and "prosumer" not in page
     assert "alice-pw" not in page and "pbkdf2" not in page and "scrypt" not in page
+
+
+@pytest.mark.parametrize("demo, listed", [
+    ({"alice": USERS[0]["password_hash"]}, ["alice"]),
+    ({"alice": hash_secret("another"), "bob": USERS[1]["password_hash"]}, ["bob"]),  # a configured alice
+    ({}, []),
+])
+def test_login_page_names_only_generated_demo_users(instance_dir: str, demo: dict[str, str],
+                                                     listed: list[str]) -> None:
+    client = make_app(instance_dir, OAUTH_DEMO_USERS=demo).test_client()
+    page = client.get("/oauth/authorize", query_string=authorize_params(pkce()[1])).get_data(as_text=True)
+    assert [name for name in ("alice", "bob") if f"<code>{name}</code>" in page] == listed
+    assert "alice-pw" not in page and "scrypt" not in page
 
 
 def test_code_flow_with_pkce_issues_user_token(client: FlaskClient, validator: TokenValidator,

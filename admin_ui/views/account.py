@@ -7,7 +7,7 @@ from authlib.integrations.base_client import OAuthError
 from flask import current_app, flash, redirect, session, url_for
 
 from admin_ui.blueprint import bp, page
-from admin_ui.login import current_user, log_in, oauth_client, user_from_token
+from admin_ui.login import current_user, log_in, log_out, oauth_client, user_from_token
 from registry.auth import InvalidToken
 
 PENDING = "ui_login_provider"
@@ -66,7 +66,7 @@ def callback() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     user = current_user()
-    session.clear()
+    log_out(user)
     flash("You are signed out.", "info")
     end_session = None
     if user and user.provider in _providers():

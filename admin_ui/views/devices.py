@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import flash, request
 
-from admin_ui.blueprint import TOGGLES, api, back, bp, failure, page
+from admin_ui.blueprint import TOGGLES, api, back, bp, failure, listing, page
 from admin_ui.login import User, login_required
 from admin_ui.queries import (AVAILABILITY_FIELDS, DEVICE_CLASSES, DEVICE_SORTS, DEVICE_TYPES,
-                              PAGE_SIZES, device_query, page_count, without_page)
+                              PAGE_SIZES, check_page, device_query, page_count, without_page)
 from admin_ui.series import forecast_chart, measurement_chart
 
 MEASUREMENT_POINTS = 192  # the last two days at 15 minutes
@@ -21,15 +21,16 @@ def devices(user: User) -> Any:
     query = device_query(request.args)
     for problem in query.problems:
         flash(problem, "error")
-    result = api(user).get("devices", **query.params)
+    result = api(user).listing("devices", **query.params)
     if not result.ok:
         return failure(result, "The devices could not be listed")
-    args = without_page(request.args)
-    return page("devices.html", devices=result.items, total=result.total, page=query.page,
-                pages=page_count(result.total, query.per_page), per_page=query.per_page,
-                args=args, filters=request.args, classes=DEVICE_CLASSES, types=DEVICE_TYPES,
-                availability_fields=AVAILABILITY_FIELDS, sorts=DEVICE_SORTS, page_sizes=PAGE_SIZES,
-                toggles=TOGGLES.get(user.role, ()))
+    pages = page_count(result.total, query.per_page)
+    check_page(query.page, pages)
+    return listing("devices.html", "devices", result.unreadable, devices=result.items, total=result.total,
+                   page=query.page, pages=pages, per_page=query.per_page,
+                   args=without_page(request.args), filters=request.args, classes=DEVICE_CLASSES,
+                   types=DEVICE_TYPES, availability_fields=AVAILABILITY_FIELDS, sorts=DEVICE_SORTS,
+                   page_sizes=PAGE_SIZES, toggles=TOGGLES.get(user.role, ()))
 
 
 @bp.post("/devices/<device_id>/toggle")
@@ -54,7 +55,7 @@ def device(user: User, device_id: str) -> Any:
     found = client.get(f"devices/{device_id}")
     if not found.ok:
         return failure(found, "This device cannot be shown")
-    measured = client.get("measurements", where={"device_id": device_id}, sort="-timestamp",
+    measured = client.listing("measurements", where={"device_id": device_id}, sort="-timestamp",
                           max_results=MEASUREMENT_POINTS)
     forecasts = _latest_forecasts(user, device_id)
     offers, contracts = _market_of(user, device_id)
@@ -88,6 +89,6 @@ def _market_of(user: User, device_id: str) -> tuple[dict[str, Any] | None, dict[
             found.append(None)
             continue
         where = {"device_id": device_id} if resource == "offers" else {"device_ids": device_id}
-        result = client.get(resource, where=where, sort="-start", max_results=20)
+        result = client.listing(resource, where=where, sort="-start", max_results=20)
         found.append({"items": result.items, "error": None if result.ok else result.message})
     return found[0], found[1]

@@ -7,13 +7,17 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from admin_ui.blueprint import api, back, bp, failure, page, unavailable
+from admin_ui.blueprint import api, back, bp, failure, listing, page, unavailable
 from admin_ui.login import User, login_required
-from admin_ui.queries import api_time, default_window, page_count, page_number, without_page
+from admin_ui.queries import (api_time, bounded_number, check_page, default_window, page_count, page_number,
+                              without_page)
 
 OFFER_STATUSES = ("open", "contracted", "withdrawn", "expired")
 CONTRACT_STATUSES = ("proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled")
 PER_PAGE = 25
+# what the offers / contracts schemas accept, as the forms' min / max
+LIMITS = {"power_kw": (0.001, 100000.0), "price": (0.0, 100000.0)}
+LABELS = {"power_kw": ("Power", " kW"), "price": ("Price", " per kWh")}
 # (action, new status, roles, statuses it applies to)
 CONTRACT_ACTIONS = {
     "accept": ("accepted", {"prosumer", "admin"}, {"proposed"}),
@@ -29,8 +33,11 @@ def _listing(user: User, resource: str, statuses: tuple[str, ...], sort: str) ->
     if resource == "offers" and request.args.get("direction") in ("up", "down"):
         where["direction"] = request.args["direction"]
     current = page_number(request.args)
-    result = api(user).get(resource, where=where, sort=sort, max_results=PER_PAGE, page=current)
-    return result, {"page": current, "pages": page_count(result.total, PER_PAGE), "args": without_page(request.args),
+    result = api(user).listing(resource, where=where, sort=sort, max_results=PER_PAGE, page=current)
+    pages = page_count(result.total, PER_PAGE)
+    if result.ok:
+        check_page(current, pages)
+    return result, {"page": current, "pages": pages, "args": without_page(request.args),
                     "status": status, "statuses": statuses}
 
 
@@ -49,9 +56,10 @@ def offers(user: User) -> Any:
                           max_results=100)
         own_devices = mine.items
     start, end = default_window()
-    return page("offers.html", offers=result.items, total=result.total, own_devices=own_devices,
-                can_contract=client.has("contracts") and user.role in ("aggregator", "admin"),
-                default_start=start, default_end=end, form=request.args, **paging)
+    return listing("offers.html", "offers", result.unreadable, offers=result.items, total=result.total,
+                   own_devices=own_devices, limits=LIMITS,
+                   can_contract=client.has("contracts") and user.role in ("aggregator", "admin"),
+                   default_start=start, default_end=end, form=request.args, **paging)
 
 
 @bp.post("/offers")
@@ -74,11 +82,13 @@ def _offer_body(form: Any) -> tuple[dict[str, Any], list[str]]:
     if not start or not end:
         problems.append("Start and end need a date and a time (UTC).")
     numbers = {}
-    for name in ("power_kw", "price"):
-        try:
-            numbers[name] = float(form.get(name, ""))
-        except ValueError:
-            problems.append(f"{name.replace('_', ' ')} must be a number.")
+    for name, (low, high) in LIMITS.items():
+        label, unit = LABELS[name]
+        value, problem = bounded_number(form.get(name, ""), label, low, high, unit)
+        if problem:
+            problems.append(problem)
+        else:
+            numbers[name] = value
     body = {"device_id": form.get("device_id", ""), "start": start, "end": end,
             "direction": form.get("direction", "up"), "currency": form.get("currency", "EUR") or "EUR",
             **numbers}
@@ -128,7 +138,8 @@ def contracts(user: User) -> Any:
     actions = {c.get("_id"): [a for a, (_, roles, states) in CONTRACT_ACTIONS.items()
                               if user.role in roles and c.get("status") in states]
                for c in result.items}
-    return page("contracts.html", contracts=result.items, total=result.total, actions=actions, **paging)
+    return listing("contracts.html", "contracts", result.unreadable, contracts=result.items, total=result.total,
+                   actions=actions, **paging)
 
 
 @bp.post("/contracts/<contract_id>/<action>")

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import request
 
-from admin_ui.blueprint import api, bp, failure, page, unavailable
+from admin_ui.blueprint import api, bp, failure, listing, page, unavailable
 from admin_ui.login import User, login_required
-from admin_ui.queries import page_count, page_number, without_page
+from admin_ui.queries import check_page, page_count, page_number, without_page
 from admin_ui.series import TAG_WORDS, advice_timeline, recommended_devices
 
 PER_PAGE = 25
@@ -21,12 +21,12 @@ def advice(user: User) -> Any:
     client = api(user)
     if not client.has("advice"):
         return page("unavailable.html", title="Advice", message=unavailable("advice"))
-    result = client.get("advice", sort="-_created", max_results=10)
+    result = client.listing("advice", sort="-_created", max_results=10)
     if not result.ok:
         return failure(result, "The advice could not be read")
     entries = [{"doc": doc, "timeline": advice_timeline(doc), "devices": recommended_devices(doc)}
                for doc in result.items]
-    return page("advice.html", entries=entries, tag_words=TAG_WORDS)
+    return listing("advice.html", "entries", result.unreadable, entries=entries, tag_words=TAG_WORDS)
 
 
 @bp.get("/jobs")
@@ -38,20 +38,23 @@ def jobs(user: User) -> Any:
     status = request.args.get("status", "")
     where = {"status": status} if status in JOB_STATUSES else {}
     current = page_number(request.args)
-    result = client.get("jobs", where=where, sort="-_created", max_results=PER_PAGE, page=current)
+    result = client.listing("jobs", where=where, sort="-_created", max_results=PER_PAGE, page=current)
     if not result.ok:
         return failure(result, "The jobs could not be listed")
-    return page("jobs.html", jobs=result.items, total=result.total, page=current, status=status,
-                statuses=JOB_STATUSES, pages=page_count(result.total, PER_PAGE),
-                args=without_page(request.args))
+    pages = page_count(result.total, PER_PAGE)
+    check_page(current, pages)
+    return listing("jobs.html", "jobs", result.unreadable, jobs=result.items, total=result.total, page=current,
+                   status=status, statuses=JOB_STATUSES, pages=pages, args=without_page(request.args))
 
 
 @bp.get("/audit")
 @login_required
 def audit(user: User) -> Any:
     current = page_number(request.args)
-    result = api(user).get("oplog", sort="-_created", max_results=PER_PAGE, page=current)
+    result = api(user).listing("oplog", sort="-_created", max_results=PER_PAGE, page=current)
     if not result.ok:
         return failure(result, "The audit trail could not be read")
-    return page("audit.html", entries=result.items, total=result.total, page=current,
-                pages=page_count(result.total, PER_PAGE), args={})
+    pages = page_count(result.total, PER_PAGE)
+    check_page(current, pages)
+    return listing("audit.html", "entries", result.unreadable, entries=result.items, total=result.total,
+                   page=current, pages=pages, args={})

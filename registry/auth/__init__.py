@@ -1,18 +1,38 @@
 """Authentication for the registry: who is calling, and the built-in provider.
 
 `TokenValidator` turns a bearer token from any configured issuer into a
-`Principal`; `provider.init_app` mounts the built-in OAuth 2 provider whose
-tokens `builtin_issuer_config` describes and `mint_token` forges for the CLI.
+`Principal`; `init_app` mounts the built-in OAuth 2 provider whose tokens
+`builtin_issuer_config` describes and `mint_token` forges for the CLI, and
+the revocation list that sign-out writes and the API's token check reads.
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask import Flask
+
+from . import provider
 from .accounts import hash_secret
 from .issuing import MAX_TOKEN_TTL, builtin_issuer_config, mint_token, validator_from_config
 from .keys import load_or_create_signing_key, public_jwks
 from .principal import ROLES, Principal
-from .provider import init_app
+from .revocation import EXTENSION as REVOCATIONS, TokenRevocations
 from .tokens import IssuerConfig, InvalidToken, TokenValidator, issuer_from_dict
 
 __all__ = [
-    "MAX_TOKEN_TTL", "ROLES", "IssuerConfig", "InvalidToken", "Principal", "TokenValidator",
-    "builtin_issuer_config", "hash_secret", "init_app", "load_or_create_signing_key",
-    "issuer_from_dict", "mint_token", "public_jwks", "validator_from_config",
+    "MAX_TOKEN_TTL", "REVOCATIONS", "ROLES", "IssuerConfig", "InvalidToken", "Principal",
+    "TokenRevocations", "TokenValidator", "builtin_issuer_config", "hash_secret", "init_app",
+    "load_or_create_signing_key", "issuer_from_dict", "mint_token", "public_jwks",
+    "validator_from_config",
 ]
+
+
+def init_app(app: Flask, get_db: Callable[[], Any]) -> None:
+    """The built-in provider and the revocation list, both kept in `get_db()`'s
+    database; the app's `principal_cache` (when there is one) checks the list."""
+    revocations = TokenRevocations(get_db)
+    app.extensions[REVOCATIONS] = revocations
+    cache = app.extensions.get("principal_cache")
+    if cache is not None:
+        cache.revocations = revocations
+    provider.init_app(app, get_db)

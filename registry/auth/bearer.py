@@ -16,21 +16,33 @@ from eve.auth import TokenAuth
 from flask import Response, abort, current_app, g, jsonify, request
 
 from .principal import Principal
-from .tokens import InvalidToken, TokenValidator, _peek
+from .revocation import TokenRevocations
+from .tokens import InvalidToken, TokenValidator
 
 CACHE_SIZE = 4096
 
 
 class PrincipalCache:
-    """A small LRU of validated tokens keyed by their SHA-256."""
+    """A small LRU of validated tokens keyed by their SHA-256.
 
-    def __init__(self, validator: TokenValidator, size: int = CACHE_SIZE) -> None:
+    Revocation (sign-out) is checked on every call, cache hit or not; the
+    revocation list is set by ``registry.auth.init_app``."""
+
+    def __init__(self, validator: TokenValidator, size: int = CACHE_SIZE,
+                 revocations: TokenRevocations | None = None) -> None:
         self.validator = validator
         self.size = size
+        self.revocations = revocations
         self._items: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def principal_for(self, token: str) -> Principal:
+        principal = self._validated(token)
+        if self.revocations is not None and self.revocations.is_revoked(principal, token):
+            raise InvalidToken("token has been revoked (its owner signed out)")
+        return principal
+
+    def _validated(self, token: str) -> Principal:
         key = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
             hit = self._items.get(key)
@@ -38,7 +50,7 @@ class PrincipalCache:
                 self._items.move_to_end(key)
                 return hit[0]
         principal = self.validator.validate(token)
-        expires = float(_peek(token)[1]["exp"])  # verified just above
+        expires = principal.expires_at or 0.0  # verified by validate
         with self._lock:
             self._items[key] = (principal, min(expires, time.time() + 300))
             while len(self._items) > self.size:

@@ -6,7 +6,7 @@ claims, so adding an OAuth provider never touches the filtering code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: The roles of SPEC §4, in the order a role list is searched when a provider
 #: (e.g. Keycloak's ``realm_access.roles``) hands over several at once.
@@ -28,6 +28,10 @@ class Principal:
     account_id: str | None
     issuer: str
     client_id: str | None = None
+    # which token this is (`jti`) and when it expires: for revocation at
+    # sign-out; not part of who the caller is
+    token_id: str | None = field(default=None, compare=False)
+    expires_at: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # A Principal with an unknown role would silently fall through every

@@ -3,7 +3,8 @@
 It exists so the embedded default and the tests need no external identity
 provider. Authlib's AuthorizationServer does the protocol work; this module
 supplies the storage (settings for clients and users, `oauth_codes` for
-codes), the JWT access tokens of `issuing`, and a small login page.
+codes), the JWT access tokens of `issuing`, and the sign-in form of `login`
+(with its back-off and lock-out). Every answer forbids framing.
 
     init_app(app, get_db)   # get_db() -> pymongo-compatible Database
 """
@@ -19,18 +20,19 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, ClientCredentialsGrant
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template_string, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from joserfc.jwk import RSAKey
 
 from .accounts import (
-    OAuthClient, OAuthUser, StoredCode, authenticate_user, digest_code, hash_secret,
-    load_clients, load_users,
+    OAuthClient, OAuthUser, StoredCode, digest_code, hash_secret, load_clients, load_users,
 )
+from .attempts import LoginThrottle
 from .issuing import (
     DEFAULT_AUDIENCE, DEFAULT_ISSUER, access_claims, builtin_issuer_config, instance_path_of,
     mint_token, sign_access_token, token_ttl,
 )
 from .keys import load_or_create_signing_key, public_jwks
+from .login import SignInRefused, listed_users, login_page, sign_in
 
 __all__ = ["bp", "init_app", "hash_secret", "mint_token", "builtin_issuer_config"]
 
@@ -52,6 +54,8 @@ class _ProviderState:
         self.key: RSAKey = load_or_create_signing_key(instance_path_of(app.config))
         self.clients = load_clients(app.config.get("OAUTH_CLIENTS") or [])
         self.users = load_users(app.config.get("OAUTH_USERS") or [])
+        self.listed_users = listed_users(self.users, app.config.get("OAUTH_DEMO_USERS"))
+        self.throttle = LoginThrottle.from_config(app.config)
         self.indexes_ready = False
         self.server = AuthorizationServer()
         self.server.init_app(app, query_client=self.clients.get, save_token=_keep_no_token)
@@ -161,7 +165,7 @@ def token() -> Response:
 
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
-def authorize() -> Response | tuple[str, int]:
+def authorize() -> Response:
     state = _state()
     try:
         grant = state.server.get_consent_grant(end_user=None)
@@ -169,12 +173,14 @@ def authorize() -> Response | tuple[str, int]:
         # Errors before the redirect URI is proven go back as JSON, never
         # as a redirect to an address the client did not register.
         return state.server.handle_error_response(None, error)
+    client_id = grant.client.client_id
     if request.method == "GET":
-        return _login_page(state, grant.client, error=None)
-    user = authenticate_user(state.users, request.form.get("username", ""),
-                             request.form.get("password", ""))
-    if user is None:
-        return _login_page(state, grant.client, error="Wrong username or password."), 401
+        return login_page(client_id, state.listed_users)
+    try:
+        user = sign_in(state.throttle, state.users, request.form, request.remote_addr)
+    except SignInRefused as refused:
+        return login_page(client_id, state.listed_users, error=refused.message, status=refused.status,
+                          username=request.form.get("username", ""), retry_after=refused.retry_after)
     return state.server.create_authorization_response(grant_user=user, grant=grant)
 
 
@@ -201,6 +207,16 @@ def discovery() -> Response:
     })
 
 
+@bp.after_request
+def _no_framing(response: Response) -> Response:
+    # The sign-in form must not be framed by another site (clickjacking);
+    # the same for every other answer of the provider, HTML or not.
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
 @bp.errorhandler(OAuth2Error)
 def _oauth_error(error: OAuth2Error) -> Response:
     # E.g. Authlib refusing plain HTTP on a non-loopback host is raised
@@ -213,27 +229,3 @@ def init_app(app: Flask, get_db: Callable[[], Any]) -> None:
     app.config.setdefault("INSTANCE_PATH", app.instance_path)
     app.extensions[EXTENSION] = _ProviderState(app, get_db)
     app.register_blueprint(bp)
-
-
-LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in · DER Registry</title></head>
-<body style="font-family:sans-serif;max-width:28rem;margin:3rem auto">
-<h1>Sign in</h1>
-<p><strong>{{ client_id }}</strong> asks to act on your behalf.</p>
-{% if error %}<p role="alert" style="color:#b00">{{ error }}</p>{% endif %}
-<form method="post">
-  <label>Username <input name="username" autocomplete="username" required></label><br>
-  <label>Password <input name="password" type="password" autocomplete="current-password" required></label><br>
-  <button type="submit">Sign in</button>
-</form>
-{% if users %}<h2>Demo users</h2><ul>
-{% for user in users %}<li><code>{{ user.username }}</code> — {{ user.role }}</li>{% endfor %}
-</ul>{% endif %}
-</body></html>"""
-
-
-def _login_page(state: _ProviderState, client: OAuthClient, error: str | None) -> str:
-    # The form posts back to this same URL, so the OAuth parameters travel
-    # in the query string and are validated again on POST.
-    return render_template_string(LOGIN_PAGE, client_id=client.client_id, error=error,
-                                  users=list(state.users.values()))

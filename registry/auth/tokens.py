@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -33,6 +34,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 LEEWAY_SECONDS = 30
+#: Far above any real access token (Keycloak's with many roles are ~2 KiB);
+#: a bigger one is refused before anything is decoded.
+MAX_TOKEN_CHARS = 16 * 1024
 
 
 class InvalidToken(Exception):
@@ -174,12 +178,13 @@ def claim_at(claims: dict[str, Any], path: str) -> Any:
 
 def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims before verification, only to pick issuer and key."""
-    if not isinstance(token, str) or token.count(".") != 2:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         raise InvalidToken("token is not a compact JWS")
     head, body, _ = token.split(".")
     try:
         header, claims = _b64json(head), _b64json(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: deeply nested JSON (`[[[[…`) in a segment
         raise InvalidToken("token is not a well-formed JWT") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise InvalidToken("token is not a well-formed JWT")
@@ -188,7 +193,21 @@ def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _b64json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")),
+                      parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN / Infinity, which are not JSON: a NaN `exp`
+    # compares false with everything and would never expire.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _check_lifetime(claims: dict[str, Any], config: IssuerConfig) -> None:
@@ -211,6 +230,8 @@ def _principal(claims: dict[str, Any], config: IssuerConfig) -> Principal:
         issuer=config.issuer,
         # Keycloak names the requesting client `azp`, RFC 9068 `client_id`.
         client_id=_optional_str(claims.get("client_id") or claims.get("azp")),
+        token_id=_optional_str(claims.get("jti")),
+        expires_at=float(claims["exp"]),
     )
 
 

@@ -1,0 +1,131 @@
+"""Server-side sessions for the UI: the cookie carries only a random session
+id; the data (the user's access token and claims, the CSRF secret, the OAuth
+state) stays in the store's ``ui_sessions`` collection.
+
+Signing out deletes the document, so a copied cookie leads back to the login
+page, and nothing in the cookie can be read or replayed as a bearer token.
+Documents are keyed by the SHA-256 of the id: a leaked collection yields no
+usable cookie. ``regenerate(session)`` gives a session a fresh id (at sign-in
+against fixation, at sign-out so the old id is dead).
+
+Hand-written rather than Flask-Session: its MongoDB backend takes a
+``pymongo.MongoClient`` (the embedded store is mongomock's) and it brings
+msgspec and cachelib along; what the UI needs is an id -> document map with an
+expiry, in the store every worker of a deployment already shares.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from flask.json.tag import TaggedJSONSerializer
+from werkzeug.datastructures import CallbackDict
+
+COLLECTION = "ui_sessions"
+DEFAULT_SECONDS = 8 * 3600  # a working day; the access token inside lasts at most one hour
+SWEEP_EVERY = 100  # new sessions between two sweeps of expired ones (mongomock has no TTL index)
+_SID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class ServerSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
+    """A session dict that knows its id and the id it replaced."""
+
+    def __init__(self, initial: dict[str, Any] | None = None, sid: str | None = None) -> None:
+        def on_update(session: "ServerSession") -> None:
+            session.modified = True
+
+        super().__init__(initial, on_update)
+        self.new = sid is None
+        self.sid = sid or _new_sid()
+        self.stale_sid: str | None = None
+        self.modified = False
+
+
+def regenerate(session: Any) -> None:
+    """A fresh id for `session`; the old one's document is deleted on save."""
+    if isinstance(session, ServerSession):
+        if not session.new and session.stale_sid is None:
+            session.stale_sid = session.sid
+        session.sid = _new_sid()
+        session.new = True
+        session.modified = True
+
+
+class StoreSessionInterface(SessionInterface):
+    """Sessions in `get_db()[ui_sessions]`, named by the session cookie."""
+
+    serializer = TaggedJSONSerializer()  # what Flask's cookie sessions use: tuples, bytes, datetimes
+
+    def __init__(self, get_db: Callable[[], Any], lifetime_seconds: int = DEFAULT_SECONDS) -> None:
+        self.get_db = get_db
+        self.lifetime = timedelta(seconds=lifetime_seconds)
+        self._indexes_ready = False
+        self._new_count = itertools.count(1)
+
+    def collection(self) -> Any:
+        collection = self.get_db()[COLLECTION]
+        if not self._indexes_ready:
+            collection.create_index("expires_at", expireAfterSeconds=0)
+            self._indexes_ready = True
+        return collection
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        sid = request.cookies.get(self.get_cookie_name(app), "")
+        if not _SID.fullmatch(sid):
+            return ServerSession()
+        document = self.collection().find_one({"_id": _digest(sid)})
+        if document is None or _expired(document.get("expires_at")):
+            return ServerSession()
+        try:
+            data = self.serializer.loads(document["data"])
+        except (KeyError, TypeError, ValueError):
+            return ServerSession()
+        return ServerSession(data if isinstance(data, dict) else {}, sid)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, ServerSession):
+            return
+        collection = self.collection()
+        if session.stale_sid:
+            collection.delete_one({"_id": _digest(session.stale_sid)})
+        if not session.modified:
+            return
+        if not session:
+            if not session.new:
+                collection.delete_one({"_id": _digest(session.sid)})
+            response.delete_cookie(self.get_cookie_name(app), domain=self.get_cookie_domain(app),
+                                   path=self.get_cookie_path(app))
+            return
+        now = datetime.now(timezone.utc)
+        collection.replace_one({"_id": _digest(session.sid)},
+                               {"data": self.serializer.dumps(dict(session)), "expires_at": now + self.lifetime},
+                               upsert=True)
+        if session.new and next(self._new_count) % SWEEP_EVERY == 0:
+            collection.delete_many({"expires_at": {"$lt": now}})
+        response.set_cookie(
+            self.get_cookie_name(app), session.sid, expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app), domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app))
+
+
+def _new_sid() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters
+
+
+def _digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode("ascii")).hexdigest()
+
+
+def _expired(expires_at: Any) -> bool:
+    if not isinstance(expires_at, datetime):
+        return True
+    if expires_at.tzinfo is None:  # a store without tz_aware returns naive UTC
+        expires_at = expires_at.replace(tzinfo=timezone.utc)
+    return expires_at <= datetime.now(timezone.utc)
