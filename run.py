@@ -13,7 +13,9 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
+import threading
 from typing import Any, Callable
 
 import settings
@@ -86,35 +88,45 @@ def serve(args: argparse.Namespace) -> int:
         print("  demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
     server = make_server(args.host, args.port, app, threaded=True)
     record_provider(app)
+    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
     try:
-        vtn = start_vtn(args, app)
-    except OSError as exc:
+        vtn, vtn_url = start_vtn(args, app)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        server.shutdown()
         server.server_close()
         print(f"run.py serve: the OpenADR VTN cannot listen on port {args.vtn_port} ({exc}); "
               "choose another with --vtn-port", file=sys.stderr)
         return 2
-    print(BANNER.format(url=url, vtn=vtn.url, store=app.config["STORE_KIND"]), flush=True)
+    print(BANNER.format(url=url, vtn=vtn_url, store=app.config["STORE_KIND"]), flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        server.serve_forever()
+        signal.pause()  # the API serves in its thread, the VTN in its supervised process
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the drain short
-        vtn.stop()  # drains telemetry it still holds into the registry
+        vtn.stop()  # SIGTERM: the VTN drains the telemetry it holds into the registry
+        server.shutdown()
         server.server_close()
     return 0
 
 
-def start_vtn(args: argparse.Namespace, app: Any) -> Any:
-    """The OpenADR VTN in a background thread, bridging to this server's own URL
-    with the built-in service client (docs/openadr.md)."""
-    from registry.openadr import BridgeConfig, start_bridge_in_thread
+def start_vtn(args: argparse.Namespace, app: Any) -> tuple[Any, str]:
+    """The OpenADR VTN as a supervised child process (`run.py bridge`), bridging to
+    this server's own URL with the built-in service client (docs/openadr.md): a
+    VEN's message can at worst kill that process, which is then started again."""
+    from registry.openadr import BridgeConfig, VtnSupervisor
 
     own_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-    config = BridgeConfig.from_env(api_url=f"http://{own_host}:{args.port}", host=args.host,
-                                   port=args.vtn_port)
-    return start_bridge_in_thread(config.with_instance_credentials(app.config["INSTANCE_PATH"]))
+    api_url = f"http://{own_host}:{args.port}"
+    config = BridgeConfig.from_env(api_url=api_url, host=args.host, port=args.vtn_port)
+    with socket.socket() as probe:  # fail now, not in a child restarted forever
+        probe.bind((args.host, args.vtn_port))
+    command = [sys.executable, os.path.abspath(__file__), "bridge", "--api-url", api_url,
+               "--host", args.host, "--vtn-port", str(args.vtn_port)]
+    env = {**os.environ, "INSTANCE_PATH": app.config["INSTANCE_PATH"]}
+    supervisor = VtnSupervisor(command, env, host=args.host, port=args.vtn_port).start()
+    return supervisor, config.vtn_url
 
 
 def _interrupt(signum: int, frame: Any) -> None:

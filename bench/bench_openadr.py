@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import tempfile
@@ -28,7 +29,7 @@ from openleadr import OpenADRClient, utils
 import settings
 from registry import credentials
 from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
-from registry.openadr.testing import LoopbackRegistry, free_port
+from registry.openadr.testing import LoopbackRegistry, free_port, with_credentials
 
 ACCOUNT = str(uuid.UUID(int=1))
 
@@ -56,11 +57,14 @@ class Registry:
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
 
-    def enrol(self, names: list[str], aggregator_id: str) -> None:
+    def enrol(self, names: list[str], aggregator_id: str) -> dict[str, str]:
+        """ven_name -> the secret each enrolment answer carries (once)."""
         docs = [{"ven_name": name, "account_id": ACCOUNT, "aggregator_id": aggregator_id,
                  "registration_status": "enrolled"} for name in names]
         answer = requests.post(f"{self.url}/vens", json=docs, headers=self.headers, timeout=30)
         answer.raise_for_status()
+        items = answer.json().get("_items", [answer.json()])
+        return {item["ven_name"]: item["secret"] for item in items}
 
     def count(self, resource: str, where: dict) -> int:
         answer = requests.get(f"{self.url}/{resource}", headers=self.headers, timeout=10,
@@ -69,12 +73,16 @@ class Registry:
         return answer.json()["_meta"]["total"]
 
 
-def make_ven(vtn_url: str, name: str, resources: int, readings: int) -> OpenADRClient:
-    client = OpenADRClient(ven_name=name, vtn_url=vtn_url)
+def make_ven(vtn_url: str, name: str, secret: str, resources: int, readings: int) -> OpenADRClient:
+    client = OpenADRClient(ven_name=name, vtn_url=with_credentials(vtn_url, name, secret))
+
+    calls = itertools.count()
 
     def read(date_from, date_to, sampling_interval):
+        # each call its own window: the registry keeps one reading per device and timestamp
         step = (date_to - date_from) / readings
-        return [(date_from + step * i, 1000.0 + i) for i in range(readings)]
+        start = date_from + next(calls) * (date_to - date_from)
+        return [(start + step * i, 1000.0 + i) for i in range(readings)]
 
     for index in range(resources):
         client.add_report(callback=read, resource_id=f"load-{index}", measurement="real_power",
@@ -112,8 +120,9 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
     run_id = datetime.now(timezone.utc).strftime("%H%M%S")
     aggregator_id = f"bench-{run_id}"
     names = [f"bench-{run_id}-{i}" for i in range(args.vens)]
-    registry.enrol(names, aggregator_id)
-    clients = [make_ven(bridge.url, name, args.resources, args.readings) for name in names]
+    secrets = registry.enrol(names, aggregator_id)
+    clients = [make_ven(bridge.url, name, secrets[name], args.resources, args.readings)
+               for name in names]
     try:
         started = time.perf_counter()
         await gather_limited(args.concurrency, [c.create_party_registration() for c in clients])

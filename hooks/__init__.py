@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from eve import Eve
 
-from hooks import access, jobs, marketplace, registry_rules
+from hooks import access, jobs, marketplace, registry_rules, vens
 
 RESOURCE_EVENTS = (
     "on_pre_GET", "on_pre_POST", "on_pre_PATCH", "on_pre_PUT", "on_pre_DELETE",
@@ -26,7 +26,7 @@ Hook = tuple[str, Callable[..., Any]]
 
 def hook_table() -> list[Hook]:
     """Every (event name, function) the registry registers."""
-    return [*access.HOOKS, *registry_rules.HOOKS, *marketplace.HOOKS, *jobs.HOOKS]
+    return [*access.HOOKS, *registry_rules.HOOKS, *marketplace.HOOKS, *jobs.HOOKS, *vens.HOOKS]
 
 
 def check_event_name(name: str, domain: dict[str, Any]) -> None:

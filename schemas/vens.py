@@ -1,4 +1,9 @@
-"""vens: OpenADR enrolments of field gateways (VENs)."""
+"""vens: OpenADR enrolments of field gateways (VENs).
+
+``ven_id`` and ``secret_hash`` are issued by the registry when the enrolment is
+created (hooks/vens.py) and never written by a client; the secret itself is
+in the POST answer only (docs/openadr.md).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -19,7 +24,10 @@ RESOURCE_HINT: dict[str, Any] = {
 SCHEMA: dict[str, Any] = {
     "ven_name": {"type": "string", "required": True, "unique": True, "minlength": 1,
                  "maxlength": 128, "regex": r"^[\w.:-]+$"},
-    "ven_id": {**UUID_FIELD},
+    "ven_id": {**UUID_FIELD, "readonly": True},
+    # SHA-256 of the per-enrolment secret a VEN proves itself with over plain HTTP;
+    # seen by the service (the VTN checks it) and admins only
+    "secret_hash": {"type": "string", "readonly": True},
     "account_id": {**UUID_FIELD, "required": True},
     "aggregator_id": {**AGGREGATOR_ID, "required": True},
     "registration_status": {"type": "string", "allowed": ["enrolled", "registered", "cancelled"],
@@ -35,8 +43,11 @@ RESOURCE: dict[str, Any] = {
     "item_title": "ven",
     "resource_methods": ["GET", "POST"],
     "item_methods": ["GET", "PATCH", "DELETE"],
+    # the POST answer names the enrolment's ven_id (and carries its secret, once)
+    "extra_response_fields": ["ven_name", "ven_id"],
     "mongo_indexes": {
         "ven_name_unique": ([("ven_name", 1)], {"unique": True}),
         "owner": [("aggregator_id", 1), ("account_id", 1)],
+        "ven_id": [("ven_id", 1)],
     },
 }

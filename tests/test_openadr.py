@@ -27,7 +27,7 @@ from openleadr import OpenADRClient
 
 from registry.openadr import ApiClient, BridgeConfig, MeasurementBuffer, build_vtn, mapping
 from registry.openadr.api_client import format_eve_date
-from registry.openadr.testing import FlakyGateway, LoopbackRegistry, free_port
+from registry.openadr.testing import FlakyGateway, LoopbackRegistry, free_port, with_credentials
 
 ACCOUNT = "4f0c7a52-9d1e-4b36-8f0a-2c5d6e7f8a9b"
 AGGREGATOR = "coop-aggregator"
@@ -85,11 +85,12 @@ class World:
     other_aggregator: Party
 
     def enrol(self, ven_name: str, resources: list[dict] | None = None, status: str = "enrolled") -> dict:
-        """The prosumer enrols its smart box (a `vens` record) through the API."""
+        """The prosumer enrols its smart box (a `vens` record) through the API; the
+        answer carries the box's secret, once (kept here as the installer would)."""
         created = self.prosumer.post("vens", {
             "ven_name": ven_name, "account_id": ACCOUNT, "aggregator_id": AGGREGATOR,
             "registration_status": status, "resources": resources or []})
-        return self.prosumer.item("vens", created["_id"])
+        return {**self.prosumer.item("vens", created["_id"]), "secret": created["secret"]}
 
     def contract_on(self, device_id: str, opt_window: timedelta = timedelta(minutes=30)) -> dict:
         """The marketplace: the prosumer offers the device, the aggregator contracts it."""
@@ -154,11 +155,14 @@ def bridge(registry, gateway):
 
 
 class SmartBox:
-    """A home gateway: openleadr's VEN client with one power report per resource."""
+    """A home gateway: openleadr's VEN client with one power report per resource,
+    proving itself with its enrolment secret (HTTP Basic, from the VTN URL)."""
 
-    def __init__(self, vtn_url: str, ven_name: str, resources=("heat-pump", "boiler"),
+    def __init__(self, vtn_url: str, enrolment: dict, resources=("heat-pump", "boiler"),
                  opt: str = "optIn") -> None:
-        self.client = OpenADRClient(ven_name=ven_name, vtn_url=vtn_url)
+        ven_name = enrolment["ven_name"]
+        self.client = OpenADRClient(ven_name=ven_name, vtn_url=with_credentials(
+            vtn_url, ven_name, enrolment["secret"]))
         self.produced: dict[str, list[float]] = {resource: [] for resource in resources}
         self.counter = itertools.count(1000)
         self.events: list[dict] = []
@@ -224,7 +228,7 @@ def test_enrolled_ven_registers_and_its_resources_become_the_prosumers_devices(w
     enrolment = world.enrol("box-1", resources=HINTS)
 
     async def scenario():
-        async with SmartBox(bridge.url, "box-1") as box:
+        async with SmartBox(bridge.url, enrolment) as box:
             return box.client.ven_id, box.client.registration_id
 
     ven_id, registration_id = run(scenario)
@@ -253,16 +257,17 @@ def test_enrolled_ven_registers_and_its_resources_become_the_prosumers_devices(w
 
 @pytest.mark.parametrize("enrolled_as", [None, "cancelled"])
 def test_unknown_or_cancelled_ven_is_refused(world, bridge, enrolled_as):
+    enrolment = {"ven_name": "intruder", "secret": "a-guess"}
     if enrolled_as:
-        world.enrol("intruder", status=enrolled_as)
+        enrolment = world.enrol("intruder", status=enrolled_as)
 
     async def scenario():
-        box = SmartBox(bridge.url, "intruder")
+        box = SmartBox(bridge.url, enrolment)
         await box.client.run()  # openleadr stops the client when it gets no registration id
         return box.client.registration_id, box.client.ven_id
 
     assert run(scenario) == (None, None)
-    assert all(not v.get("ven_id") for v in world.admin.items("vens"))
+    assert all(v["registration_status"] == enrolled_as for v in world.admin.items("vens"))
     assert world.admin.items("devices") == []
 
 
@@ -270,7 +275,7 @@ def test_reregistration_updates_devices_without_duplicating_them(world, bridge):
     enrolment = world.enrol("box-3", resources=HINTS)
 
     async def register_once():
-        async with SmartBox(bridge.url, "box-3") as box:
+        async with SmartBox(bridge.url, enrolment) as box:
             return box.client.ven_id
 
     ven_id = run(register_once)
@@ -293,10 +298,10 @@ def test_reregistration_updates_devices_without_duplicating_them(world, bridge):
 
 
 def test_telemetry_becomes_measurements_and_a_forecast_job_follows(world, bridge, gateway):
-    world.enrol("box-4")
+    enrolment = world.enrol("box-4")
 
     async def scenario():
-        async with SmartBox(bridge.url, "box-4") as box:
+        async with SmartBox(bridge.url, enrolment) as box:
             boiler = box.device_id("boiler")
             await eventually(lambda: len(world.prosumer.items("measurements", device_id=boiler)) >= 3)
             return box
@@ -319,10 +324,10 @@ def test_telemetry_becomes_measurements_and_a_forecast_job_follows(world, bridge
 
 @pytest.mark.parametrize("outage", ["503", "refuse"])
 def test_registry_outage_loses_no_telemetry(world, bridge, gateway, outage):
-    world.enrol("box-5")
+    enrolment = world.enrol("box-5")
 
     async def scenario():
-        async with SmartBox(bridge.url, "box-5", resources=("meter",)) as box:
+        async with SmartBox(bridge.url, enrolment, resources=("meter",)) as box:
             meter = box.device_id("meter")
             await eventually(lambda: world.prosumer.items("measurements", device_id=meter))
             gateway.set_mode(outage)
@@ -384,10 +389,10 @@ def test_a_stale_token_is_replaced_once(world, registry):
 @pytest.mark.parametrize("opt", ["optIn", "optOut"])
 def test_a_marketplace_contract_reaches_the_ven_and_its_answer_lands_on_the_contract(
         world, bridge, opt):
-    world.enrol("box-6", resources=HINTS)
+    enrolment = world.enrol("box-6", resources=HINTS)
 
     async def scenario():
-        async with SmartBox(bridge.url, "box-6", opt=opt) as box:
+        async with SmartBox(bridge.url, enrolment, opt=opt) as box:
             heat_pump = box.device_id("heat-pump")
             contract = await call(world.contract_on, heat_pump)  # the watcher finds it
             await eventually(lambda: box.events)
@@ -411,10 +416,10 @@ def test_a_marketplace_contract_reaches_the_ven_and_its_answer_lands_on_the_cont
 
 
 def test_a_cancelled_contract_cancels_the_event(world, bridge):
-    world.enrol("box-7")
+    enrolment = world.enrol("box-7")
 
     async def scenario():
-        async with SmartBox(bridge.url, "box-7") as box:
+        async with SmartBox(bridge.url, enrolment) as box:
             contract = await call(world.contract_on, box.device_id("boiler"))
             await eventually(lambda: box.events)
             await call(world.aggregator.patch, "contracts", contract["_id"], {"status": "cancelled"})
@@ -430,14 +435,14 @@ def test_a_cancelled_contract_cancels_the_event(world, bridge):
 
 
 def test_a_restarted_bridge_resends_nothing_twice_and_still_cancels(world, registry, gateway):
-    world.enrol("box-8")
+    enrolment = world.enrol("box-8")
     port = free_port()
     first = start_bridge(registry, gateway, port)
     second = None
 
     async def scenario():
         nonlocal second
-        async with SmartBox(first.url, "box-8", resources=("meter",)) as box:
+        async with SmartBox(first.url, enrolment, resources=("meter",)) as box:
             contract = await call(world.contract_on, box.device_id("meter"))
             answered = await eventually(
                 lambda: world.aggregator.item("contracts", contract["_id"]).get("ven_response"))
@@ -469,7 +474,7 @@ def test_a_restarted_bridge_resends_nothing_twice_and_still_cancels(world, regis
 
 
 def test_run_py_bridge_serves_the_vtn_as_its_own_process(world, registry, instance_path):
-    world.enrol("box-9", resources=HINTS)
+    enrolment = world.enrol("box-9", resources=HINTS)
     port = free_port()
     env = {**os.environ, "INSTANCE_PATH": instance_path, "OPENADR_POLL_SECONDS": "1",
            "OPENADR_WATCH_SECONDS": "0.3", "PUBLIC_URL": registry.url}
@@ -479,7 +484,7 @@ def test_run_py_bridge_serves_the_vtn_as_its_own_process(world, registry, instan
 
     async def scenario():
         await eventually(lambda: _listening(port), timeout=15)
-        async with SmartBox(vtn_url, "box-9", resources=("heat-pump",)) as box:
+        async with SmartBox(vtn_url, enrolment, resources=("heat-pump",)) as box:
             contract = await call(world.contract_on, box.device_id("heat-pump"))
             answered = await eventually(
                 lambda: world.aggregator.item("contracts", contract["_id"]).get("ven_response"))

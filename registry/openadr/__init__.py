@@ -1,12 +1,28 @@
 """OpenADR 2.0b bridge: a VTN that turns VEN registrations, reports and opt
 responses into registry REST calls, and contracts into OpenADR events
-(docs/openadr.md)."""
-from .api_client import ApiClient, ApiError, ApiUnavailable
-from .contracts import ContractEvents, ContractWatcher
-from .runner import BridgeConfig, bridge_from_config, run_bridge, start_bridge_in_thread
-from .telemetry import MeasurementBuffer
-from .vtn import OpenADRBridge, build_vtn
+(docs/openadr.md).
 
-__all__ = ["ApiClient", "ApiError", "ApiUnavailable", "BridgeConfig", "ContractEvents",
-           "ContractWatcher", "MeasurementBuffer", "OpenADRBridge", "bridge_from_config",
-           "build_vtn", "run_bridge", "start_bridge_in_thread"]
+The names below are imported on first use, so the registry app can use
+:mod:`.enrolment` (issuing VEN identities) without loading openleadr.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "ApiClient": "api_client", "ApiError": "api_client", "ApiUnavailable": "api_client",
+    "ContractEvents": "contracts", "ContractWatcher": "contracts",
+    "BridgeConfig": "runner", "bridge_from_config": "runner", "run_bridge": "runner",
+    "VtnSupervisor": "runner",
+    "MeasurementBuffer": "telemetry",
+    "OpenADRBridge": "vtn", "build_vtn": "vtn",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

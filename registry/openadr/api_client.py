@@ -58,6 +58,10 @@ class ApiUnavailable(ApiError):
     """The registry could not be reached (or kept answering 5xx) within the retry budget."""
 
 
+class ForeignDevice(Exception):
+    """A device id that exists with other owners: the bridge never writes to it."""
+
+
 @dataclass
 class ApiClient:
     """Async client for the registry's Eve REST API.
@@ -221,8 +225,8 @@ class ApiClient:
     async def upsert_device(self, device: dict, owned: set[str] | None = None) -> str:
         """Create the device, or PATCH the ``owned`` fields when its id already exists.
 
-        Owners (``account_id``, ``aggregator_id``, ``ven_id``) are never PATCHed:
-        the registry does not let a device move, so a mismatch is only reported.
+        Owners (``account_id``, ``aggregator_id``, ``ven_id``) are never PATCHed;
+        a device with other owners is not touched at all (:class:`ForeignDevice`).
         """
         current = await self.get_item("devices", device["device_id"])
         if current is None:
@@ -235,8 +239,8 @@ class ApiClient:
                 _raise_unless(status, body, (200, 201), "POST", "devices")
         moved = sorted(k for k in OWNER_FIELDS if k in device and current.get(k) != device[k])
         if moved:
-            logger.warning("device %s keeps its %s: the registry does not move devices",
-                           device["device_id"], ", ".join(moved))
+            raise ForeignDevice(f"device {device['device_id']} belongs to another "
+                                f"{', '.join(moved)}; it is left as it is")
         owned = set(device) if owned is None else owned
         changes = {k: v for k, v in device.items() if k in owned and k != "device_id"
                    and k not in OWNER_FIELDS and current.get(k) != v}

@@ -15,6 +15,8 @@ whichever process created or changed them::
                              VEN that had answered (ven_response) gets the
                              cancelled event
       known, not listed   -> ended: forgotten; else re-read: cancelled or gone
+      a contract that fails (a non-finite power, a bad date, a missing device)
+                          -> logged and skipped; the others go on
 
 Event ids are ``uuid5(contract, ven)`` (:func:`mapping.event_id_for`): a
 restarted bridge re-sends the same event, which openleadr's VEN recognises and
@@ -27,12 +29,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from typing import Awaitable, Mapping
 
 from openleadr import OpenADRServer, utils
 
 from . import mapping
-from .api_client import ApiClient, ApiError, format_eve_date
+from .api_client import ApiClient, ApiError, ApiUnavailable, format_eve_date
 
 logger = logging.getLogger("registry.openadr")
 
@@ -206,13 +208,26 @@ class ContractWatcher:
             "status": {"$in": [*LIVE_STATUSES, *CLOSED_STATUSES]},
             "start": {"$lte": format_eve_date(now + self.lead)}, "end": {"$gt": format_eve_date(now)},
         }, projection={name: 1 for name in CONTRACT_FIELDS})
-        listed = {str(contract["_id"]) for contract in contracts}
+        listed = {str(contract.get("_id")) for contract in contracts}
         for contract in contracts:
-            await self._follow(contract, counts)
+            await self._isolated(self._follow(contract, counts), contract.get("_id"), counts)
         for contract_id in set(self.events.sent) - listed:
-            await self._recheck(contract_id, now, counts)
+            await self._isolated(self._recheck(contract_id, now, counts), contract_id, counts)
         self.events.closed &= listed
         return counts
+
+    @staticmethod
+    async def _isolated(step: Awaitable[None], contract_id: object, counts: Counter) -> None:
+        """One contract's trouble (a value no event can carry, a vanished device) is
+        logged and skipped: the other contracts' VENs still get their events."""
+        try:
+            await step
+        except ApiUnavailable:
+            raise  # the registry is down for every contract: the next poll retries
+        except Exception as err:
+            counts["skipped"] += 1
+            logger.warning("contract watcher: contract %s skipped: %s: %s", contract_id,
+                           err.__class__.__name__, err)
 
     async def _follow(self, contract: dict, counts: Counter) -> None:
         contract_id = str(contract["_id"])

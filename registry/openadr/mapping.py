@@ -8,11 +8,14 @@ which opt response a contract records.
 """
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from openleadr import objects, utils
+
+from schemas.measurements import SCHEMA as MEASUREMENT_SCHEMA
 
 from .api_client import format_eve_date
 
@@ -21,6 +24,7 @@ from .api_client import format_eve_date
 DEVICE_NAMESPACE = uuid.UUID("6f1d6c1e-3b8a-5d4e-9a57-0c3f5e2b7a10")
 EVENT_NAMESPACE = uuid.UUID("0b7e9d4c-52a1-5f3e-8c6d-1a2b3c4d5e6f")
 POWER_DESCRIPTIONS = frozenset({"RealPower", "powerReal"})
+MAX_POWER_KW = float(MEASUREMENT_SCHEMA["power_kw"]["max"])  # what the registry accepts
 DEVICE_DEFAULTS = {"device_class": "otherLoad", "device_type": "Demand", "availability": "yes"}
 HINT_FIELDS = ("device_class", "device_type", "device_name", "max_capacity")
 SI_EXPONENTS = {"p": -12, "n": -9, "micro": -6, "m": -3, "c": -2, "d": -1, "none": 0,
@@ -73,12 +77,30 @@ def kilowatt_factor(unit: str | None, scale: str | None) -> float | None:
     return base * 10.0 ** SI_EXPONENTS[scale] / 1000.0
 
 
-def power_measurements(device_id: str, readings: Iterable[tuple[datetime, float]],
-                       factor: float) -> list[dict]:
-    """openleadr's ``[(dtstart, value), ...]`` as registry measurement documents."""
-    return [{"device_id": device_id, "timestamp": format_eve_date(moment),
-             "power_kw": round(float(value) * factor, 6)}
-            for moment, value in readings]
+def power_kw(value: Any, factor: float) -> float | None:
+    """A reported value in kW; None unless it is a finite number within the registry's range."""
+    try:
+        kilowatts = float(value) * factor
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(kilowatts) or abs(kilowatts) > MAX_POWER_KW:
+        return None
+    return round(kilowatts, 6)
+
+
+def power_measurements(device_id: str, readings: Iterable[tuple[datetime, Any]],
+                       factor: float) -> tuple[list[dict], list[Any]]:
+    """openleadr's ``[(dtstart, value), ...]`` as registry measurement documents, and
+    the readings refused (NaN, ±Infinity, out of range, no timestamp): never forwarded."""
+    documents, refused = [], []
+    for moment, value in readings:
+        kilowatts = power_kw(value, factor)
+        if kilowatts is None or not isinstance(moment, datetime):
+            refused.append(value)
+        else:
+            documents.append({"device_id": device_id, "timestamp": format_eve_date(moment),
+                              "power_kw": kilowatts})
+    return documents, refused
 
 
 def parse_moment(value: Any) -> datetime:
@@ -102,6 +124,8 @@ def contract_signals(contract: dict) -> list[objects.EventSignal]:
     if end <= start:
         raise ValueError(f"contract {contract.get('_id')} has an empty window")
     power = abs(float(contract.get("power_kw") or 0.0))
+    if not math.isfinite(power):
+        raise ValueError(f"contract {contract.get('_id')} has no finite power_kw")
     delta = -power if contract.get("direction", "down") == "down" else power
 
     def interval(payload: float) -> objects.Interval:

@@ -1,21 +1,26 @@
 """Configuration and process entry points for the OpenADR bridge.
 
 ``run_bridge(config)`` serves the VTN until SIGINT/SIGTERM (``python run.py
-bridge``); ``start_bridge_in_thread(config)`` runs it inside another process
-(the embedded ``python run.py serve``). Settings come from ``OPENADR_*``
-environment variables (docs/openadr.md); the registry's URL falls back to
-``PUBLIC_URL``, the credentials to the built-in service client of the
-instance folder.
+bridge``). ``VtnSupervisor`` runs that command as a child process of ``python
+run.py serve`` and starts it again whenever it dies, so nothing a VEN sends
+can take the API down with it. Settings come from ``OPENADR_*`` environment
+variables (docs/openadr.md); the registry's URL falls back to ``PUBLIC_URL``,
+the credentials to the built-in service client of the instance folder.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
+import socket
+import subprocess
+import threading
+import time
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .api_client import ApiClient
 from .vtn import DEFAULT_PATH, OpenADRBridge, build_vtn
@@ -46,6 +51,11 @@ class BridgeConfig:
     http_cert: str | None = None
     http_key: str | None = None
     http_ca_file: str | None = None
+
+    @property
+    def vtn_url(self) -> str:
+        scheme = "https" if self.http_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}{self.http_path_prefix.rstrip('/')}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> "BridgeConfig":
@@ -98,11 +108,6 @@ def bridge_from_config(config: BridgeConfig) -> OpenADRBridge:
     return bridge
 
 
-def start_bridge_in_thread(config: BridgeConfig) -> OpenADRBridge:
-    """Start the VTN in a background thread; call ``.stop()`` on the result at exit."""
-    return bridge_from_config(config).start_in_thread()
-
-
 def run_bridge(config: BridgeConfig | None = None) -> None:
     """Serve the VTN in this process until interrupted."""
     asyncio.run(_serve(config or BridgeConfig.from_env()))
@@ -120,3 +125,94 @@ async def _serve(config: BridgeConfig) -> None:
         await stopping.wait()
     finally:
         await bridge.aclose()
+
+
+class VtnSupervisor:
+    """Runs the VTN command as a child process; a child that dies is started again.
+
+    Restarts back off from ``backoff_initial`` to ``backoff_max`` seconds while
+    the child keeps dying young, and start over once one has lived ``stable_after``
+    seconds. The child is in its own session (a terminal's Ctrl-C reaches only
+    the parent, which stops it) and, on Linux, gets SIGTERM if the parent dies.
+    """
+
+    def __init__(self, command: Sequence[str], env: Mapping[str, str], *, host: str, port: int,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 stable_after: float = 30.0) -> None:
+        self.command, self.env = list(command), dict(env)
+        self.address = ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port)
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.stable_after = stable_after
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self, timeout: float = 30.0) -> "VtnSupervisor":
+        """Start the child and wait until the VTN accepts connections."""
+        self._thread = threading.Thread(target=self._supervise, name="vtn-supervisor", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise TimeoutError("the VTN process did not start")
+        deadline = time.monotonic() + timeout
+        while not self._accepts_connections():
+            if self.process.poll() is not None and self.starts == 1:
+                raise RuntimeError(f"the VTN process exited at start (code {self.process.returncode})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the VTN is not listening on port {self.address[1]}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (the bridge drains its telemetry), then SIGKILL after ``timeout``."""
+        self._stopping.set()
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _supervise(self) -> None:
+        delay = self.backoff_initial
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            # spawned from this thread, which lives as long as supervision: the
+            # parent-death signal follows the thread that forked
+            self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
+            self.starts += 1
+            self._started.set()
+            logger.info("OpenADR VTN process %d started", self.process.pid)
+            code = self.process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > self.stable_after:
+                delay = self.backoff_initial
+            logger.error("OpenADR VTN process %d exited (code %d); restarting in %.1f s",
+                         self.process.pid, code, delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, self.backoff_max)
+
+    def _accepts_connections(self) -> bool:
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            return probe.connect_ex(self.address) == 0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl; elsewhere nothing)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

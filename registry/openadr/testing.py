@@ -12,9 +12,18 @@ import socket
 import threading
 import time
 from typing import Any, Awaitable, Callable
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
+
+def with_credentials(vtn_url: str, ven_name: str, secret: str) -> str:
+    """The VTN URL with ``ven_name:secret`` as userinfo: openleadr's client (aiohttp)
+    then sends them as HTTP Basic with every message."""
+    parts = urlsplit(vtn_url)
+    userinfo = f"{quote(ven_name, safe='')}:{quote(secret, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -172,4 +181,5 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     raise TimeoutError("condition not met in time")
 
 
-__all__ = ["FlakyGateway", "LoopbackRegistry", "ServedApp", "free_port", "wait_until"]
+__all__ = ["FlakyGateway", "LoopbackRegistry", "ServedApp", "free_port", "wait_until",
+           "with_credentials"]

@@ -5,9 +5,14 @@ registry's validation, access rules and job hooks apply to bridged data too::
 
     VEN (openleadr client)            VTN bridge (this module)            registry REST API
     ──────────────────────            ────────────────────────            ─────────────────
-    oadrCreatePartyRegistration ────▶ on_create_party_registration ────▶ GET  /vens?where={ven_name}
-                                      unknown / cancelled: refuse (False)
-                               ◀──── venID, registrationID ◀──────────── PATCH /vens/<_id> ven_id, registered
+    any message ────────────────────▶ inbound.guard: Content-Type, size, hardened XML parse,
+                                      no DOCTYPE, XSD; ven_auth.VenGate: who is it (TLS
+                                      fingerprint, or loopback + Basic ven_name:secret) and
+                                      may it say this (its venID, reports, events) ──▶ GET /vens
+    oadrCreatePartyRegistration ────▶ on_create_party_registration
+                                      cancelled or no ven_id: refuse (False)
+                               ◀──── venID (issued at enrolment), ◀──── PATCH /vens/<_id> registered
+                                     registrationID
     oadrRegisterReport ─────────────▶ on_register_report (per resource) ─▶ GET /devices/<uuid5(ven/resource)>
                                                                           POST /devices | PATCH owned fields
                                ◀──── oadrRegisteredReport (RealPower requested every sampling interval)
@@ -28,18 +33,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any
+from typing import Any, Iterator
 
 from openleadr import OpenADRServer
 
-from . import mapping
-from .api_client import ApiClient, format_eve_date
+from . import inbound, mapping, ven_auth
+from .api_client import ApiClient, ApiError, ForeignDevice, format_eve_date
 from .contracts import ContractEvents, ContractWatcher
 from .telemetry import MeasurementBuffer
 
@@ -57,7 +63,7 @@ class VenSession:
     registration_id: str
     enrolment: dict
     fingerprint: str | None = None
-    devices: dict[str, asyncio.Task] = field(default_factory=dict)
+    devices: dict[str, asyncio.Task] = field(default_factory=dict)  # resource -> device id or None
 
 
 class OpenADRBridge:
@@ -76,11 +82,13 @@ class OpenADRBridge:
         # None: no polling; contracts reach VENs only through activate_contract
         self.watcher = (ContractWatcher(api, self.contract_events, watch_interval, contract_lead)
                         if watch_interval else None)
+        self.gate = ven_auth.VenGate(api, server, self.sessions)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         for name in ("on_create_party_registration", "on_cancel_party_registration",
                      "on_register_report"):
             server.add_handler(name, getattr(self, name))
+        inbound.install(server, self.gate.admit)
 
     @property
     def url(self) -> str:
@@ -90,22 +98,23 @@ class OpenADRBridge:
     # -- registration ---------------------------------------------------------
 
     async def on_create_party_registration(self, payload: dict) -> tuple[str, str] | bool:
-        ven_name = payload.get("ven_name")
-        enrolment = await self.api.find_ven(ven_name) if ven_name else None
+        """Register the enrolment the guard authenticated (the VEN's proof is in ven_auth)."""
+        caller = ven_auth.current_caller()
+        enrolment = caller.enrolment if caller is not None else None
         if enrolment is None or enrolment.get("registration_status") == "cancelled":
-            logger.warning("refused OpenADR registration of VEN %r: not enrolled", ven_name)
+            logger.warning("refused OpenADR registration of VEN %r: not enrolled",
+                           payload.get("ven_name"))
             return False
-        expected = enrolment.get("fingerprint")
-        if expected and payload.get("fingerprint") != expected:
-            logger.warning("refused VEN %r: TLS fingerprint does not match its enrolment", ven_name)
+        ven_name, ven_id = enrolment["ven_name"], enrolment.get("ven_id")
+        if not ven_id:  # enrolled before the registry issued ven_ids
+            logger.warning("refused VEN %r: its enrolment has no ven_id; enrol it again", ven_name)
             return False
-        # A re-registering VEN keeps its ven_id, so its device ids stay the same.
-        ven_id = enrolment.get("ven_id") or str(uuid.uuid4())
-        await self.api.patch_item("vens", enrolment["_id"], {
-            "ven_id": ven_id, "registration_status": "registered",
-            "registered_at": format_eve_date(datetime.now(timezone.utc))}, enrolment.get("_etag"))
+        with _registry_errors_noted():
+            await self.api.patch_item("vens", enrolment["_id"], {
+                "registration_status": "registered",
+                "registered_at": format_eve_date(datetime.now(timezone.utc))}, enrolment.get("_etag"))
         session = VenSession(ven_id, ven_name, str(uuid.uuid4()), enrolment,
-                             payload.get("fingerprint"))
+                             enrolment.get("fingerprint"))
         self.sessions[ven_id] = session
         logger.info("VEN %r registered as %s", ven_name, ven_id)
         return ven_id, session.registration_id
@@ -113,8 +122,9 @@ class OpenADRBridge:
     async def on_cancel_party_registration(self, payload: dict) -> tuple[str, dict]:
         session = self.sessions.pop(payload.get("ven_id"), None)
         if session is not None:
-            await self.api.patch_item("vens", session.enrolment["_id"],
-                                      {"registration_status": "enrolled"})
+            with _registry_errors_noted():
+                await self.api.patch_item("vens", session.enrolment["_id"],
+                                          {"registration_status": "enrolled"})
         return "oadrCanceledPartyRegistration", {"registration_id": payload.get("registration_id")}
 
     def lookup_ven(self, ven_id: str) -> dict | None:
@@ -135,12 +145,15 @@ class OpenADRBridge:
         if session is None or not resource_id:
             return None
         try:
-            device_id = await self._ensure_device(session, resource_id)
+            with _registry_errors_noted():
+                device_id = await self._ensure_device(session, resource_id)
         except Exception:
             # Forget the session: the VEN's next poll is answered with a request
             # to re-register, which retries the device registration.
             self.sessions.pop(ven_id, None)
             raise
+        if device_id is None:
+            return None
         factor = mapping.kilowatt_factor(unit, scale)
         if measurement not in mapping.POWER_DESCRIPTIONS or factor is None:
             return None  # the registry stores power; other readings are not requested
@@ -155,9 +168,13 @@ class OpenADRBridge:
                 self._upsert_device(session, resource_id))
         return session.devices[resource_id]
 
-    async def _upsert_device(self, session: VenSession, resource_id: str) -> str:
+    async def _upsert_device(self, session: VenSession, resource_id: str) -> str | None:
         document, owned = mapping.device_document(session.enrolment, session.ven_id, resource_id)
-        outcome = await self.api.upsert_device(document, owned)
+        try:
+            outcome = await self.api.upsert_device(document, owned)
+        except ForeignDevice as err:  # a VEN only ever writes to its own devices
+            logger.warning("VEN %s resource %r not bridged: %s", session.ven_name, resource_id, err)
+            return None
         self.resources[document["device_id"]] = (session.ven_id, resource_id)
         logger.info("device %s %s for VEN %s resource %r", document["device_id"], outcome,
                     session.ven_name, resource_id)
@@ -165,7 +182,12 @@ class OpenADRBridge:
 
     def on_power_readings(self, device_id: str, factor: float,
                           readings: list[tuple[datetime, float]]) -> None:
-        self.buffer.add(mapping.power_measurements(device_id, readings, factor))
+        documents, refused = mapping.power_measurements(device_id, readings, factor)
+        if refused:
+            logger.warning("dropped %d reading(s) for device %s: not a finite power within "
+                           "±%g kW at a timestamp: %r", len(refused), device_id,
+                           mapping.MAX_POWER_KW, refused[:5])
+        self.buffer.add(documents)
 
     # -- contracts -> events (registry/openadr/contracts.py) -------------------
 
@@ -232,6 +254,16 @@ class OpenADRBridge:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         self.loop, self._thread = None, None
+
+
+@contextlib.contextmanager
+def _registry_errors_noted() -> Iterator[None]:
+    """A handler failing on the registry makes the VEN's answer a 503, not a 400."""
+    try:
+        yield
+    except ApiError as err:
+        inbound.note_registry_error(err)
+        raise
 
 
 def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
