@@ -31,12 +31,18 @@ MEMORY_KEYS = 100_000
 
 @dataclass(frozen=True)
 class Policy:
-    """After `free` failures each one doubles the wait (1 s, 2 s, 4 s …);
-    `lock_after` failures lock for `lock_seconds` after the last one."""
+    """After `free` failures each one doubles the wait (1 s, 2 s, 4 s …, at
+    most `lock_seconds`); `lock_after` failures lock for `lock_seconds` after
+    the last one. Failures are forgotten twice that long after the last one,
+    so a wrong password just after a lock ends locks again at once."""
 
     free: int
     lock_after: int
     lock_seconds: int
+
+    @property
+    def memory_seconds(self) -> int:
+        return 2 * self.lock_seconds
 
     def wait(self, failures: int, last_failure: float, now: float) -> float:
         if failures >= self.lock_after:
@@ -156,8 +162,8 @@ class LoginThrottle:
 
     def failed(self, username: str, address: str | None) -> None:
         now = self.clock()
-        self.store.fail(_user_key(username), now, self.per_user.lock_seconds)
-        self.store.fail(_address_key(address), now, self.per_address.lock_seconds)
+        self.store.fail(_user_key(username), now, self.per_user.memory_seconds)
+        self.store.fail(_address_key(address), now, self.per_address.memory_seconds)
 
     def succeeded(self, username: str) -> None:
         # The address keeps its count: one valid account must not let an
