@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from typing import Any, Callable
 
 from eve.io.mongo import Mongo
@@ -135,6 +136,10 @@ def parse_sort(text: str) -> list[tuple[str, int]]:
     return [(field, int(direction)) for field, direction in sort]
 
 
+# a field path of the schemas' kind: ASCII names joined by dots
+SORT_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
+
+
 def _is_sort_key(key: Any) -> bool:
     return (isinstance(key, (list, tuple)) and len(key) == 2 and isinstance(key[0], str)
-            and key[0] != "" and not key[0].startswith("$") and key[1] in (1, -1))
+            and SORT_FIELD.match(key[0]) is not None and key[1] in (1, -1))

@@ -5,32 +5,51 @@ Both backends sit behind Eve's Mongo data layer. Collections are wrapped in
 same geo semantics: on MongoDB only ``count_documents`` needs help (it refuses
 ``$near``); on mongomock geo clauses are evaluated in Python and ``$near``
 results are ordered by distance, as MongoDB orders them.
+
+The embedded client is set up as Eve sets up its MongoDB client
+(``tz_aware=True`` and the rest of ``MONGO_OPTIONS``), so dates come back
+aware UTC on both backends (:mod:`registry.clock`). The wrapper also binds the
+session of a running transaction (:mod:`registry.atomic`) to every call, and
+can add latency to each embedded call (``STORE_LATENCY``), so tests see the
+interleavings a network round trip allows.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import random
 import sys
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import mongomock
+from bson import ObjectId
 from eve.io.mongo import Mongo
 from eve.io.mongo.flask_pymongo import PyMongo
+from eve.methods.common import abort
+from eve.utils import str_to_date
 from flask import Flask
-from pymongo.errors import OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from werkzeug.exceptions import BadRequest
 
-from registry import geo_filters, query
+from registry import atomic, geo_filters, query
+from registry.clock import as_utc
 
 # mongomock checks unique indexes and update filters without a lock (insert,
 # then count; find, then modify), so concurrent requests could both win or both
 # lose. One lock per process makes each embedded write call atomic, as a single
-# write is on MongoDB; reads stay unlocked.
+# write is on MongoDB; reads stay unlocked. Nothing that takes several calls may
+# rely on it: that is what registry.atomic is for.
 EMBEDDED_WRITE_LOCK = threading.RLock()
 WRITE_METHODS = frozenset({"insert_one", "insert_many", "update_one", "update_many", "replace_one",
                            "delete_one", "delete_many", "find_one_and_update", "find_one_and_replace",
                            "find_one_and_delete", "bulk_write"})
+# calls that join the transaction bound by registry.atomic (find, find_one and
+# count_documents are GeoCollection's own methods and join it too)
+SESSION_METHODS = WRITE_METHODS | {"aggregate", "distinct"}
+DUPLICATE_KEY = 11000
 
 
 @dataclass
@@ -41,6 +60,12 @@ class Connection:
     db: "GeoDatabase"
 
 
+def _as_date(value: Any) -> Any:
+    """Request dates as aware UTC, like the dates the store gives back."""
+    parsed = str_to_date(value) if isinstance(value, str) else value
+    return as_utc(parsed) if hasattr(parsed, "tzinfo") else parsed
+
+
 class RegistryMongo(Mongo):
     """Eve's Mongo layer on either backend, with geo-aware collections.
 
@@ -48,12 +73,15 @@ class RegistryMongo(Mongo):
     access policy: every query Eve builds (lists, items, PATCH, DELETE,
     embedded documents, aggregations) passes ``_datasource_ex`` or
     ``aggregate``, so the caller's scope cannot be bypassed by choosing a verb.
+    Inserts and updates run the request's :mod:`registry.atomic` plan for the
+    resource around Eve's own write; a resource with ``ingest_once_by`` keeps
+    one document per key and answers a re-sent document with the stored one.
     """
 
     # Eve turns true into 1.0 and "2" into 2 before validating; a JSON API takes numbers
     # as numbers, so only those are converted and anything else is left to the validator
     serializers = {**Mongo.serializers, "integer": lambda v: _as_number(v, int),
-                   "float": lambda v: _as_number(v, float)}
+                   "float": lambda v: _as_number(v, float), "datetime": _as_date}
     scope_filter: Callable[[str], dict[str, Any] | None] = staticmethod(lambda resource: None)
     hidden_fields: Callable[[str], frozenset[str]] = staticmethod(lambda resource: frozenset())
 
@@ -82,6 +110,57 @@ class RegistryMongo(Mongo):
     def _convert_sort_request_to_dict(self, req: Any) -> list[tuple[str, int]] | dict:
         return query.parse_sort(req.sort) if req and req.sort else {}
 
+    def insert(self, resource: str, doc_or_docs: Any) -> list[Any]:
+        docs = [doc_or_docs] if isinstance(doc_or_docs, dict) else list(doc_or_docs)
+        key = self.app.config["DOMAIN"][resource].get("ingest_once_by")
+        if key:
+            return self._ingest(resource, docs, key)
+        plan = atomic.take(resource)
+        if plan is None:
+            return super().insert(resource, docs)
+        try:
+            return self._run(resource, plan, lambda: self._write(resource).insert_many(docs).inserted_ids)
+        except (BulkWriteError, DuplicateKeyError) as error:
+            if not is_duplicate_key(error):
+                raise
+            abort(409, description=f"a {resource} document with this key exists already")
+
+    def update(self, resource: str, id_: Any, updates: dict[str, Any], original: dict[str, Any]) -> None:
+        plan = atomic.take(resource)
+        if plan is None:
+            return super().update(resource, id_, updates, original)
+        self._run(resource, plan, lambda: self._update_if_unchanged(resource, id_, updates, original))
+
+    def _run(self, resource: str, plan: "atomic.Plan", write: Callable[[], Any]) -> Any:
+        connection = self.pymongo(resource)
+        try:
+            return atomic.run(connection.db, connection.cx, plan, write)
+        except atomic.Refusal as refusal:
+            abort(refusal.status, description=refusal.message)
+
+    def _write(self, resource: str) -> Any:
+        datasource, _, _, _ = self._datasource_ex(resource)
+        return self.get_collection_with_write_concern(datasource, resource)
+
+    def _update_if_unchanged(self, resource: str, id_: Any, updates: dict[str, Any],
+                             original: dict[str, Any]) -> None:
+        """Eve's update (the caller's scope, the ETag it read), with errors left to
+        the transaction; a document that changed meanwhile is a 412."""
+        spec = {self.app.config["DOMAIN"][resource]["id_field"]: id_}
+        if "_etag" in original:
+            spec["_etag"] = original["_etag"]
+        _, filter_, _, _ = self._datasource_ex(resource, spec)
+        if self._write(resource).update_one(filter_, {"$set": updates}).matched_count == 0:
+            raise self.OriginalChangedError()
+
+    def _ingest(self, resource: str, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
+        """Store the documents whose key is new; the others get the stored document's id."""
+        collection = self._write(resource)
+        if getattr(collection, "embedded", False):
+            with EMBEDDED_WRITE_LOCK:  # one scan instead of mongomock's scan per document
+                return insert_new(collection, docs, key)
+        return insert_new(collection, docs, key)
+
     def pymongo(self, resource: str | None = None, prefix: str | None = None) -> Connection:
         px = prefix or self.current_mongo_prefix(resource=resource)
         if px not in self.driver:
@@ -93,46 +172,64 @@ class RegistryMongo(Mongo):
         if self.app.config.get("MONGO_URI"):
             client = PyMongo(self.app, prefix)
             return Connection(client.cx, GeoDatabase(client.db, embedded=False))
-        client = self.app.extensions.setdefault("embedded_mongo", mongomock.MongoClient())
-        return Connection(client, GeoDatabase(client[self.app.config["MONGO_DBNAME"]], embedded=True))
+        client = self.app.extensions.setdefault("embedded_mongo", embedded_client(self.app.config))
+        latency = self.app.config.get("STORE_LATENCY")
+        return Connection(client, GeoDatabase(client[self.app.config["MONGO_DBNAME"]], embedded=True,
+                                              latency=tuple(latency) if latency else None))
+
+
+def embedded_client(config: dict[str, Any]) -> mongomock.MongoClient:
+    """mongomock with the options Eve gives pymongo's MongoClient (eve.io.mongo.
+    flask_pymongo): tz_aware=True unless MONGO_OPTIONS says otherwise. mongomock
+    keeps UUIDs as uuid.UUID, which is what ``uuidRepresentation="standard"`` reads back."""
+    options = {"connect": True, "tz_aware": True, **config.get("MONGO_OPTIONS", {})}
+    return mongomock.MongoClient(tz_aware=bool(options["tz_aware"]), connect=bool(options["connect"]))
 
 
 class GeoDatabase:
     """A database whose collections understand geo clauses on both backends."""
 
-    def __init__(self, db: Any, embedded: bool) -> None:
+    def __init__(self, db: Any, embedded: bool, latency: tuple[float, float] | None = None) -> None:
         self._db = db
         self.embedded = embedded
+        self.latency = latency
 
     def __getitem__(self, name: str) -> "GeoCollection":
-        return GeoCollection(self._db[name], self.embedded)
+        return GeoCollection(self._db[name], self.embedded, self.latency)
 
     def get_collection(self, name: str, **kwargs: Any) -> "GeoCollection":
-        return GeoCollection(self._db.get_collection(name, **kwargs), self.embedded)
+        return GeoCollection(self._db.get_collection(name, **kwargs), self.embedded, self.latency)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         attr = getattr(self._db, name)
-        return GeoCollection(attr, self.embedded) if hasattr(attr, "count_documents") else attr
+        return GeoCollection(attr, self.embedded, self.latency) if hasattr(attr, "count_documents") else attr
 
 
 class GeoCollection:
-    """A collection proxy; everything but find / find_one / count passes through."""
+    """A collection proxy; everything but find / find_one / count passes through,
+    joined to the bound transaction (MongoDB), locked per write and optionally
+    slowed down (embedded)."""
 
-    def __init__(self, collection: Any, embedded: bool) -> None:
+    def __init__(self, collection: Any, embedded: bool, latency: tuple[float, float] | None = None) -> None:
         self._coll = collection
         self.embedded = embedded
+        self.latency = latency
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._coll, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
         if self.embedded and name in WRITE_METHODS:
-            return _locked(attr)
-        return attr
+            attr = _locked(attr)
+        elif not self.embedded and name in SESSION_METHODS:
+            attr = _in_session(attr)
+        return _slowed(attr, self.latency) if self.latency else attr
 
     def with_options(self, *args: Any, **kwargs: Any) -> "GeoCollection":
         # Eve writes through with_options(write_concern=…): keep the wrapper
-        return GeoCollection(self._coll.with_options(*args, **kwargs), self.embedded)
+        return GeoCollection(self._coll.with_options(*args, **kwargs), self.embedded, self.latency)
 
     @property
     def raw(self) -> Any:
@@ -140,11 +237,14 @@ class GeoCollection:
 
     def find(self, filter: dict | None = None, projection: Any = None, *args: Any,
              sort: Any = None, skip: int = 0, limit: int = 0, **kwargs: Any) -> Any:
+        _pause(self.latency)
         if not geo_filters.has_geo(filter):
-            return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit, **kwargs)
+            return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit,
+                                   **self._session(kwargs))
         if not self.embedded:
             geo_filters.check(filter)
-            return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit, **kwargs)
+            return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit,
+                                   **self._session(kwargs))
         return geo_filters.embedded_find(self._coll, filter, projection, sort, skip, limit)
 
     def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -164,11 +264,16 @@ class GeoCollection:
         raise TypeError("count() is not supported: use count_documents()")
 
     def count_documents(self, filter: dict, **kwargs: Any) -> int:
+        _pause(self.latency)
         if not geo_filters.has_geo(filter):
-            return self._coll.count_documents(filter, **kwargs)
+            return self._coll.count_documents(filter, **self._session(kwargs))
         if self.embedded:
             return len(geo_filters.embedded_matching(self._coll, filter)[0])
-        return self._coll.count_documents(geo_filters.count_safe(filter), **kwargs)
+        return self._coll.count_documents(geo_filters.count_safe(filter), **self._session(kwargs))
+
+    def _session(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        session = None if self.embedded else atomic.current_session()
+        return {**kwargs, "session": session} if session is not None and "session" not in kwargs else kwargs
 
 
 def _as_number(value: Any, kind: type) -> Any:
@@ -185,27 +290,118 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     return locked
 
 
-def bulk_insert(collection: Any, docs: list[dict[str, Any]]) -> None:
-    """Insert many documents at once, fast on both backends.
+def _in_session(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def joined(*args: Any, **kwargs: Any) -> Any:
+        session = atomic.current_session()
+        if session is not None and "session" not in kwargs:
+            kwargs["session"] = session
+        return method(*args, **kwargs)
+    return joined
 
-    mongomock checks a unique index by scanning the collection for every
-    document inserted (quadratic for a bulk load: 5k devices take ~15 s), so
-    on the embedded store unique indexes are dropped and recreated around the
-    load; ``create_index`` then checks uniqueness once.
-    """
-    raw = getattr(collection, "raw", collection)
-    if not getattr(collection, "embedded", False) or not docs:
-        raw.insert_many(docs)
+
+def _pause(latency: tuple[float, float] | None) -> None:
+    if latency:
+        time.sleep(random.uniform(*latency) / 2)
+
+
+def _slowed(method: Callable[..., Any], latency: tuple[float, float]) -> Callable[..., Any]:
+    """Half the round trip before the call, half after: another request can act in between."""
+    @functools.wraps(method)
+    def slowed(*args: Any, **kwargs: Any) -> Any:
+        _pause(latency)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _pause(latency)
+    return slowed
+
+
+def is_duplicate_key(error: Exception) -> bool:
+    """A duplicate key, alone or as the first error of a bulk write."""
+    if isinstance(error, BulkWriteError):
+        codes = {e.get("code") for e in (error.details or {}).get("writeErrors", [])}
+        return codes == {DUPLICATE_KEY}
+    return getattr(error, "code", None) == DUPLICATE_KEY
+
+
+def insert_new(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
+    """Insert the documents whose ``key`` fields are not stored yet (nor earlier in
+    ``docs``); every document gets the ``_id`` it is stored under. A unique index
+    on ``key`` makes this safe against concurrent inserts on both backends."""
+    def key_of(doc: dict[str, Any]) -> tuple:
+        return tuple(_comparable(doc.get(field)) for field in key)
+
+    stored = {key_of(d): d["_id"] for d in _existing(collection, docs, key)}
+    new: list[dict[str, Any]] = []
+    for doc in docs:
+        if key_of(doc) in stored:
+            doc["_id"] = stored[key_of(doc)]
+        else:
+            doc.setdefault("_id", ObjectId())
+            stored[key_of(doc)] = doc["_id"]
+            new.append(doc)
+    if new:
+        _insert_ignoring_duplicates(collection, new, key, key_of)
+    return [doc["_id"] for doc in docs]
+
+
+def _existing(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[dict[str, Any]]:
+    spec = {field: {"$in": list({_comparable(d.get(field)) for d in docs})} for field in key}
+    return find_all(collection, spec, {field: 1 for field in key})
+
+
+def _insert_ignoring_duplicates(collection: Any, new: list[dict[str, Any]], key: list[str],
+                                key_of: Callable[[dict[str, Any]], tuple]) -> None:
+    """Unordered insert; a document that another request stored meanwhile takes its id."""
+    if getattr(collection, "embedded", False):
+        bulk_insert(collection, new)  # under the caller's lock: nothing was stored meanwhile
         return
-    unique = {name: spec for name, spec in raw.index_information().items() if spec.get("unique")}
+    try:
+        collection.insert_many(new, ordered=False)
+    except BulkWriteError as error:
+        if not all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            raise
+        stored = {key_of(d): d["_id"] for d in _existing(collection, new, key)}
+        for doc in new:
+            doc["_id"] = stored.get(key_of(doc), doc["_id"])
+
+
+def _comparable(value: Any) -> Any:
+    return as_utc(value) if hasattr(value, "tzinfo") and hasattr(value, "year") else value
+
+
+def bulk_insert(collection: Any, docs: list[dict[str, Any]]) -> None:
+    """Insert many documents at once, fast on both backends."""
+    raw = getattr(collection, "raw", collection)
+    if not docs:
+        return
+    with unique_indexes_suspended(collection):
+        raw.insert_many(docs)
+
+
+@contextlib.contextmanager
+def unique_indexes_suspended(collection: Any) -> Iterator[None]:
+    """mongomock checks a unique index by scanning the collection for every
+    document inserted (quadratic for a bulk load: 5k devices take ~15 s), so
+    on the embedded store unique indexes are dropped during a load and
+    recreated with their options after it; ``create_index`` then checks
+    uniqueness once (and raises if the load broke it). Writes of other threads
+    wait meanwhile. On MongoDB this does nothing."""
+    raw = getattr(collection, "raw", collection)
+    if not getattr(collection, "embedded", False):
+        yield
+        return
     with EMBEDDED_WRITE_LOCK:
+        unique = {name: spec for name, spec in raw.index_information().items() if spec.get("unique")}
         for name in unique:
             raw.drop_index(name)
         try:
-            raw.insert_many(docs)
+            yield
         finally:
             for name, spec in unique.items():
-                raw.create_index(spec["key"], name=name, unique=True)
+                options = {k: v for k, v in spec.items() if k not in ("key", "v", "ns")}
+                raw.create_index(spec["key"], name=name, **options)
 
 
 def init_app(app: Flask) -> None:
