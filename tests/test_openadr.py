@@ -138,10 +138,11 @@ def gateway(registry) -> Iterator[FlakyGateway]:
     proxy.close()
 
 
-def start_bridge(registry: LoopbackRegistry, gateway: FlakyGateway, port: int | None = None):
+def start_bridge(registry: LoopbackRegistry, gateway: FlakyGateway, port: int | None = None,
+                 host: str = "127.0.0.1"):
     api = ApiClient(gateway.url, client_id=registry.service[0], client_secret=registry.service[1],
                     retry_for=3.0)
-    vtn = build_vtn(api, port=port or free_port(), poll_interval=timedelta(seconds=1),
+    vtn = build_vtn(api, host, port=port or free_port(), poll_interval=timedelta(seconds=1),
                     sampling_interval=timedelta(seconds=1), watch_interval=0.3,
                     buffer=MeasurementBuffer(api, flush_interval=0.2))
     return vtn.start_in_thread()

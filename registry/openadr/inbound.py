@@ -84,9 +84,12 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise too_large
     try:
-        return await request.read()  # cached: openleadr's own read() gets the same bytes
+        body = await request.read()  # cached: openleadr's own read() gets the same bytes
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
+    if len(body) > MAX_BODY:  # aiohttp stops reading just past client_max_size
+        raise too_large
+    return body
 
 
 def hardened_parser() -> etree.XMLParser:

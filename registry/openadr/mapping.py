@@ -1,7 +1,8 @@
 """Pure translations between OpenADR terms and registry documents.
 
 No I/O here: the stable device id of a VEN resource, the device document built
-from an enrolment and its hints, telemetry readings to measurement documents,
+from an enrolment and its hints, telemetry readings to measurement documents
+(only finite values the registry accepts),
 a contract to the signals of an OpenADR event (with an event id that is stable
 for the contract and VEN, so a restarted bridge re-sends the same event), and
 which opt response a contract records.
@@ -123,10 +124,11 @@ def contract_signals(contract: dict) -> list[objects.EventSignal]:
     start, end = parse_moment(contract["start"]), parse_moment(contract["end"])
     if end <= start:
         raise ValueError(f"contract {contract.get('_id')} has an empty window")
-    power = abs(float(contract.get("power_kw") or 0.0))
-    if not math.isfinite(power):
-        raise ValueError(f"contract {contract.get('_id')} has no finite power_kw")
-    delta = -power if contract.get("direction", "down") == "down" else power
+    power = contract.get("power_kw")
+    if isinstance(power, bool) or not isinstance(power, (int, float)) \
+            or not math.isfinite(power) or power <= 0:
+        raise ValueError(f"contract {contract.get('_id')} has no usable power_kw ({power!r})")
+    delta = -float(power) if contract.get("direction", "down") == "down" else float(power)
 
     def interval(payload: float) -> objects.Interval:
         return objects.Interval(dtstart=start, duration=end - start, signal_payload=payload)

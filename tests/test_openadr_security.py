@@ -1,0 +1,632 @@
+"""The VTN under attack, through its real surface: raw XML over loopback HTTP.
+
+Messages are written by hand from the OpenADR 2.0b profile (not by
+openleadr's client) and POSTed with ``requests``: hostile XML (DTDs, entity
+bombs, oversized and mislabelled bodies), unauthenticated registration, and a
+registered VEN that tries to speak for another one. Every refusal is a 4xx
+with a message, the VTN stays up, and the registry's store is unchanged. Every
+200 answer is checked against the 2.0b XSD that openleadr ships. The last test
+kills the VTN process of a real ``run.py serve`` and watches it come back.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+from bson import ObjectId
+from lxml import etree
+from openleadr.messaging import XML_SCHEMA
+
+from registry.openadr import mapping
+from registry.openadr.inbound import MAX_BODY, hardened_parser
+from registry.openadr.testing import free_port, wait_until
+from tests.test_openadr import (  # noqa: F401  (fixtures)
+    ACCOUNT, AGGREGATOR, SmartBox, World, bridge, call, eventually, gateway, registry, run, world)
+
+ROOT = Path(__file__).resolve().parent.parent
+NS = {"oadr": "http://openadr.org/oadr-2.0b/2012/07",
+      "ei": "http://docs.oasis-open.org/ns/energyinterop/201110",
+      "pyld": "http://docs.oasis-open.org/ns/energyinterop/201110/payloads"}
+XMLNS = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
+TIME_NS = ('xmlns:xcal="urn:ietf:params:xml:ns:icalendar-2.0" '
+           'xmlns:strm="urn:ietf:params:xml:ns:icalendar-2.0:stream"')
+POWER_NS = ('xmlns:emix="http://docs.oasis-open.org/ns/emix/2011/06" '
+            'xmlns:power="http://docs.oasis-open.org/ns/emix/2011/06/power" '
+            'xmlns:scale="http://docs.oasis-open.org/ns/emix/2011/06/siscale"')
+XML_HEADERS = {"Content-Type": "application/xml"}
+
+
+# -- hand-written OpenADR 2.0b messages -----------------------------------------------
+
+
+def envelope(body: str) -> str:
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<oadr:oadrPayload {XMLNS}>'
+            f'<oadr:oadrSignedObject oadr:Id="oadrSignedObject">{body}</oadr:oadrSignedObject>'
+            f'</oadr:oadrPayload>')
+
+
+def ven_id_element(ven_id: str | None) -> str:
+    return f"<ei:venID>{ven_id}</ei:venID>" if ven_id else ""
+
+
+def query_registration() -> str:
+    return envelope('<oadr:oadrQueryRegistration ei:schemaVersion="2.0b">'
+                    f'<pyld:requestID>{uuid.uuid4()}</pyld:requestID></oadr:oadrQueryRegistration>')
+
+
+def create_party_registration(ven_name: str, ven_id: str | None = None) -> str:
+    return envelope(
+        '<oadr:oadrCreatePartyRegistration ei:schemaVersion="2.0b">'
+        f'<pyld:requestID>{uuid.uuid4()}</pyld:requestID>{ven_id_element(ven_id)}'
+        '<oadr:oadrProfileName>2.0b</oadr:oadrProfileName>'
+        '<oadr:oadrTransportName>simpleHttp</oadr:oadrTransportName>'
+        '<oadr:oadrTransportAddress></oadr:oadrTransportAddress>'
+        '<oadr:oadrReportOnly>false</oadr:oadrReportOnly>'
+        '<oadr:oadrXmlSignature>false</oadr:oadrXmlSignature>'
+        f'<oadr:oadrVenName>{ven_name}</oadr:oadrVenName>'
+        '<oadr:oadrHttpPullModel>true</oadr:oadrHttpPullModel>'
+        '</oadr:oadrCreatePartyRegistration>')
+
+
+def register_report(ven_id: str, resource_id: str, r_id: str) -> str:
+    """A METADATA_TELEMETRY_USAGE report: one real power reading (W) of one resource."""
+    return envelope(
+        '<oadr:oadrRegisterReport ei:schemaVersion="2.0b">'
+        f'<pyld:requestID>{uuid.uuid4()}</pyld:requestID>'
+        f'<oadr:oadrReport {TIME_NS}>'
+        '<xcal:duration><xcal:duration>PT1H</xcal:duration></xcal:duration>'
+        f'<oadr:oadrReportDescription {POWER_NS}>'
+        f'<ei:rID>{r_id}</ei:rID>'
+        f'<ei:reportDataSource><ei:resourceID>{resource_id}</ei:resourceID></ei:reportDataSource>'
+        '<ei:reportType>usage</ei:reportType>'
+        '<power:powerReal><power:itemDescription>RealPower</power:itemDescription>'
+        '<power:itemUnits>W</power:itemUnits><scale:siScaleCode>none</scale:siScaleCode>'
+        '<power:powerAttributes><power:hertz>50</power:hertz><power:voltage>230</power:voltage>'
+        '<power:ac>true</power:ac></power:powerAttributes></power:powerReal>'
+        '<ei:readingType>Direct Read</ei:readingType>'
+        '<oadr:oadrSamplingRate><oadr:oadrMinPeriod>PT10S</oadr:oadrMinPeriod>'
+        '<oadr:oadrMaxPeriod>PT1H</oadr:oadrMaxPeriod><oadr:oadrOnChange>false</oadr:oadrOnChange>'
+        '</oadr:oadrSamplingRate></oadr:oadrReportDescription>'
+        '<ei:reportRequestID>0</ei:reportRequestID>'
+        f'<ei:reportSpecifierID>spec-{r_id}</ei:reportSpecifierID>'
+        '<ei:reportName>METADATA_TELEMETRY_USAGE</ei:reportName>'
+        f'<ei:createdDateTime>{stamp(now())}</ei:createdDateTime>'
+        f'</oadr:oadrReport>{ven_id_element(ven_id)}</oadr:oadrRegisterReport>')
+
+
+def update_report(ven_id: str | None, report_request_id: str, r_id: str,
+                  readings: list[tuple[datetime, str]]) -> str:
+    intervals = "".join(
+        f'<ei:interval><xcal:dtstart><xcal:date-time>{stamp(moment)}</xcal:date-time></xcal:dtstart>'
+        f'<oadr:oadrReportPayload><ei:rID>{r_id}</ei:rID>'
+        f'<ei:payloadFloat><ei:value>{value}</ei:value></ei:payloadFloat></oadr:oadrReportPayload>'
+        '</ei:interval>' for moment, value in readings)
+    return envelope(
+        '<oadr:oadrUpdateReport ei:schemaVersion="2.0b">'
+        f'<pyld:requestID>{uuid.uuid4()}</pyld:requestID>'
+        f'<oadr:oadrReport {TIME_NS}>'
+        f'<xcal:dtstart><xcal:date-time>{stamp(readings[0][0])}</xcal:date-time></xcal:dtstart>'
+        f'<strm:intervals>{intervals}</strm:intervals>'
+        f'<ei:eiReportID>{uuid.uuid4()}</ei:eiReportID>'
+        f'<ei:reportRequestID>{report_request_id}</ei:reportRequestID>'
+        f'<ei:reportSpecifierID>spec-{r_id}</ei:reportSpecifierID>'
+        '<ei:reportName>TELEMETRY_USAGE</ei:reportName>'
+        f'<ei:createdDateTime>{stamp(now())}</ei:createdDateTime>'
+        f'</oadr:oadrReport>{ven_id_element(ven_id)}</oadr:oadrUpdateReport>')
+
+
+def poll(ven_id: str) -> str:
+    return envelope(f'<oadr:oadrPoll ei:schemaVersion="2.0b">{ven_id_element(ven_id)}</oadr:oadrPoll>')
+
+
+def created_event(ven_id: str, event_id: str, opt: str, modification: int = 0) -> str:
+    return envelope(
+        '<oadr:oadrCreatedEvent ei:schemaVersion="2.0b"><pyld:eiCreatedEvent>'
+        '<ei:eiResponse><ei:responseCode>200</ei:responseCode>'
+        '<ei:responseDescription>OK</ei:responseDescription><pyld:requestID></pyld:requestID>'
+        '</ei:eiResponse><ei:eventResponses><ei:eventResponse>'
+        f'<ei:responseCode>200</ei:responseCode><pyld:requestID>{uuid.uuid4()}</pyld:requestID>'
+        f'<ei:qualifiedEventID><ei:eventID>{event_id}</ei:eventID>'
+        f'<ei:modificationNumber>{modification}</ei:modificationNumber></ei:qualifiedEventID>'
+        f'<ei:optType>{opt}</ei:optType></ei:eventResponse></ei:eventResponses>'
+        f'{ven_id_element(ven_id)}</pyld:eiCreatedEvent></oadr:oadrCreatedEvent>')
+
+
+def cancel_party_registration(ven_id: str, registration_id: str) -> str:
+    return envelope(
+        '<oadr:oadrCancelPartyRegistration ei:schemaVersion="2.0b">'
+        f'<pyld:requestID>{uuid.uuid4()}</pyld:requestID>'
+        f'<ei:registrationID>{registration_id}</ei:registrationID>{ven_id_element(ven_id)}'
+        '</oadr:oadrCancelPartyRegistration>')
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- a VEN that speaks raw XML --------------------------------------------------------
+
+
+def valid_answer(response: requests.Response) -> etree._Element:
+    """A 200 answer of the VTN: XML that validates against the 2.0b schema."""
+    assert response.status_code == 200, (response.status_code, response.text)
+    root = etree.fromstring(response.content, hardened_parser())
+    assert XML_SCHEMA.validate(root), XML_SCHEMA.error_log.last_error
+    return root
+
+
+def text_of(root: etree._Element, path: str) -> str | None:
+    found = root.find(path, NS)
+    return found.text if found is not None else None
+
+
+class RawVen:
+    """Posts hand-written messages to the VTN with HTTP Basic ``name:secret``."""
+
+    def __init__(self, vtn_url: str, name: str, secret: str | None) -> None:
+        self.url, self.name = vtn_url, name
+        self.session = requests.Session()
+        if secret is not None:
+            self.session.auth = (name, secret)
+        self.ven_id: str | None = None
+        self.registration_id: str | None = None
+
+    def post(self, service: str, body: str | bytes, **headers: str) -> requests.Response:
+        return self.session.post(f"{self.url}/{service}", data=body, timeout=10,
+                                 headers={**XML_HEADERS, **headers})
+
+    def register(self) -> "RawVen":
+        valid_answer(self.post("EiRegisterParty", query_registration()))
+        answer = valid_answer(self.post("EiRegisterParty", create_party_registration(self.name)))
+        self.ven_id = text_of(answer, ".//ei:venID")
+        self.registration_id = text_of(answer, ".//ei:registrationID")
+        assert self.ven_id and self.registration_id, etree.tostring(answer)
+        return self
+
+    def register_report(self, resource_id: str, r_id: str) -> str:
+        """The reportRequestID the VTN answers with for this resource's readings."""
+        answer = valid_answer(self.post("EiReport", register_report(self.ven_id, resource_id, r_id)))
+        report_request_id = text_of(answer, ".//ei:reportRequestID")
+        assert report_request_id, etree.tostring(answer)
+        return report_request_id
+
+
+@pytest.fixture
+def vtn(bridge) -> str:
+    return bridge.url
+
+
+def enrolled_ven(world: World, vtn_url: str, name: str) -> RawVen:
+    enrolment = world.enrol(name)
+    return RawVen(vtn_url, name, enrolment["secret"])
+
+
+def store_snapshot(world: World) -> dict[str, list[dict]]:
+    """Everything a VEN could write to, as an admin reads it."""
+    return {resource: sorted(world.admin.items(resource), key=lambda d: str(d["_id"]))
+            for resource in ("vens", "devices", "measurements", "contracts")}
+
+
+def assert_alive(vtn_url: str) -> None:
+    """The VTN still answers (any well-formed refusal will do)."""
+    answer = requests.post(f"{vtn_url}/EiRegisterParty", data=query_registration(), timeout=5,
+                           headers=XML_HEADERS)
+    assert answer.status_code == 401, answer.text
+
+
+# -- hostile XML ----------------------------------------------------------------------
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                  + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+                            for i in range(1, 10))
+                  + ']><lolz>&lol9;</lolz>')
+HOSTILE_XML = {
+    "used internal entity": '<!DOCTYPE a [<!ENTITY n "x">]><a>&n;</a>',
+    "billion laughs": BILLION_LAUGHS,
+    "external entity": '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>',
+    "parameter entity": '<!DOCTYPE a [<!ENTITY % p "<!ENTITY q \'x\'>"> %p;]><a>&q;</a>',
+    "external DTD": '<!DOCTYPE a SYSTEM "http://127.0.0.1:9/evil.dtd"><a/>',
+    "bare DOCTYPE": "<!DOCTYPE a><a/>",
+    "entity in an OpenADR message": query_registration().replace(
+        '<?xml version="1.0" encoding="utf-8"?>', '<!DOCTYPE oadr:oadrPayload [<!ENTITY n "x">]>'
+    ).replace("</pyld:requestID>", "&n;</pyld:requestID>"),
+}
+
+
+@pytest.mark.parametrize("body", list(HOSTILE_XML.values()), ids=list(HOSTILE_XML))
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_doctype_is_refused_before_openleadr_parses_anything(world, vtn, body, encoding):
+    before = store_snapshot(world)
+    raw = body.encode(encoding)
+    for service in ("EiRegisterParty", "EiReport", "OadrPoll"):
+        answer = requests.post(f"{vtn}/{service}", data=raw, headers=XML_HEADERS, timeout=10)
+        assert answer.status_code == 400, answer.text
+        assert "DOCTYPE" in answer.text or "well-formed" in answer.text
+    assert_alive(vtn)
+    assert store_snapshot(world) == before
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "empty body"),
+    (b"<a>", "not well-formed"),
+    (b"<a/>", "not a valid OpenADR 2.0b message"),
+    (b"\xff\xfe\x00garbage", "not well-formed"),
+    (envelope("<oadr:oadrPoll/>").encode(), "not a valid OpenADR 2.0b message"),
+    (query_registration().encode().replace(b"oadrQueryRegistration", b"oadrQueryRegistrationX"),
+     "not a valid OpenADR 2.0b message"),
+])
+def test_malformed_messages_get_400_with_a_reason(vtn, body, message):
+    answer = requests.post(f"{vtn}/EiRegisterParty", data=body, headers=XML_HEADERS, timeout=10)
+    assert (answer.status_code, message in answer.text) == (400, True), answer.text
+
+
+def test_bodies_over_one_mebibyte_get_413_also_when_chunked(vtn):
+    padding = b" " * (MAX_BODY - len(query_registration()) + 1)
+    too_big = query_registration().encode() + padding
+    assert len(too_big) == MAX_BODY + 1
+    answer = requests.post(f"{vtn}/EiRegisterParty", data=too_big, headers=XML_HEADERS, timeout=10)
+    assert answer.status_code == 413 and "at most" in answer.text
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        for start in range(0, len(too_big), 64 * 1024):
+            yield too_big[start:start + 64 * 1024]
+    answer = requests.post(f"{vtn}/EiRegisterParty", data=chunks(), headers=XML_HEADERS, timeout=10)
+    assert answer.status_code == 413
+
+    at_limit = query_registration().encode() + padding[:-1]  # exactly MAX_BODY: read, then judged
+    answer = requests.post(f"{vtn}/EiRegisterParty", data=at_limit, headers=XML_HEADERS, timeout=10)
+    assert answer.status_code == 401  # well-formed and valid; only the credentials are missing
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json",
+                                          "application/x-www-form-urlencoded", "text/xml",
+                                          "multipart/form-data; boundary=x"])
+def test_a_body_that_is_not_declared_application_xml_gets_415(vtn, content_type):
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    answer = requests.post(f"{vtn}/EiRegisterParty", data=query_registration().encode(),
+                           headers=headers, timeout=10)
+    assert "Content-Type" in answer.request.headers or content_type is None
+    assert answer.status_code == 415 and "application/xml" in answer.text
+
+
+def test_other_methods_and_paths_are_4xx(vtn):
+    assert requests.get(f"{vtn}/EiRegisterParty", timeout=5).status_code == 405
+    assert requests.post(f"{vtn}/EiNothing", data=query_registration(), headers=XML_HEADERS,
+                         timeout=5).status_code == 404
+
+
+# -- who may register -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("credentials, claimed, status", [
+    (None, "box-a", 401),                      # no proof at all
+    (("box-a", "wrong-secret"), "box-a", 401),  # a guessed secret
+    (("box-z", "any"), "box-z", 401),           # a name nobody enrolled
+    (("box-b", "SECRET-B"), "box-a", 403),      # its own secret, another VEN's name
+    (("box-a", "SECRET-A"), "box-a", 200),      # the enrolled box itself
+])
+def test_registration_needs_the_enrolment_secret_of_that_ven_name(world, vtn, credentials,
+                                                                    claimed, status):
+    secrets = {name: world.enrol(name)["secret"] for name in ("box-a", "box-b")}
+    before = store_snapshot(world)
+    session = requests.Session()
+    if credentials:
+        name, secret = credentials
+        session.auth = (name, secrets[name] if secret.startswith("SECRET") else secret)
+    answer = session.post(f"{vtn}/EiRegisterParty", data=create_party_registration(claimed),
+                          headers=XML_HEADERS, timeout=10)
+    assert answer.status_code == status, answer.text
+    if status == 401:
+        assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    if status != 200:
+        assert store_snapshot(world) == before
+        return
+    ven_id = text_of(valid_answer(answer), ".//ei:venID")
+    enrolment = world.prosumer.items("vens", ven_name="box-a")[0]
+    assert (enrolment["ven_id"], enrolment["registration_status"]) == (ven_id, "registered")
+
+
+def test_a_registration_claiming_another_vens_id_is_refused(world, vtn):
+    victim = enrolled_ven(world, vtn, "victim").register()
+    attacker = enrolled_ven(world, vtn, "attacker")
+    before = store_snapshot(world)
+    answer = attacker.post("EiRegisterParty", create_party_registration("attacker", victim.ven_id))
+    assert answer.status_code == 403 and "not this VEN's" in answer.text
+    assert store_snapshot(world) == before
+
+
+def test_plain_http_from_another_machine_is_refused(world, registry, gateway):
+    """Served on this machine's non-loopback address, a VEN reaching it there is not local."""
+    import socket
+
+    from tests.test_openadr import start_bridge
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: only picks the outgoing address
+            address = probe.getsockname()[0]
+    except OSError:
+        pytest.skip("no non-loopback address on this machine")
+    if address.startswith("127."):
+        pytest.skip("no non-loopback address on this machine")
+    secret = world.enrol("box-remote")["secret"]
+    remote = start_bridge(registry, gateway, host=address)
+    try:
+        answer = requests.post(remote.url + "/EiRegisterParty", auth=("box-remote", secret),
+                               data=create_party_registration("box-remote"), headers=XML_HEADERS,
+                               timeout=10)
+    finally:
+        remote.stop()
+    assert answer.status_code == 403 and "this machine only" in answer.text
+    assert world.prosumer.items("vens")[0]["registration_status"] == "enrolled"
+
+
+def test_the_secret_is_shown_once_and_stored_only_as_a_hash(world):
+    created = world.prosumer.session.post(f"{world.registry.url}/vens", timeout=5, json={
+        "ven_name": "box-s", "account_id": ACCOUNT, "aggregator_id": AGGREGATOR}).json()
+    secret = created["secret"]
+    assert len(secret) >= 40 and created["ven_id"]
+    for party in (world.prosumer, world.aggregator):
+        [seen] = party.items("vens")
+        assert "secret" not in seen and "secret_hash" not in seen
+        assert seen["ven_id"] == created["ven_id"]
+    [stored] = world.admin.items("vens")
+    assert stored["secret_hash"].startswith("sha256$") and secret not in str(stored)
+
+
+@pytest.mark.parametrize("field", ["ven_id", "secret_hash"])
+def test_ven_id_and_secret_hash_cannot_be_chosen_by_a_client(world, field):
+    victim = world.enrol("victim")
+    value = victim["ven_id"] if field == "ven_id" else "sha256$" + "0" * 64
+    answer = world.prosumer.session.post(f"{world.registry.url}/vens", timeout=5, json={
+        "ven_name": "thief", "account_id": ACCOUNT, "aggregator_id": AGGREGATOR, field: value})
+    assert answer.status_code == 422 and "read-only" in answer.text
+    enrolment = world.admin.items("vens", ven_name="victim")[0]
+    answer = world.aggregator.session.patch(
+        f"{world.registry.url}/vens/{enrolment['_id']}", json={field: value}, timeout=5,
+        headers={"If-Match": enrolment["_etag"]})
+    assert answer.status_code in (403, 422), answer.text
+    assert world.admin.items("vens", ven_name="victim") == [enrolment]
+    assert world.admin.items("vens", ven_name="thief") == []
+
+
+def test_an_enrolment_answer_in_xml_is_refused_before_anything_is_stored(world):
+    answer = world.prosumer.session.post(f"{world.registry.url}/vens", timeout=5, json={
+        "ven_name": "box-x", "account_id": ACCOUNT, "aggregator_id": AGGREGATOR},
+        headers={"Accept": "application/xml"})
+    assert answer.status_code == 406
+    assert world.admin.items("vens") == []
+
+
+# -- a registered VEN speaking for another one ---------------------------------------
+
+
+@pytest.fixture
+def victim_and_attacker(world, vtn) -> tuple[RawVen, str, RawVen, str]:
+    """Two registered VENs with one metered resource each, and their reportRequestIDs."""
+    victim = enrolled_ven(world, vtn, "victim").register()
+    victim_request = victim.register_report("meter", "r-victim")
+    attacker = enrolled_ven(world, vtn, "attacker").register()
+    attacker_request = attacker.register_report("meter", "r-attacker")
+    wait_until(lambda: len(world.admin.items("devices")) == 2, 10)
+    return victim, victim_request, attacker, attacker_request
+
+
+def test_telemetry_of_a_registered_ven_lands_on_its_own_device(world, victim_and_attacker):
+    victim, victim_request, _, _ = victim_and_attacker
+    moment = now() - timedelta(minutes=1)
+    answer = victim.post("EiReport", update_report(victim.ven_id, victim_request, "r-victim",
+                                                   [(moment, "1500.0")]))
+    valid_answer(answer)
+    device_id = mapping.device_id_for(victim.ven_id, "meter")
+    stored = wait_until(lambda: world.admin.items("measurements", device_id=device_id), 10)
+    assert [m["power_kw"] for m in stored] == [1.5]
+
+
+@pytest.mark.parametrize("attack", [
+    "victim's reportRequestID, own venID",
+    "victim's reportRequestID, no venID",
+    "victim's reportRequestID, victim's venID",
+    "own reportRequestID, victim's venID",
+])
+def test_an_update_report_for_another_ven_stores_nothing(world, victim_and_attacker, attack):
+    victim, victim_request, attacker, attacker_request = victim_and_attacker
+    ven_id = {"own venID": attacker.ven_id, "no venID": None,
+              "victim's venID": victim.ven_id}[attack.split(", ")[1]]
+    report_request = victim_request if attack.startswith("victim's") else attacker_request
+    r_id = "r-victim" if attack.startswith("victim's") else "r-attacker"
+    before = store_snapshot(world)
+    answer = attacker.post("EiReport", update_report(ven_id, report_request, r_id,
+                                                     [(now() - timedelta(minutes=1), "99000")]))
+    assert answer.status_code == 403, answer.text
+    time.sleep(0.5)  # the bridge flushes telemetry every 0.2 s in these tests
+    assert store_snapshot(world) == before
+
+
+@pytest.mark.parametrize("message", ["poll", "cancel registration", "register report"])
+def test_messages_naming_another_vens_id_are_refused(world, victim_and_attacker, message):
+    victim, _, attacker, _ = victim_and_attacker
+    body = {"poll": poll(victim.ven_id),
+            "cancel registration": cancel_party_registration(victim.ven_id, victim.registration_id),
+            "register report": register_report(victim.ven_id, "meter-2", "r-2")}[message]
+    service = {"poll": "OadrPoll", "cancel registration": "EiRegisterParty",
+               "register report": "EiReport"}[message]
+    before = store_snapshot(world)
+    answer = attacker.post(service, body)
+    assert answer.status_code == 403 and "not this VEN's" in answer.text
+    assert store_snapshot(world) == before
+    valid_answer(victim.post("OadrPoll", poll(victim.ven_id)))  # the victim is still registered
+
+
+def test_cancelling_with_another_vens_registration_id_is_refused(world, victim_and_attacker):
+    victim, _, attacker, _ = victim_and_attacker
+    before = store_snapshot(world)
+    answer = attacker.post("EiRegisterParty",
+                           cancel_party_registration(attacker.ven_id, victim.registration_id))
+    assert answer.status_code == 403 and "registrationID" in answer.text
+    assert store_snapshot(world) == before
+
+
+def test_a_ven_cannot_answer_another_vens_event(world, vtn):
+    victim_enrolment = world.enrol("victim")
+    attacker = enrolled_ven(world, vtn, "attacker").register()
+
+    async def scenario():
+        async with SmartBox(vtn, victim_enrolment, resources=("meter",), opt="optIn") as box:
+            contract = await call(world.contract_on, box.device_id("meter"))
+            await eventually(lambda: box.events)
+            answered = await eventually(
+                lambda: world.aggregator.item("contracts", contract["_id"]).get("ven_response"))
+            event_id = box.events[0]["event_descriptor"]["event_id"]
+            answer = await call(attacker.post, "EiEvent",
+                                created_event(attacker.ven_id, event_id, "optOut"))
+            return contract, answered, answer
+
+    contract, answered, answer = run(scenario)
+    assert answer.status_code == 403 and "was not sent to this VEN" in answer.text
+    assert world.aggregator.item("contracts", contract["_id"])["ven_response"] == answered
+    assert answered["opt"] == "optIn"
+
+
+def test_a_ven_never_writes_to_a_device_it_does_not_own(world, vtn, caplog):
+    """Defence in depth: should a device already exist under a VEN resource's id with
+    other owners, the bridge leaves it alone and requests no readings for it."""
+    ven = enrolled_ven(world, vtn, "box-d").register()
+    device_id = mapping.device_id_for(ven.ven_id, "meter")
+    other_account = str(uuid.uuid4())
+    world.admin.post("prosumers", {"account_id": other_account, "aggregator_id": AGGREGATOR,
+                                   "display_name": "someone else"})
+    world.admin.post("devices", {"device_id": device_id, "device_name": "their meter",
+                                 "account_id": other_account, "ven_id": str(uuid.uuid4()),
+                                 "aggregator_id": AGGREGATOR, "device_class": "otherLoad",
+                                 "availability": "yes"})
+    before = store_snapshot(world)
+    with caplog.at_level(logging.WARNING, logger="registry.openadr"):
+        answer = valid_answer(ven.post("EiReport", register_report(ven.ven_id, "meter", "r-1")))
+    assert answer.find(".//ei:reportRequestID", NS) is None  # no readings requested
+    assert store_snapshot(world) == before
+    assert any("not bridged" in r.getMessage() for r in caplog.records)
+
+
+# -- numbers that are not power readings ------------------------------------------------
+
+
+def test_non_finite_and_huge_readings_are_dropped_with_a_log_line(world, vtn, caplog):
+    ven = enrolled_ven(world, vtn, "box-n").register()
+    report_request = ven.register_report("meter", "r-1")
+    start = now() - timedelta(minutes=10)
+    values = ["NaN", "INF", "-INF", "1e39", "-2e8", "2500", "1E300"]
+    readings = [(start + timedelta(minutes=i), value) for i, value in enumerate(values)]
+    with caplog.at_level(logging.WARNING, logger="registry.openadr"):
+        valid_answer(ven.post("EiReport", update_report(ven.ven_id, report_request, "r-1", readings)))
+        device_id = mapping.device_id_for(ven.ven_id, "meter")
+        stored = wait_until(lambda: world.admin.items("measurements", device_id=device_id), 10)
+        time.sleep(0.5)
+    assert [m["power_kw"] for m in world.admin.items("measurements")] == [2.5] == \
+        [m["power_kw"] for m in stored]
+    [line] = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert "dropped 6 reading(s)" in line and device_id in line
+
+
+def test_one_contract_with_a_weird_value_does_not_stop_the_others(world, registry, vtn, caplog):
+    enrolment = world.enrol("box-w")
+    # The box's devices and both contracts exist before it registers here, so the
+    # watcher first meets the weird contract with the good one beside it.
+    for resource in ("meter", "boiler"):
+        world.admin.post("devices", {
+            "device_id": mapping.device_id_for(enrolment["ven_id"], resource),
+            "device_name": resource, "ven_id": enrolment["ven_id"], "account_id": ACCOUNT,
+            "aggregator_id": AGGREGATOR, "device_class": "otherLoad", "availability": "yes"})
+    weird = world.contract_on(mapping.device_id_for(enrolment["ven_id"], "boiler"))
+    good = world.contract_on(mapping.device_id_for(enrolment["ven_id"], "meter"))
+    # a value no API write accepts, put in place as a tool outside the API could
+    with registry.app.app_context():
+        registry.app.data.driver.db["contracts"].update_one(
+            {"_id": ObjectId(weird["_id"])}, {"$set": {"power_kw": float("nan")}})
+
+    async def scenario():
+        async with SmartBox(vtn, enrolment, resources=("meter", "boiler")) as box:
+            await eventually(lambda: box.events)
+            await asyncio.sleep(1.0)  # several more watcher polls
+            return box
+
+    with caplog.at_level(logging.WARNING, logger="registry.openadr"):
+        box = run(scenario)
+    assert [e["event_descriptor"]["event_id"] for e in box.events] == \
+        [mapping.event_id_for(good["_id"], enrolment["ven_id"])]
+    assert any("skipped" in r.getMessage() and weird["_id"] in r.getMessage()
+               for r in caplog.records)
+
+
+# -- the VTN process of `run.py serve` ---------------------------------------------------
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_serve_survives_its_vtn_dying_and_starts_it_again(tmp_path):
+    port, vtn_port = free_port(), free_port()
+    env = {**os.environ, "INSTANCE_PATH": str(tmp_path), "OPENADR_POLL_SECONDS": "1"}
+    env.pop("MONGO_URI", None)
+    serve = subprocess.Popen([sys.executable, "run.py", "serve", "--no-demo", "--port", str(port),
+                              "--vtn-port", str(vtn_port)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    api = f"http://127.0.0.1:{port}"
+    vtn = f"http://127.0.0.1:{vtn_port}/OpenADR2/Simple/2.0b"
+
+    def health() -> bool:
+        try:
+            return requests.get(f"{api}/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def vtn_answers() -> bool:
+        try:
+            return requests.post(f"{vtn}/EiRegisterParty", data=HOSTILE_XML["used internal entity"],
+                                 headers=XML_HEADERS, timeout=2).status_code == 400
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_until(lambda: health() and vtn_answers(), 60, 0.2)
+        [first] = children_of(serve.pid)
+        for body in HOSTILE_XML.values():  # the segfault of issue 11, and its relatives
+            assert requests.post(f"{vtn}/EiRegisterParty", data=body, headers=XML_HEADERS,
+                                 timeout=5).status_code == 400
+        assert children_of(serve.pid) == [first] and health()
+
+        os.kill(first, signal.SIGKILL)
+        killed_at = time.monotonic()
+        assert health()  # the API never noticed
+        wait_until(lambda: not vtn_answers(), 5, 0.05)
+        assert health()
+        wait_until(vtn_answers, 20, 0.1)
+        back_after = time.monotonic() - killed_at
+        [second] = children_of(serve.pid)
+        assert second != first and health()
+        assert back_after < 15, back_after
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        _, stderr = serve.communicate(timeout=30)
+    assert serve.returncode == 0, stderr.decode()[-3000:]
+    wait_until(lambda: not Path(f"/proc/{second}").exists(), 5)  # stopped with its parent
