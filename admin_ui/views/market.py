@@ -16,7 +16,7 @@ OFFER_STATUSES = ("open", "contracted", "withdrawn", "expired")
 CONTRACT_STATUSES = ("proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled")
 PER_PAGE = 25
 # what the offers / contracts schemas accept, as the forms' min / max
-LIMITS = {"power_kw": (0.001, 100000.0), "price": (0.0, 100000.0)}
+LIMITS = {"power_kw": (0.001, 100000), "price": (0, 100000)}
 LABELS = {"power_kw": ("Power", " kW"), "price": ("Price", " per kWh")}
 # (action, new status, roles, statuses it applies to)
 CONTRACT_ACTIONS = {
