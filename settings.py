@@ -46,6 +46,13 @@ OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIEN
 RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
 RATE_LIMIT_SERVICE: str = os.environ.get("RATE_LIMIT_SERVICE", "20000 per minute")
 MAX_CONTENT_LENGTH: int = _env_int("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)
+# sign-in on the built-in provider (docs/admin_ui.md): failed passwords before a
+# lock, per username and per client address, and how long a lock lasts
+LOGIN_LOCK_AFTER: int = _env_int("LOGIN_LOCK_AFTER", 5)
+LOGIN_ADDRESS_LOCK_AFTER: int = _env_int("LOGIN_ADDRESS_LOCK_AFTER", 30)
+LOGIN_LOCK_SECONDS: int = _env_int("LOGIN_LOCK_SECONDS", 900)
+# the admin UI's server-side sessions (the access token inside lasts at most an hour)
+ADMIN_UI_SESSION_SECONDS: int = _env_int("ADMIN_UI_SESSION_SECONDS", 8 * 3600)
 
 # marketplace settlement (docs/marketplace.md): "high X of Y" or "recent X of Y"
 MARKETPLACE_BASELINE: str = os.environ.get("MARKETPLACE_BASELINE", "high 4 of 5")
