@@ -458,6 +458,18 @@ def test_an_update_report_for_another_ven_stores_nothing(world, victim_and_attac
     assert store_snapshot(world) == before
 
 
+def test_a_valid_message_openleadr_cannot_handle_gets_400_not_500(world, victim_and_attacker):
+    """An UpdateReport without intervals passes the XSD, then makes openleadr fail (500)."""
+    victim, victim_request, _, _ = victim_and_attacker
+    body = update_report(victim.ven_id, victim_request, "r-victim", [(now(), "1000")])
+    without_intervals = body[:body.index("<strm:intervals>")] + body[body.index("<ei:eiReportID>"):]
+    assert XML_SCHEMA.validate(etree.fromstring(without_intervals.encode(), hardened_parser()))
+    before = store_snapshot(world)
+    answer = victim.post("EiReport", without_intervals)
+    assert answer.status_code == 400 and "could not process" in answer.text
+    assert store_snapshot(world) == before
+
+
 @pytest.mark.parametrize("message", ["poll", "cancel registration", "register report"])
 def test_messages_naming_another_vens_id_are_refused(world, victim_and_attacker, message):
     victim, _, attacker, _ = victim_and_attacker
