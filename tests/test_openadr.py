@@ -353,8 +353,10 @@ def test_rejected_measurement_is_dropped_and_the_rest_kept(world, registry, capl
     world.admin.post("devices", {"device_id": device_id, "device_name": "meter", "account_id": ACCOUNT,
                                  "ven_id": str(uuid.uuid4()), "aggregator_id": AGGREGATOR,
                                  "device_class": "otherLoad", "availability": "yes"})
-    now = format_eve_date(datetime.now(timezone.utc))
-    good = [{"device_id": device_id, "timestamp": now, "power_kw": float(i)} for i in range(4)]
+    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    now = format_eve_date(start)
+    good = [{"device_id": device_id, "timestamp": format_eve_date(start + timedelta(minutes=i)),
+             "power_kw": float(i)} for i in range(4)]  # one reading per device and timestamp
     unknown = {"device_id": str(uuid.uuid4()), "timestamp": now, "power_kw": 1.0}  # 422 for the batch
     absurd = {"device_id": device_id, "timestamp": now, "power_kw": 1e9}  # 422 for this item
 

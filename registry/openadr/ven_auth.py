@@ -21,9 +21,10 @@ import base64
 import binascii
 import ipaddress
 import logging
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, MutableMapping
 
 from aiohttp import web
 from openleadr import utils
@@ -79,8 +80,10 @@ def is_loopback(address: str | None) -> bool:
 class VenGate:
     """``admit(request, message_type, payload)`` for :func:`inbound.guard`."""
 
-    def __init__(self, api: ApiClient, server: Any, sessions: Mapping[str, Any]) -> None:
+    def __init__(self, api: ApiClient, server: Any, sessions: MutableMapping[str, Any], *,
+                 recheck_after: float = 60.0) -> None:
         self.api, self.server, self.sessions = api, server, sessions
+        self.recheck_after = recheck_after  # seconds a session trusts its copy of the enrolment
 
     async def admit(self, request: web.Request, message_type: str, payload: dict) -> Caller:
         if not request.secure and not is_loopback(request.remote):
@@ -122,7 +125,7 @@ class VenGate:
         ven_id = payload.get("ven_id")
         if not ven_id:
             raise Refusal(403, f"{message_type} must carry the sender's venID")
-        session = self.sessions.get(ven_id)
+        session = await self._current_session(ven_id)
         if request.secure:
             enrolment = (session.enrolment if session is not None
                          else await self.api.find_one("vens", {"ven_id": ven_id}))
@@ -137,6 +140,19 @@ class VenGate:
         if session is not None:  # no session: openleadr asks the VEN to re-register
             self._check_references(session, message_type, payload)
         return enrolment
+
+    async def _current_session(self, ven_id: str) -> Any:
+        """The VEN's session, its enrolment re-read now and then: a cancelled or deleted
+        enrolment (or a new fingerprint) takes effect within ``recheck_after`` seconds."""
+        session = self.sessions.get(ven_id)
+        if session is None or time.monotonic() - session.checked_at < self.recheck_after:
+            return session
+        enrolment = await self.api.find_one("vens", {"ven_id": ven_id})
+        if enrolment is None or enrolment.get("registration_status") == "cancelled":
+            self.sessions.pop(ven_id, None)
+            raise Refusal(403, "this VEN's enrolment is cancelled or gone")
+        session.enrolment, session.checked_at = enrolment, time.monotonic()
+        return session
 
     @staticmethod
     def _check_secret(enrolment: dict | None, name: str, secret: str) -> None:

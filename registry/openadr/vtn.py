@@ -36,6 +36,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -64,6 +65,7 @@ class VenSession:
     enrolment: dict
     fingerprint: str | None = None
     devices: dict[str, asyncio.Task] = field(default_factory=dict)  # resource -> device id or None
+    checked_at: float = field(default_factory=time.monotonic)  # when the enrolment was read
 
 
 class OpenADRBridge:
