@@ -5,6 +5,7 @@ from typing import Any
 
 from authlib.integrations.base_client import OAuthError
 from flask import current_app, flash, redirect, session, url_for
+from requests import RequestException
 
 from admin_ui.blueprint import bp, page
 from admin_ui.login import current_user, log_in, log_out, oauth_client, user_from_token
@@ -58,6 +59,10 @@ def callback() -> Any:
         return redirect(url_for("admin_ui.login"))
     except InvalidToken as error:
         flash(f"The registry does not accept this provider's token: {error.message}.", "error")
+        return redirect(url_for("admin_ui.login"))
+    except RequestException as error:  # the token endpoint went away between the two steps
+        current_app.logger.warning("admin UI: cannot finish sign-in with %s: %s", name, error)
+        flash(f"{_providers()[name].label} cannot be reached right now; try again later.", "error")
         return redirect(url_for("admin_ui.login"))
     log_in(user)
     return redirect(url_for("admin_ui.devices"))
