@@ -56,10 +56,10 @@ def _template_globals() -> dict[str, Any]:
             "num": number}
 
 
-def page_url(endpoint: str, args: dict[str, str], number: int) -> str:
+def page_url(endpoint: str, args: dict[str, str], to_page: int) -> str:
     """A pager link: the listing's own parameters are query text, never
     ``url_for`` keywords (``?endpoint=x`` or ``?_method=POST`` would be)."""
-    return f"{url_for(endpoint)}?{urlencode({**args, 'page': number})}"
+    return f"{url_for(endpoint)}?{urlencode({**args, 'page': to_page})}"
 
 
 def number(value: Any, digits: int | None = None) -> str:
