@@ -308,3 +308,9 @@ def test_a_user_listed_by_a_demo_hash_that_differs_is_not_listed(instance_dir: s
     app = make_app(instance_dir, OAUTH_DEMO_USERS={"alice": USERS[1]["password_hash"]})
     page = app.test_client().get(AUTHORIZE, query_string=authorize_params(pkce()[1])).get_data(as_text=True)
     assert "<code>alice</code>" not in page
+
+
+def test_the_kept_username_is_escaped(instance_dir: str) -> None:
+    response = attempt(make_app(instance_dir).test_client(), '"><script>alert(1)</script>', "x")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 401 and "<script>" not in html and "&lt;script&gt;" in html

@@ -328,3 +328,15 @@ def test_a_list_the_registry_cannot_answer_whole_is_shown_record_by_record(insta
     rows = re.findall(r'<tr data-offer-id="([0-9a-f]+)"', html)
     assert poisoned not in rows and len(rows) == min(len(offers), 25) - 1
     assert "1 record could not be shown" in html
+
+
+@pytest.mark.parametrize("token", ["not.a.jwt", "x"])
+def test_signing_out_with_a_dead_token_still_signs_out(live: Live, token: str) -> None:  # noqa: F811
+    client = live.app.test_client()
+    csrf = csrf_of(client.get("/ui/login").get_data(as_text=True))  # the session's CSRF secret, then the user
+    with client.session_transaction() as session:
+        session["ui_user"] = {"token": token, "expires_at": 4e9, "role": "admin", "subject": "admin",
+                              "provider": "builtin"}
+    response = client.post("/ui/logout", data={"csrf_token": csrf})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/ui/login")
+    assert client.get("/ui/devices").status_code == 302
