@@ -16,6 +16,12 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_switch(name: str, default: str) -> bool | str:
+    """"1" / "0" as True / False; any other value as given, checked where it is used."""
+    raw = os.environ.get(name, default)
+    return {"0": False, "1": True}.get(raw, raw)
+
+
 MONGO_URI: str | None = os.environ.get("MONGO_URI") or None
 MONGO_DBNAME: str = os.environ.get("MONGO_DBNAME", "der_registry")
 REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
@@ -45,7 +51,28 @@ OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIEN
 
 RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
 RATE_LIMIT_SERVICE: str = os.environ.get("RATE_LIMIT_SERVICE", "20000 per minute")
+# /oauth/token and the sign-in POST of /oauth/authorize, per client + user + address,
+# and per address alone (a NAT'ed office shares one address; an attacker rotating users too)
+RATE_LIMIT_SIGN_IN: str = os.environ.get("RATE_LIMIT_SIGN_IN", "30 per minute")
+RATE_LIMIT_SIGN_IN_ADDRESS: str = os.environ.get("RATE_LIMIT_SIGN_IN_ADDRESS", "300 per minute")
+# Redis keys of the limiter start with this (several deployments can share one Redis)
+RATE_LIMIT_KEY_PREFIX: str = os.environ.get("RATE_LIMIT_KEY_PREFIX", "der-registry")
+# without REDIS_URL every process counts alone: start anyway with several (WEB_CONCURRENCY > 1)
+RATE_LIMIT_PER_PROCESS_OK: bool = os.environ.get("RATE_LIMIT_PER_PROCESS_OK", "0") == "1"
+# processes serving this app on this host; deploy/gunicorn.conf.py exports its worker count
+WEB_CONCURRENCY: int = _env_int("WEB_CONCURRENCY", 1)
+# proxies in front of the app whose X-Forwarded-For / -Proto / -Host are believed (werkzeug ProxyFix)
+TRUSTED_PROXIES: int = _env_int("TRUSTED_PROXIES", 0)
 MAX_CONTENT_LENGTH: int = _env_int("MAX_CONTENT_LENGTH", 4 * 1024 * 1024)
+
+# observability (docs/deploy.md): logs are one JSON object per line ("json") or plain "text"
+LOG_FORMAT: str = os.environ.get("LOG_FORMAT", "json")
+LOG_LEVEL: str = os.environ.get("LOG_LEVEL", "INFO")
+# a bearer token for GET /metrics from other hosts (loopback needs none); unset: loopback only
+METRICS_TOKEN: str | None = os.environ.get("METRICS_TOKEN") or None
+# /ready also checks that this VTN accepts TCP connections (e.g. http://127.0.0.1:8080); unset: not checked
+READY_VTN_URL: str | None = os.environ.get("READY_VTN_URL") or None
+READY_TIMEOUT_SECONDS: float = float(os.environ.get("READY_TIMEOUT_SECONDS", "2"))
 # sign-in on the built-in provider (docs/admin_ui.md): failed passwords before a
 # lock, per username and per client address, and how long a lock lasts
 LOGIN_LOCK_AFTER: int = _env_int("LOGIN_LOCK_AFTER", 5)
@@ -71,8 +98,10 @@ JOBS_BACKOFF_SECONDS: int = _env_int("JOBS_BACKOFF_SECONDS", 30)
 JOBS_STALE_SECONDS: int = _env_int("JOBS_STALE_SECONDS", 900)
 # how often workers advance the marketplace lifecycle and requeue lost jobs
 JOBS_TICK_SECONDS: int = _env_int("JOBS_TICK_SECONDS", 60)
-# the embedded in-process worker thread (off when TESTING: tests drain jobs themselves)
-JOBS_EMBEDDED_WORKER: bool = os.environ.get("JOBS_EMBEDDED_WORKER", "1") != "0"
+# the in-process worker thread and tick: "auto" runs them with the embedded backend and never
+# with RQ (there only `python run.py worker` runs jobs and the tick); "0" off; "1" on (refused
+# with RQ). Off when TESTING: tests drain jobs themselves
+JOBS_EMBEDDED_WORKER: bool | str = _env_switch("JOBS_EMBEDDED_WORKER", "auto")
 FORECAST_HISTORY_DAYS: int = _env_int("FORECAST_HISTORY_DAYS", 28)
 
 # Eve globals (per-resource keys fall back to these)

@@ -11,7 +11,8 @@ import admin_ui
 import hooks
 import settings
 from hooks import access
-from registry import advice_requests, auth, credentials, docs, guards, jobs, json_io, limits, store
+from registry import (advice_requests, auth, credentials, docs, guards, jobs, json_io, limits, logs, observability,
+                      store)
 from registry.auth.bearer import BearerAuth, PrincipalCache
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
@@ -22,6 +23,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     config = settings.as_dict()
     config.update(overrides or {})
     config["INSTANCE_PATH"] = os.path.abspath(config["INSTANCE_PATH"])
+    logs.configure_for(config)  # first: every line from here on has the one format
     os.makedirs(config["INSTANCE_PATH"], exist_ok=True)
     if config.get("OAUTH_USERS") is None or config.get("OAUTH_CLIENTS") is None:
         demo_oauth = credentials.oauth_settings(config["INSTANCE_PATH"], config["PUBLIC_URL"])
@@ -42,5 +44,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     advice_requests.init_app(app)
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))
     limits.exempt(app, "health")
+    observability.init_app(app)  # /ready, /metrics, request ids, access lines
     jobs.init_app(app)  # last: it may start the worker thread
     return app

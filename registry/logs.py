@@ -1,0 +1,51 @@
+"""Log output: one JSON object per line on stderr (LOG_FORMAT=json, the default) or
+plain text, with the request id on every line.
+
+``configure`` owns the root logger's one handler, so records from the app, Eve,
+pymongo and RQ come out the same way (deploy/gunicorn.conf.py formats
+gunicorn's own lines with the same keys). Calling it again replaces the
+handler rather than adding a second one.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from registry.request_ids import RequestIdFilter
+
+FIELDS = ["levelname", "name", "message", "request_id"]
+RENAMED = {"levelname": "level", "name": "logger"}
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+HANDLER_NAME = "registry"
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        # "time": ISO 8601 in UTC; extra={...} fields become keys
+        return JsonFormatter(FIELDS, rename_fields=RENAMED, timestamp="time")
+    if log_format == "text":
+        return logging.Formatter(TEXT_FORMAT)
+    raise ValueError(f"LOG_FORMAT must be json or text, not {log_format!r}")
+
+
+def configure(log_format: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> logging.Handler:
+    """One handler on the root logger: ``log_format`` lines with request ids."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(formatter(log_format))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler
+
+
+def configure_for(config: dict[str, Any]) -> None:
+    """LOG_FORMAT / LOG_LEVEL of the app's settings; tests keep pytest's logging."""
+    if not config.get("TESTING"):
+        configure(config["LOG_FORMAT"], config["LOG_LEVEL"])
