@@ -177,5 +177,4 @@ def install(server: Any, admit: Admit) -> None:
     app = web.Application(client_max_size=MAX_BODY + 1, middlewares=[guard(admit)])
     app.add_routes([web.post(f"{server.http_path_prefix}/{service.__service_name__}", service.handler)
                     for service in server.services.values()])
-    app["server"] = server
     server.app = app

@@ -62,8 +62,7 @@ class VenSession:
     ven_id: str
     ven_name: str
     registration_id: str
-    enrolment: dict
-    fingerprint: str | None = None
+    enrolment: dict  # as last read from the registry (ven_auth re-reads it now and then)
     devices: dict[str, asyncio.Task] = field(default_factory=dict)  # resource -> device id or None
     checked_at: float = field(default_factory=time.monotonic)  # when the enrolment was read
 
@@ -115,8 +114,7 @@ class OpenADRBridge:
             await self.api.patch_item("vens", enrolment["_id"], {
                 "registration_status": "registered",
                 "registered_at": format_eve_date(datetime.now(timezone.utc))}, enrolment.get("_etag"))
-        session = VenSession(ven_id, ven_name, str(uuid.uuid4()), enrolment,
-                             enrolment.get("fingerprint"))
+        session = VenSession(ven_id, ven_name, str(uuid.uuid4()), enrolment)
         self.sessions[ven_id] = session
         logger.info("VEN %r registered as %s", ven_name, ven_id)
         return ven_id, session.registration_id
@@ -135,7 +133,8 @@ class OpenADRBridge:
         if session is None:
             return None
         return {"ven_id": session.ven_id, "ven_name": session.ven_name,
-                "registration_id": session.registration_id, "fingerprint": session.fingerprint}
+                "registration_id": session.registration_id,
+                "fingerprint": session.enrolment.get("fingerprint")}
 
     # -- reports -> devices and measurements ----------------------------------
 
