@@ -44,9 +44,9 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": (
-        {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": ["levelname", "name", "message"],
+        {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": ["levelname", "name", "message", "process"],
          "rename_fields": {"levelname": "level", "name": "logger"}, "timestamp": "time"}
-        if LOG_FORMAT == "json" else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"})},
+        if LOG_FORMAT == "json" else {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"})},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
     "root": {"level": "INFO", "handlers": []},  # the app adds its own (registry/logs.py)
     "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["stderr"], "propagate": False},

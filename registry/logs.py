@@ -16,9 +16,9 @@ from pythonjsonlogger.json import JsonFormatter
 
 from registry.request_ids import RequestIdFilter
 
-FIELDS = ["levelname", "name", "message", "request_id"]
+FIELDS = ["levelname", "name", "message", "request_id", "process"]
 RENAMED = {"levelname": "level", "name": "logger"}
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d %(request_id)s] %(message)s"
 HANDLER_NAME = "registry"
 
 
