@@ -1,32 +1,34 @@
 """Hooks that wire the marketplace rules to offers and contracts.
 
 The decisions are pure functions (:mod:`registry.marketplace`); the side
-effects are atomic store operations (:mod:`registry.reservations`). Each side
-effect registers its undo first; if the request ends in an error (a 409 from a
-rule, a 412 from a racing PATCH), the undo runs, so a refused request changes
-nothing.
+effects (hold slots, claim offers, free them again) are steps of the
+request's :mod:`registry.atomic` plan, which the data layer runs with Eve's
+own write: one transaction on a replica set; elsewhere in order, undoing
+exactly what this request wrote if the write is refused. Nothing here writes
+before Eve does, so a refused request changes nothing, and a request that
+fails after the contract was stored never frees that contract's slots.
+
+POST /offers and POST /contracts accept an ``Idempotency-Key``
+(:mod:`registry.idempotency`). A prosumer reading a contract shared with
+other prosumers sees only its own share of it.
 """
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from bson import ObjectId
 from eve import Eve
-from eve.methods.common import abort
-from flask import Response, current_app, g
+from eve.methods.common import abort, payload
+from flask import current_app
 
 from hooks import access
-from registry import reservations
-from registry.marketplace import (SYSTEM, MarketError, check_acceptance, check_contract_update,
+from registry import atomic, idempotency, reservations
+from registry.clock import utcnow
+from registry.marketplace import (RESERVING, SYSTEM, MarketError, check_acceptance, check_contract_update,
                                   check_new_contract, check_new_offer, check_offer_update)
 from registry.reservations import Conflict
-
-
-def utcnow() -> datetime:
-    """Naive UTC, as Eve stores datetimes."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def actor() -> str:
@@ -51,23 +53,13 @@ def refusals(hook: Callable[..., None]) -> Callable[..., None]:
     return wrapped
 
 
-def on_failure(undo: Callable[[], Any]) -> None:
-    g.setdefault("market_undo", []).append(undo)
-
-
-def undo_if_failed(response: Response) -> Response:
-    undo = g.pop("market_undo", [])
-    if response.status_code >= 400:
-        for step in reversed(undo):
-            step()
-    return response
-
-
 def visible_devices(device_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The devices among ``device_ids`` that the caller may see."""
     spec: dict[str, Any] = {"device_id": {"$in": list(device_ids)}, **(access.scope_filter("devices") or {})}
     return {d["device_id"]: d for d in _db()["devices"].find(spec)}
 
+
+# --- offers ----------------------------------------------------------------------
 
 @refusals
 def check_offers_on_insert(items: list[dict[str, Any]]) -> None:
@@ -91,6 +83,8 @@ def refuse_deleting_contracted_offer(item: dict[str, Any]) -> None:
                                "cancel the contract first")
 
 
+# --- contracts -------------------------------------------------------------------
+
 @refusals
 def check_contracts_on_insert(items: list[dict[str, Any]]) -> None:
     for item in items:
@@ -98,7 +92,7 @@ def check_contracts_on_insert(items: list[dict[str, Any]]) -> None:
 
 
 def create_contract(item: dict[str, Any], now: datetime) -> None:
-    """Validate, then hold the slots and claim the offers (atomically) before Eve stores it."""
+    """Validate; an accepted contract holds its slots and claims its offers with its insert."""
     db = _db()
     offers = list(db["offers"].find({"_id": {"$in": item.get("offers") or []}}))
     device_ids = [o["device_id"] for o in offers] or item.get("device_ids") or []
@@ -110,47 +104,123 @@ def create_contract(item: dict[str, Any], now: datetime) -> None:
             raise Conflict(f"device {taken['device_id']} is already contracted at "
                            f"{taken['slot_start']:%Y-%m-%dT%H:%M:%SZ}")
         return
-    hold_slots(item)
-    on_failure(lambda: reservations.reopen_offers(db, item["_id"], now))
-    reservations.claim_offers(db, offers, item["_id"], now)
-
-
-def hold_slots(contract: dict[str, Any]) -> None:
-    db = _db()
-    on_failure(lambda: reservations.release(db, contract["_id"]))
-    reservations.reserve(db, contract)
+    atomic.plan("contracts").before.extend([reservations.reserve_step(item, now),
+                                            reservations.claim_step(offers, item["_id"], now)])
 
 
 @refusals
 def check_contract_on_update(updates: dict[str, Any], original: dict[str, Any]) -> None:
     now = utcnow()
     check_contract_update(original, updates, actor(), now)
-    if original["status"] == "proposed" and updates.get("status") == "accepted":
+    target = updates.get("status", original["status"])
+    if original["status"] == "proposed" and target == "accepted":
         found = _db()["devices"].find({"device_id": {"$in": original["device_ids"]}})
-        devices = {d["device_id"]: d for d in found}
-        check_acceptance(original, devices, now)
-        hold_slots(original)
+        check_acceptance(original, {d["device_id"]: d for d in found}, now)
+        atomic.plan("contracts").before.append(reservations.reserve_step(original, now))
+    elif target != original["status"] and target not in RESERVING:
+        atomic.plan("contracts").after.extend(closing_steps(original["_id"], target, now))
 
 
-def release_on_close(updates: dict[str, Any], original: dict[str, Any]) -> None:
-    """A cancelled or rejected contract frees its slots and reopens its offers."""
-    if updates.get("status") in ("cancelled", "rejected"):
-        reservations.release(_db(), original["_id"])
-        reservations.reopen_offers(_db(), original["_id"], utcnow())
+def closing_steps(contract_id: ObjectId, target: str, now: datetime) -> list[atomic.Step]:
+    """A contract that stops holding slots frees them; a cancelled or rejected one
+    also reopens its offers."""
+    steps = [atomic.Step("release", lambda db: reservations.release(db, contract_id))]
+    if target in ("cancelled", "rejected"):
+        steps.append(atomic.Step("reopen_offers", lambda db: reservations.reopen_offers(db, contract_id, now)))
+    return steps
+
+
+# --- a prosumer's share of a shared contract -------------------------------------
+
+def share_item_for_prosumer(item: dict[str, Any]) -> None:
+    share_for_prosumer([item])
+
+
+def share_list_for_prosumer(response: dict[str, Any]) -> None:
+    share_for_prosumer(response.get("_items") or [])
+
+
+def share_for_prosumer(contracts: list[dict[str, Any]]) -> None:
+    """Another prosumer's account, devices, offers and settlement are not this one's to see."""
+    who = access.principal()
+    shared = [c for c in contracts if len(c.get("account_ids") or []) > 1]
+    if who is None or who.role != "prosumer" or not shared:
+        return
+    devices = {d["device_id"] for d in _db()["devices"].find(
+        {"device_id": {"$in": [d for c in shared for d in c.get("device_ids") or []]},
+         "account_id": who.account_id}, {"device_id": 1})}
+    offers = {o["_id"] for o in _db()["offers"].find(
+        {"_id": {"$in": [_offer_id(o) for c in shared for o in c.get("offers") or []]},
+         "account_id": who.account_id}, {"_id": 1})}
+    for contract in shared:
+        _keep_own(contract, who.account_id, devices, offers)
+
+
+def _keep_own(contract: dict[str, Any], account_id: str, devices: set[str], offers: set[Any]) -> None:
+    contract["account_ids"] = [account_id]
+    if "device_ids" in contract:
+        contract["device_ids"] = [d for d in contract["device_ids"] if d in devices]
+    if "offers" in contract:
+        contract["offers"] = [o for o in contract["offers"] if _offer_id(o) in offers]
+    shares = contract.pop("settlement_shares", None) or []
+    if "settlement" in contract:
+        contract["settlement"] = next((s for s in shares if s.get("account_id") == account_id), None)
+
+
+def _offer_id(offer: Any) -> Any:
+    """An offer reference, or an embedded offer (``?embedded={"offers": 1}``)."""
+    found = offer.get("_id") if isinstance(offer, dict) else offer
+    try:
+        return ObjectId(found)
+    except (TypeError, ValueError):
+        return found
+
+
+# --- Idempotency-Key ---------------------------------------------------------------
+
+def idempotent(resource: str) -> Callable[[Any], None]:
+    def begin(request: Any) -> None:
+        who = access.principal()
+        if who is not None:
+            idempotency.begin(resource, f"{who.issuer} {who.subject}", payload())
+    return begin
+
+
+def key_offers(items: list[dict[str, Any]]) -> None:
+    idempotency.plan_writes("offers", items)
+
+
+def key_contracts(items: list[dict[str, Any]]) -> None:
+    idempotency.plan_writes("contracts", items)
+
+
+def repair_unstored_contracts(db: Any, contract_ids: list[Any]) -> None:
+    """A dead request's contract was never stored: free what it held (the tick would, later)."""
+    stored = {c["_id"] for c in db["contracts"].find({"_id": {"$in": contract_ids}}, {"_id": 1})}
+    for contract_id in set(contract_ids) - stored:
+        reservations.release(db, contract_id)
+        reservations.reopen_offers(db, contract_id, utcnow())
 
 
 HOOKS = [
+    ("on_pre_POST_offers", idempotent("offers")),
+    ("on_pre_POST_contracts", idempotent("contracts")),
     ("on_insert_offers", check_offers_on_insert),
+    ("on_insert_offers", key_offers),
     ("on_update_offers", check_offer_on_update),
     ("on_delete_item_offers", refuse_deleting_contracted_offer),
     ("on_insert_contracts", check_contracts_on_insert),
+    ("on_insert_contracts", key_contracts),
     ("on_update_contracts", check_contract_on_update),
-    ("on_updated_contracts", release_on_close),
+    ("on_fetched_item_contracts", share_item_for_prosumer),
+    ("on_fetched_resource_contracts", share_list_for_prosumer),
 ]
 
 
 def init_app(app: Eve) -> None:
-    """The reservations index, and the undo of side effects of failed requests."""
+    """The reservations and idempotency indexes; keys are closed after each request."""
     with app.app_context():
         reservations.ensure_indexes(app.data.driver.db)
-    app.after_request(undo_if_failed)
+        idempotency.ensure_indexes(app.data.driver.db)
+    idempotency.REPAIRS["contracts"] = repair_unstored_contracts
+    app.after_request(idempotency.finish)

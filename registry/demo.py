@@ -4,7 +4,7 @@ bulk (not one request each), with the fields Eve would have added."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 import numpy as np
@@ -14,7 +14,8 @@ from eve.utils import document_etag
 from tqdm import tqdm
 
 from registry import jobs
-from registry.store import bulk_insert
+from registry.clock import utcnow
+from registry.store import bulk_insert, unique_indexes_suspended
 
 NAMESPACE = uuid.UUID("6f1c1a52-3c4e-4d0e-9a57-0d7a0c1e5b11")
 AGGREGATORS = [
@@ -67,7 +68,7 @@ def build_demo(n_prosumers: int = 90, seed: int = 7) -> dict[str, list[dict[str,
         home = (lng + rng.normal(0, 0.05), lat + rng.normal(0, 0.03))
         for d in range(int(rng.integers(2, 6))):
             devices.append(_device(rng, p, d, account_id, ven_id, agg, home))
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utcnow()
     market = build_market(rng, devices, now)
     return {"aggregators": aggregators, "prosumers": prosumers, "vens": vens, "devices": devices, **market,
             "prices": build_prices(now)}
@@ -164,7 +165,7 @@ def _profile(rng: np.random.Generator, dev: dict[str, Any], hours: np.ndarray) -
 
 def stored(app: Eve, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Documents with the meta fields Eve adds on insert."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = utcnow()
     with app.app_context():
         out = [{**d, "_created": now, "_updated": now} for d in docs]
         for d in out:
@@ -181,13 +182,14 @@ def seed(app: Eve, data: dict[str, list[dict[str, Any]]], measurement_days_count
         for resource, docs in data.items():
             bulk_insert(db[resource], stored(app, docs))
             counts[resource] = len(docs)
-        end = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        end = utcnow().replace(minute=0, second=0)
         batches = measurement_days(data.get("devices", []), measurement_days_count, end)
         total = 0
-        for batch in tqdm(batches, total=len(data.get("devices", [])), unit="device",
-                          desc="measurements", disable=not progress):
-            db["measurements"].insert_many(stored(app, batch))
-            total += len(batch)
+        with unique_indexes_suspended(db["measurements"]):  # checked once, at the end
+            for batch in tqdm(batches, total=len(data.get("devices", [])), unit="device",
+                              desc="measurements", disable=not progress):
+                db["measurements"].insert_many(stored(app, batch))
+                total += len(batch)
         counts["measurements"] = total
     # the forecasts follow in a worker, not here: two jobs per device
     jobs.enqueue_forecasts(data.get("devices", []), "seed", app=app)

@@ -162,6 +162,9 @@ def check_new_contract(contract: dict[str, Any], offers: list[dict[str, Any]],
     if contract.get("status") is not None:
         refuse(422, "status is set by the marketplace: accepted when offers cover the contract, "
                     "proposed otherwise")
+    if contract.get("ven_response") is not None:
+        refuse(422, "ven_response is recorded by the OpenADR bridge once the contract is accepted; "
+                    "it cannot be set on creation")
     check_window(contract["start"], contract["end"], now)
     if contract.get("offers"):
         return _terms_from_offers(contract, offers, devices)

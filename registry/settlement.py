@@ -124,6 +124,19 @@ def settle(contract: dict[str, Any], readings: dict[str, list[Reading]], rule: B
     return settlement_document(baseline, measured, delivered, cap_kw, contract, rule, penalty_factor, now)
 
 
+def settle_shares(contract: dict[str, Any], readings: dict[str, list[Reading]], rule: BaselineRule,
+                  penalty_factor: float, now: datetime, owners: dict[str, str]) -> list[dict[str, Any]]:
+    """Each prosumer's part of a contract several share: the same settlement over
+    its own devices only, so no party reads another's measurements."""
+    by_account: dict[str, list[str]] = {}
+    for device_id in contract["device_ids"]:
+        if owners.get(device_id):
+            by_account.setdefault(owners[device_id], []).append(device_id)
+    return [{"account_id": account_id, **settle({**contract, "device_ids": ids}, readings, rule,
+                                                penalty_factor, now)}
+            for account_id, ids in sorted(by_account.items())]
+
+
 def settlement_document(baseline: list[float], measured: list[float | None], delivered: list[float],
                         cap_kw: float, contract: dict[str, Any], rule: BaselineRule,
                         penalty_factor: float, now: datetime) -> dict[str, Any]:

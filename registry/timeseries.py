@@ -6,24 +6,17 @@ NaN where missing, aligned to UTC days (see :mod:`registry.forecasting`).
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
+
+from registry.clock import as_utc
 
 SLOTS_PER_DAY = 96
 RESOLUTION_S = 900
 # a day with this much missing data or more is not usable
 MAX_MISSING_FRACTION = 0.2
 _SLOT = timedelta(seconds=RESOLUTION_S)
-
-
-def as_utc(moment: datetime | str) -> datetime:
-    """A timezone-aware UTC datetime from a datetime (naive = UTC) or ISO string."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def target_start(issued_at: datetime | str) -> datetime:

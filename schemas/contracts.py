@@ -58,6 +58,10 @@ SCHEMA: dict[str, Any] = {
     "status": {"type": "string", "allowed": CONTRACT_STATUSES},
     "ven_response": VEN_RESPONSE,
     "settlement": SETTLEMENT,
+    # per prosumer of a contract several share; a prosumer reads its own as `settlement`
+    "settlement_shares": {"type": "list", "readonly": True,
+                          "schema": {"type": "dict", "schema": {"account_id": UUID_FIELD,
+                                                                **SETTLEMENT["schema"]}}},
     "settlement_error": {"type": "string", "readonly": True, "nullable": True},
     "settlement_checked_at": {"type": "datetime", "readonly": True},
 }

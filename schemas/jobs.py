@@ -19,6 +19,8 @@ SCHEMA: dict[str, Any] = {
     # what the job was asked to compute from; the same kind + subject + key is the same job
     "input_key": {"type": "string", "maxlength": 512},
     "input_keys": {"type": "list", "schema": {"type": "string", "maxlength": 512}},
+    # kind|subject|params digest: at most one queued job per key (partial unique index)
+    "dedup_key": {"type": "string", "maxlength": 600},
     # triggers absorbed by this job while it waited (debouncing)
     "triggers": {"type": "integer", "min": 0},
     "params": {"type": "dict", "allow_unknown": True},

@@ -1,4 +1,4 @@
-"""measurements: device telemetry, 15-minute or finer; bulk POST."""
+"""measurements: device telemetry, 15-minute or finer; bulk POST, idempotent per (device_id, timestamp)."""
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +23,11 @@ RESOURCE: dict[str, Any] = {
     "item_methods": ["GET", "DELETE"],
     "bulk_enabled": True,
     "default_sort": [("timestamp", 1)],
+    # one reading per device and time: a re-sent reading is answered with the stored one
+    # (registry.store.RegistryMongo.insert), so a re-sent batch stores nothing twice
+    "ingest_once_by": ["device_id", "timestamp"],
     "mongo_indexes": {
-        "device_time": [("device_id", 1), ("timestamp", 1)],
+        "device_time": ([("device_id", 1), ("timestamp", 1)], {"unique": True}),
         "owner": [("aggregator_id", 1), ("account_id", 1)],
     },
 }

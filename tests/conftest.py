@@ -69,6 +69,16 @@ def server(app):
 
 
 @pytest.fixture
+def slow_store(app):
+    """Every embedded store call takes 0.05-0.2 s, half before and half after it, as
+    a network round trip to MongoDB does: other requests act in between."""
+    database = app.data.pymongo().db
+    database.latency = (0.05, 0.2)
+    yield database.latency
+    database.latency = None
+
+
+@pytest.fixture
 def anon(app):
     """A client without a token."""
     return app.test_client()
@@ -84,12 +94,12 @@ def db(app):
 @pytest.fixture
 def insert(app, db) -> Callable[..., list[dict]]:
     """Put documents straight into the store, as Eve would have stored them."""
-    from datetime import datetime
-
     from eve.utils import document_etag
 
+    from registry.clock import utcnow
+
     def insert(resource: str, *docs: dict[str, Any]) -> list[dict]:
-        now = datetime.utcnow().replace(microsecond=0)
+        now = utcnow()
         stored = [{**d, "_created": now, "_updated": now} for d in docs]
         with app.app_context():
             for d in stored:

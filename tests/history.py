@@ -8,14 +8,14 @@ import numpy as np
 
 
 def this_hour() -> datetime:
-    """Naive UTC, on the hour (as the store keeps datetimes)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    """Aware UTC, on the hour (as the store gives datetimes back)."""
+    return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def readings(device: dict[str, Any], days: float, end: datetime | None = None, seed: int = 1,
              level: float = 1.0) -> list[dict[str, Any]]:
     """15-minute measurements of ``device`` for the ``days`` before ``end``, as stored
-    (owners copied, datetimes naive UTC)."""
+    (owners copied, datetimes aware UTC)."""
     end = end or this_hour()
     rng = np.random.default_rng(seed)
     n = int(days * 96)

@@ -14,8 +14,10 @@ from typing import Any, Iterable
 
 from flask import Flask, current_app
 
+from registry.clock import as_utc
 from registry.jobs import records, runner
 from registry.jobs.backends import EmbeddedBackend, RQBackend
+from registry.metrics import record_tick
 from registry.timeseries import iso, target_start
 
 log = logging.getLogger("registry.jobs")
@@ -30,8 +32,20 @@ def init_app(app: Flask) -> None:
         app.extensions["jobs"] = EmbeddedBackend(app, lambda: run_pending(app), lambda: tick(app))
     with app.app_context():
         records.ensure_indexes(app.data.driver.db)
-    if not app.config.get("TESTING") and app.config.get("JOBS_EMBEDDED_WORKER", True):
+    if not app.config.get("TESTING") and embedded_worker_wanted(app.config, app.extensions["jobs"].name):
         start_worker(app)
+
+
+def embedded_worker_wanted(config: dict[str, Any], backend: str) -> bool:
+    """JOBS_EMBEDDED_WORKER "auto": the worker thread (jobs and the tick) runs with the
+    embedded backend only; with RQ, web processes never run jobs (`run.py worker` does)."""
+    wanted = config.get("JOBS_EMBEDDED_WORKER", "auto")
+    if wanted not in (True, False, "auto"):
+        raise ValueError(f"JOBS_EMBEDDED_WORKER must be auto, 1 or 0, not {wanted!r}")
+    if wanted is True and backend == "rq":
+        raise ValueError("JOBS_EMBEDDED_WORKER=1 with the RQ backend: jobs and the tick run in "
+                         "`python run.py worker` processes; unset it or set it to 0")
+    return wanted is True or (wanted == "auto" and backend == "embedded")
 
 
 def backend_name(config: dict[str, Any]) -> str:
@@ -65,7 +79,7 @@ def enqueue(kind: str, subject: str, input_key: str, *, params: dict[str, Any] |
     """The job for (kind, subject, input_key): the existing one, a queued one that
     absorbs this trigger, or a new one handed to the backend."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    now = now or records.utcnow()
+    now = as_utc(now) if now else records.utcnow()
     backend = app.extensions["jobs"]
     with app.app_context():
         job, created = records.find_or_create(
@@ -83,7 +97,7 @@ def enqueue_forecasts(devices: Iterable[dict[str, Any]], trigger: str, kinds: It
 
     The input key names the target day and the trigger, so the same trigger on
     the same day is the same job."""
-    now = now or records.utcnow()
+    now = as_utc(now) if now else records.utcnow()
     key = f"{iso(target_start(now))}/{trigger}"
     return [enqueue(kind, d["device_id"], key, owner=owner_of(d), app=app, now=now)
             for d in devices for kind in kinds]
@@ -97,7 +111,7 @@ def run_pending(app: Flask, now: datetime | None = None, batch: int = 500) -> in
     """Run due jobs until none is left (follow-up jobs included); returns how many ran.
 
     ``now`` fixes the clock, so tests can step through back-offs."""
-    total = 0
+    total, now = 0, as_utc(now) if now else None
     while True:
         with app.app_context():
             due = records.due(app.data.driver.db, now or records.utcnow(), batch)
@@ -110,8 +124,9 @@ def run_pending(app: Flask, now: datetime | None = None, batch: int = 500) -> in
 
 
 def tick(app: Flask, now: datetime | None = None) -> dict[str, int]:
-    """Periodic work of every worker: advance the marketplace lifecycle, requeue lost jobs."""
-    now = now or records.utcnow()
+    """Periodic work of every worker: advance the marketplace lifecycle (and repair
+    what dead requests left), requeue lost jobs."""
+    now = as_utc(now) if now else records.utcnow()
     counts: dict[str, int] = {}
     try:
         from registry.lifecycle import advance_lifecycle
@@ -130,4 +145,6 @@ def tick(app: Flask, now: datetime | None = None) -> dict[str, int]:
     for job in overdue:
         app.extensions["jobs"].submit(job)
     counts["jobs_resubmitted"] = len(overdue)
+    with app.app_context():
+        record_tick(app.data.driver.db, now, counts)  # the tick's lag and totals in /metrics
     return counts

@@ -46,23 +46,54 @@ class EmbeddedBackend:
             self.thread.join(timeout)
 
     def _loop(self) -> None:
+        """Tick once per period whether or not the last tick failed (a failing tick
+        never makes the next one due at once), drain what is due, sleep."""
         period = float(self.app.config["JOBS_TICK_SECONDS"])
-        next_tick = 0.0
+        next_tick, quiet = 0.0, QuietLog(period)
         while not self.stopping.is_set():
             self.wake.clear()
-            try:
-                if time.monotonic() >= next_tick:
-                    self.tick()
-                    next_tick = time.monotonic() + period
-                self.drain()
-            except Exception:  # noqa: BLE001 - the thread must outlive a bad batch
-                log.exception("embedded job worker")
-            self.wake.wait(min(period, self._until_next_due(), max(0.0, next_tick - time.monotonic())))
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + period
+                quiet.guard("tick", self.tick)
+            drained, _ = quiet.guard("drain", self.drain)
+            pause = max(0.0, next_tick - time.monotonic())
+            if drained:  # after a failed drain, wait for the next tick (or a new job) instead of spinning
+                known, until_due = quiet.guard("next due", self._until_next_due)
+                pause = min(pause, until_due) if known else pause
+            self.wake.wait(pause)
 
     def _until_next_due(self) -> float:
         with self.app.app_context():
             due = records.next_due(self.app.data.driver.db)
         return 3600.0 if due is None else max(0.05, (due - records.utcnow()).total_seconds())
+
+
+class QuietLog:
+    """Run a part of the worker's loop; log a failure with its traceback at most
+    once per ``period`` (later ones are counted and reported with the next)."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.last: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def guard(self, name: str, function: Callable[[], Any]) -> tuple[bool, Any]:
+        """(True, its result), or (False, None) once its failure is logged or counted."""
+        try:
+            return True, function()
+        except Exception:  # noqa: BLE001 - the thread must outlive a bad batch or a store outage
+            self._report(name)
+            return False, None
+
+    def _report(self, name: str) -> None:
+        now = time.monotonic()
+        if name in self.last and now - self.last[name] < self.period:
+            self.suppressed[name] = self.suppressed.get(name, 0) + 1
+            return
+        repeated = self.suppressed.pop(name, 0)
+        self.last[name] = now
+        log.exception("embedded job worker: %s failed%s", name,
+                      f" ({repeated} more since the last report)" if repeated else "")
 
 
 # --- RQ --------------------------------------------------------------------------

@@ -15,19 +15,14 @@ LIVE_CONTRACTS = ("accepted", "active")
 MAX_SERIES_DAYS = 31  # the longest price series (schemas/prices.py: 2976 x 15 min)
 
 
-def naive(moment: datetime | str) -> datetime:
-    """Naive UTC, as stored."""
-    return as_utc(moment).replace(tzinfo=None)
-
-
 def load_history(db: Any, device_ids: Sequence[str], day: datetime, days: int) -> np.ndarray:
     """(n, days*96) mean kW per 15-minute slot of the ``days`` before ``day``; NaN where nothing was measured."""
-    begin, n_slots = naive(day) - timedelta(days=days), days * SLOTS_PER_DAY
+    begin, n_slots = as_utc(day) - timedelta(days=days), days * SLOTS_PER_DAY
     row = {device_id: i for i, device_id in enumerate(device_ids)}
     sums = np.zeros(len(device_ids) * n_slots)
     counts = np.zeros_like(sums)
     cursor = find_all(db["measurements"],
-                      {"device_id": {"$in": list(device_ids)}, "timestamp": {"$gte": begin, "$lt": naive(day)}},
+                      {"device_id": {"$in": list(device_ids)}, "timestamp": {"$gte": begin, "$lt": as_utc(day)}},
                       {"device_id": 1, "timestamp": 1, "power_kw": 1, "_id": 0})
     index, power = [], []
     for m in cursor:
@@ -77,7 +72,7 @@ def capacity_columns(devices: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def price_series(db: Any, aggregator: dict[str, Any] | None, aggregator_id: str,
                  day: datetime) -> list[float | None]:
     """96 prices for ``day``: the aggregator's tariff, else its area's, else a global series."""
-    begin, end = naive(day), naive(day) + timedelta(days=1)
+    begin, end = as_utc(day), as_utc(day) + timedelta(days=1)
     scopes = [{"aggregator_id": aggregator_id}]
     if aggregator and aggregator.get("country"):
         scopes.append({"area": aggregator["country"], "aggregator_id": None})

@@ -4,29 +4,37 @@ Every change is one atomic store operation, so API processes and any number
 of workers can share the collection:
 
 * find_or_create: the same kind + subject + input key is the same job
-  (idempotent); a queued job of the same kind and subject absorbs a new
-  trigger instead of a second job being made (debouncing);
+  (idempotent); a queued job of the same kind, subject and params absorbs a
+  new trigger instead of a second job being made (debouncing). A partial
+  unique index on ``dedup_key`` among queued jobs makes that hold when
+  processes race (an upsert is not atomic against another upsert): the loser
+  gets a duplicate key error and retries, finding the winner's job;
 * claim: queued and due -> running (compare-and-set: one worker wins);
 * finish / fail: running -> done, or -> queued again with an exponential
-  back-off while attempts remain, else -> failed with the error.
+  back-off while attempts remain, else -> failed with the error. A job that
+  would go back to the queue while another job with its dedup key is queued
+  is folded into that one instead.
 
 Documents carry Eve's meta fields, so they read like any other resource.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from registry import request_ids
+from registry.clock import utcnow  # noqa: F401 - the jobs' clock (aware UTC), imported from here
 
 COLLECTION = "jobs"
-
-
-def utcnow() -> datetime:
-    """Naive UTC without microseconds, as Eve stores datetimes."""
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+DEDUP_INDEX = "queued_dedup_unique"
+RACE_RETRIES = 5
 
 
 def _touch(now: datetime) -> dict[str, Any]:
@@ -34,24 +42,36 @@ def _touch(now: datetime) -> dict[str, Any]:
     return {"_updated": now, "_etag": uuid.uuid4().hex}
 
 
+def dedup_key(kind: str, subject: str, params: dict[str, Any]) -> str:
+    """Jobs with the same key compute the same thing from the store: one queued is enough."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return f"{kind}|{subject}|{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+
+
 def find_or_create(db: Any, kind: str, subject: str, input_key: str, *, params: dict[str, Any],
                    owner: dict[str, str], max_attempts: int, backend: str,
                    now: datetime) -> tuple[dict[str, Any], bool]:
     """(the job, whether it was just created)."""
     jobs = db[COLLECTION]
-    existing = jobs.find_one({"kind": kind, "subject": subject, "input_keys": input_key})
-    if existing is not None:
-        return existing, False
+    key = dedup_key(kind, subject, params)
     new = {"params": params, "attempts": 0,
            "max_attempts": max_attempts, "queued_at": now, "not_before": now, "started_at": None,
            "finished_at": None, "error": None, "result_url": None,
-           "backend": backend, "_created": now, **owner}
-    job = jobs.find_one_and_update(
-        {"kind": kind, "subject": subject, "status": "queued"},
-        {"$set": {"input_key": input_key, **_touch(now)}, "$addToSet": {"input_keys": input_key},
-         "$inc": {"triggers": 1}, "$setOnInsert": new},
-        upsert=True, return_document=ReturnDocument.AFTER)
-    return job, job["triggers"] == 1
+           "backend": backend, "_created": now, "request_id": request_ids.current(), **owner}
+    for _ in range(RACE_RETRIES):
+        existing = jobs.find_one({"kind": kind, "subject": subject, "input_keys": input_key})
+        if existing is not None:
+            return existing, False
+        try:
+            job = jobs.find_one_and_update(
+                {"kind": kind, "subject": subject, "dedup_key": key, "status": "queued"},
+                {"$set": {"input_key": input_key, **_touch(now)}, "$addToSet": {"input_keys": input_key},
+                 "$inc": {"triggers": 1}, "$setOnInsert": new},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            continue  # another process queued it between our find and our upsert: absorb into it
+        return job, job["triggers"] == 1
+    raise RuntimeError(f"could not queue {kind} for {subject}: {RACE_RETRIES} races lost in a row")
 
 
 def get(db: Any, job_id: ObjectId | str) -> dict[str, Any] | None:
@@ -101,8 +121,27 @@ def fail(db: Any, job: dict[str, Any], error: str, permanent: bool, base_seconds
         update.update(status="queued", not_before=now + backoff(job["attempts"], base_seconds))
     else:
         update.update(status="failed", finished_at=now)
-    return db[COLLECTION].find_one_and_update({"_id": job["_id"], "status": "running"}, {"$set": update},
-                                              return_document=ReturnDocument.AFTER) or job
+    return leave_running(db, job, update, now) or job
+
+
+def leave_running(db: Any, job: dict[str, Any], update: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """running -> ``update``. Back to the queue while a job with the same dedup key is
+    queued would break the unique index: that job takes this one's input keys (it
+    reads the store when it runs) and this one fails, naming it."""
+    jobs = db[COLLECTION]
+    for _ in range(RACE_RETRIES):
+        try:
+            return jobs.find_one_and_update({"_id": job["_id"], "status": "running"}, {"$set": update},
+                                            return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            other = jobs.find_one_and_update(
+                {"dedup_key": job.get("dedup_key"), "status": "queued"},
+                {"$addToSet": {"input_keys": {"$each": job.get("input_keys") or []}}, "$inc": {"triggers": 1}},
+                return_document=ReturnDocument.AFTER)
+        if other is not None:  # else it was claimed meanwhile: queue this one after all
+            update = {**update, "status": "failed", "finished_at": now,
+                      "error": f"{update['error']}; retried as job {other['_id']}"}
+    return None
 
 
 def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
@@ -116,11 +155,12 @@ def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
                   **_touch(now)}
         if out_of_attempts:
             update["finished_at"] = now
-        moved += db[COLLECTION].update_one({"_id": job["_id"], "status": "running"},
-                                           {"$set": update}).modified_count
+        moved += leave_running(db, job, update, now) is not None
     return moved
 
 
 def ensure_indexes(db: Any) -> None:
-    db[COLLECTION].create_index([("status", 1), ("not_before", 1)])
-    db[COLLECTION].create_index([("kind", 1), ("subject", 1), ("input_keys", 1)])
+    """The de-duplication index (the lookup indexes come from schemas/jobs.py; creating
+    them again under another name is an error on MongoDB)."""
+    db[COLLECTION].create_index([("dedup_key", 1)], name=DEDUP_INDEX, unique=True,
+                                partialFilterExpression={"status": "queued", "dedup_key": {"$exists": True}})

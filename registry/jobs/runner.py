@@ -15,6 +15,7 @@ from bson import ObjectId
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from registry.clock import as_utc
 from registry.jobs import records
 from registry.jobs.tasks import TASKS
 
@@ -30,7 +31,7 @@ def execute(app: Flask, job_ids: Iterable[ObjectId | str], now: datetime | None 
     Kinds run in KIND_ORDER and each batch is claimed just before it runs, so
     the follow-ups a consumption forecast triggers are absorbed by flexibility
     and advice jobs still queued here."""
-    now = now or records.utcnow()
+    now = as_utc(now) if now else records.utcnow()
     wanted = [ObjectId(i) for i in job_ids]
     ran = 0
     with app.test_request_context("/jobs/worker"):

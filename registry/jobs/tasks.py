@@ -24,6 +24,7 @@ from registry import advisor
 from registry.forecasting import (MAX_MISSING_FRACTION, MIN_DAYS, InsufficientData, documents_for,
                                   flexibility_forecast, forecast_day_ahead, hide_unobserved, iso, target_start,
                                   usable_days)
+from registry.clock import as_utc
 from registry.jobs import inputs
 
 Outcome = str | Exception
@@ -46,7 +47,7 @@ def results_url(resource: str, job_id: Any) -> str:
 def issued_at(job: dict[str, Any], now: datetime) -> datetime:
     """The issue time a job was asked for (tests, re-runs), else when it runs."""
     given = (job.get("params") or {}).get("issued_at")
-    return inputs.naive(given) if given else now
+    return as_utc(given) if given else now
 
 
 def _stored(doc: dict[str, Any], job_id: Any) -> dict[str, Any]:
@@ -54,9 +55,9 @@ def _stored(doc: dict[str, Any], job_id: Any) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if v is not None}
     for key in ("issued_at", "start", "end"):
         if isinstance(out.get(key), str):
-            out[key] = inputs.naive(out[key])
+            out[key] = as_utc(out[key])
     if "slots" in out:
-        out["slots"] = [{**s, "start": inputs.naive(s["start"])} for s in out["slots"]]
+        out["slots"] = [{**s, "start": as_utc(s["start"])} for s in out["slots"]]
     return {**out, "job_id": job_id}
 
 
@@ -202,7 +203,7 @@ def _aggregator_document(db: Any, job: dict[str, Any], now: datetime) -> dict[st
                                       {"device_id": 1, "location": 1, "marketplace_availability": 1}))
     ids = [d["device_id"] for d in devices]
     flex = inputs.latest_forecasts(db, {"device_id": {"$in": ids}, "kind": "flexibility",
-                                        "direction": p["direction"], "start": {"$lte": inputs.naive(p["start"])}})
+                                        "direction": p["direction"], "start": {"$lte": as_utc(p["start"])}})
     windows = inputs.contract_windows(db, {"device_ids": {"$in": ids}})
     candidates = [{**d, "contracted": [{"start": iso(w["start"]), "end": iso(w["end"])}
                                        for w in windows.get(d["device_id"], [])],
