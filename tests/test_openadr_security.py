@@ -708,9 +708,11 @@ def test_serve_survives_its_vtn_dying_and_starts_it_again(tmp_path):
     port, vtn_port = free_port(), free_port()
     env = {**os.environ, "INSTANCE_PATH": str(tmp_path), "OPENADR_POLL_SECONDS": "1"}
     env.pop("MONGO_URI", None)
-    serve = subprocess.Popen([sys.executable, "run.py", "serve", "--no-demo", "--port", str(port),
-                              "--vtn-port", str(vtn_port)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "serve.log"  # a file, not a pipe: nobody reads while it runs
+    with log.open("wb") as output:
+        serve = subprocess.Popen([sys.executable, "run.py", "serve", "--no-demo", "--port",
+                                  str(port), "--vtn-port", str(vtn_port)], cwd=ROOT, env=env,
+                                 stdout=output, stderr=subprocess.STDOUT)
     api = f"http://127.0.0.1:{port}"
     vtn = f"http://127.0.0.1:{vtn_port}/OpenADR2/Simple/2.0b"
 
@@ -727,6 +729,7 @@ def test_serve_survives_its_vtn_dying_and_starts_it_again(tmp_path):
         except requests.ConnectionError:
             return False
 
+    second = None
     try:
         wait_until(lambda: health() and vtn_answers(), 60, 0.2)
         [first] = children_of(serve.pid)
@@ -747,6 +750,7 @@ def test_serve_survives_its_vtn_dying_and_starts_it_again(tmp_path):
         assert back_after < 15, back_after
     finally:
         serve.send_signal(signal.SIGTERM)
-        _, stderr = serve.communicate(timeout=30)
-    assert serve.returncode == 0, stderr.decode()[-3000:]
+        code = serve.wait(30)
+        print(log.read_text(errors="replace")[-4000:])  # shown when the test fails
+    assert code == 0
     wait_until(lambda: not Path(f"/proc/{second}").exists(), 5)  # stopped with its parent
