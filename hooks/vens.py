@@ -18,6 +18,7 @@ from registry.openadr import enrolment
 
 
 def require_json_answer(req: Any) -> None:
+    # Eve's own choice of renderer for this request (private, but the same decision)
     if "json" not in _best_mime()[0]:
         abort(406, description="an enrolment's secret is returned once, in a JSON answer: "
                                "send Accept: application/json")

@@ -342,6 +342,23 @@ def test_registration_needs_the_enrolment_secret_of_that_ven_name(world, vtn, cr
     assert (enrolment["ven_id"], enrolment["registration_status"]) == (ven_id, "registered")
 
 
+def test_a_ven_name_with_a_colon_authenticates_too(world, vtn):
+    """Basic splits ``user:password`` at the first colon; the secret has none, so the
+    VTN splits at the last one and ``site:box`` (a valid ven_name) still works."""
+    ven = enrolled_ven(world, vtn, "site:box-1").register()
+    assert ven.ven_id == world.prosumer.items("vens")[0]["ven_id"]
+
+
+@pytest.mark.parametrize("address, local", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("10.0.0.1", False), ("::ffff:10.0.0.1", False), ("fe80::1%eth0", False), (None, False),
+    ("not an address", False)])
+def test_which_peers_count_as_this_machine(address, local):
+    from registry.openadr.ven_auth import is_loopback
+
+    assert is_loopback(address) is local
+
+
 def test_a_registration_claiming_another_vens_id_is_refused(world, vtn):
     victim = enrolled_ven(world, vtn, "victim").register()
     attacker = enrolled_ven(world, vtn, "attacker")

@@ -71,10 +71,12 @@ def basic_credentials(request: web.Request) -> tuple[str, str]:
 
 
 def is_loopback(address: str | None) -> bool:
+    """127.0.0.0/8, ::1, and ::ffff:127.x.y.z (IPv4 clients of a dual-stack listener)."""
     try:
-        return ipaddress.ip_address((address or "").split("%")[0]).is_loopback
+        ip = ipaddress.ip_address((address or "").split("%")[0])
     except ValueError:
         return False
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
 
 
 class VenGate:
