@@ -48,6 +48,21 @@ ADMIN_UI_CLIENTS: dict[str, dict[str, Any]] = json.loads(os.environ.get("ADMIN_U
 OAUTH_USERS: list[dict[str, Any]] | None = json.loads(os.environ["OAUTH_USERS"]) if "OAUTH_USERS" in os.environ else None
 OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIENTS"])
                                               if "OAUTH_CLIENTS" in os.environ else None)
+# secrets (docs/deploy.md, "Secrets and key rotation"): each in its variable or in the file
+# its *_FILE names (a mounted secret); read by registry/credentials.py. With MONGO_URI all
+# are required; without it, what is missing is generated into INSTANCE_PATH (the demo)
+OAUTH_USERS_FILE: str | None = os.environ.get("OAUTH_USERS_FILE") or None
+OAUTH_CLIENTS_FILE: str | None = os.environ.get("OAUTH_CLIENTS_FILE") or None
+SECRET_KEY: str | None = os.environ.get("SECRET_KEY") or None
+SECRET_KEY_FILE: str | None = os.environ.get("SECRET_KEY_FILE") or None
+# the built-in provider's key ring: a JWKS of private RSA keys (or one PEM key);
+# the file is re-read when it changes (`python run.py keys rotate`)
+OAUTH_SIGNING_KEYS: str | None = os.environ.get("OAUTH_SIGNING_KEYS") or None
+OAUTH_SIGNING_KEYS_FILE: str | None = os.environ.get("OAUTH_SIGNING_KEYS_FILE") or None
+# "1": generate missing secrets into INSTANCE_PATH even with MONGO_URI (one host trying MongoDB)
+DEMO_SECRETS: bool = os.environ.get("DEMO_SECRETS", "0") == "1"
+# Redis keys of UI sessions and revoked tokens (with REDIS_URL) start with this
+AUTH_REDIS_PREFIX: str = os.environ.get("AUTH_REDIS_PREFIX", "der-registry:")
 
 RATE_LIMIT: str = os.environ.get("RATE_LIMIT", "600 per minute")
 RATE_LIMIT_SERVICE: str = os.environ.get("RATE_LIMIT_SERVICE", "20000 per minute")

@@ -25,9 +25,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     config["INSTANCE_PATH"] = os.path.abspath(config["INSTANCE_PATH"])
     logs.configure_for(config)  # first: every line from here on has the one format
     os.makedirs(config["INSTANCE_PATH"], exist_ok=True)
-    if config.get("OAUTH_USERS") is None or config.get("OAUTH_CLIENTS") is None:
-        demo_oauth = credentials.oauth_settings(config["INSTANCE_PATH"], config["PUBLIC_URL"])
-        config = {**demo_oauth, **{k: v for k, v in config.items() if v is not None}}
+    config = credentials.resolve(config)  # configured secrets, or the demo's; none in a deployment fails here
     app = Eve(import_name=__name__, settings=config, validator=RegistryValidator,
               data=RegistryMongo, auth=BearerAuth, instance_path=config["INSTANCE_PATH"])
     app.extensions["principal_cache"] = PrincipalCache(auth.validator_from_config(app.config))

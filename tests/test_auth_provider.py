@@ -401,14 +401,14 @@ def test_token_for_another_audience_or_instance_is_refused(oauth_app: Flask, tmp
 def test_key_file_is_created_once_private_and_reused(tmp_path: Any) -> None:
     instance = str(tmp_path / "fresh")
     first = load_or_create_signing_key(instance)
-    path = os.path.join(instance, "oauth-signing-key.json")
+    path = os.path.join(instance, "oauth-signing-keys.json")
     content, mtime = open(path).read(), os.stat(path).st_mtime_ns
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     time.sleep(0.01)
     second = load_or_create_signing_key(instance)
     assert second.kid == first.kid and second.as_dict(private=True) == first.as_dict(private=True)
     assert open(path).read() == content and os.stat(path).st_mtime_ns == mtime
-    assert os.listdir(instance) == ["oauth-signing-key.json"]  # no temp files left behind
+    assert os.listdir(instance) == ["oauth-signing-keys.json"]  # no temp files left behind
 
 
 def test_server_and_cli_share_the_key(tmp_path: Any) -> None:
@@ -497,6 +497,6 @@ def test_key_file_on_a_mount_without_hard_links(tmp_path: Any, monkeypatch: pyte
 
     monkeypatch.setattr(os, "link", no_links)
     first = load_or_create_signing_key(str(tmp_path))
-    path = os.path.join(str(tmp_path), "oauth-signing-key.json")
+    path = os.path.join(str(tmp_path), "oauth-signing-keys.json")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert load_or_create_signing_key(str(tmp_path)).kid == first.kid

@@ -14,23 +14,24 @@ from flask import Flask
 from . import provider
 from .accounts import hash_secret
 from .issuing import MAX_TOKEN_TTL, builtin_issuer_config, mint_token, validator_from_config
-from .keys import load_or_create_signing_key, public_jwks
+from .keys import KeyRing, KeyRingError, public_jwks
+from .keystore import load_or_create_signing_key, signing_keys_for
 from .principal import ROLES, Principal
 from .revocation import EXTENSION as REVOCATIONS, TokenRevocations
 from .tokens import IssuerConfig, InvalidToken, TokenValidator, issuer_from_dict
 
 __all__ = [
-    "MAX_TOKEN_TTL", "REVOCATIONS", "ROLES", "IssuerConfig", "InvalidToken", "Principal",
+    "MAX_TOKEN_TTL", "REVOCATIONS", "ROLES", "IssuerConfig", "InvalidToken", "KeyRing", "KeyRingError", "Principal",
     "TokenRevocations", "TokenValidator", "builtin_issuer_config", "hash_secret", "init_app",
     "load_or_create_signing_key", "issuer_from_dict", "mint_token", "public_jwks",
-    "validator_from_config",
+    "signing_keys_for", "validator_from_config",
 ]
 
 
 def init_app(app: Flask, get_db: Callable[[], Any]) -> None:
     """The built-in provider and the revocation list, both kept in `get_db()`'s
-    database; the app's `principal_cache` (when there is one) checks the list."""
-    revocations = TokenRevocations(get_db)
+    database (revocations also in Redis with ``REDIS_URL``); the app's `principal_cache` (when there is one) checks the list."""
+    revocations = TokenRevocations.from_config(app.config, get_db)
     app.extensions[REVOCATIONS] = revocations
     cache = app.extensions.get("principal_cache")
     if cache is not None:

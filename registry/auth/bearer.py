@@ -26,7 +26,9 @@ class PrincipalCache:
     """A small LRU of validated tokens keyed by their SHA-256.
 
     Revocation (sign-out) is checked on every call, cache hit or not; the
-    revocation list is set by ``registry.auth.init_app``."""
+    revocation list is set by ``registry.auth.init_app``. The cache starts
+    over whenever the built-in key ring is reloaded: a pruned key's tokens
+    must fail at once, cached or not."""
 
     def __init__(self, validator: TokenValidator, size: int = CACHE_SIZE,
                  revocations: TokenRevocations | None = None) -> None:
@@ -35,6 +37,7 @@ class PrincipalCache:
         self.revocations = revocations
         self._items: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._keys_generation = validator.keys_generation()
 
     def principal_for(self, token: str) -> Principal:
         principal = self._validated(token)
@@ -44,7 +47,11 @@ class PrincipalCache:
 
     def _validated(self, token: str) -> Principal:
         key = hashlib.sha256(token.encode()).hexdigest()
+        generation = self.validator.keys_generation()
         with self._lock:
+            if generation != self._keys_generation:
+                self._items.clear()
+                self._keys_generation = generation
             hit = self._items.get(key)
             if hit and hit[1] > time.time():
                 self._items.move_to_end(key)

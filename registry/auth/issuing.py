@@ -13,7 +13,10 @@ from typing import Any, Mapping
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from .keys import SIGNING_ALG, load_or_create_signing_key, public_jwks
+import settings
+
+from .keys import SIGNING_ALG
+from .keystore import signing_keys_for
 from .principal import ROLES
 from .tokens import IssuerConfig, TokenValidator, issuer_from_dict
 
@@ -75,7 +78,7 @@ def sign_access_token(key: RSAKey, claims: Mapping[str, Any]) -> str:
 
 
 def mint_token(
-    instance_path: str,
+    keys_from: str | Mapping[str, Any],
     issuer: str,
     audience: str,
     role: str,
@@ -84,14 +87,16 @@ def mint_token(
     ttl: int = MAX_TOKEN_TTL,
     subject: str | None = None,
 ) -> str:
-    """A development token signed with the instance key, without a server.
+    """A development token signed with the current signing key, without a server.
 
-    Raises ValueError for an unknown role or a lifetime over one hour (a
+    `keys_from` is an app's config, or an instance folder: then the keys this
+    environment configures (`OAUTH_SIGNING_KEYS[_FILE]`), else the folder's demo
+    keys, exactly as a server started here would use. Raises ValueError for an unknown role or a lifetime over one hour (a
     command-line user should hear that, not get a silently shorter token).
     """
     if ttl > MAX_TOKEN_TTL:
         raise ValueError(f"token lifetime is capped at {MAX_TOKEN_TTL} seconds")
-    key = load_or_create_signing_key(instance_path)
+    key = signing_keys_for(_keys_config(keys_from)).current_key()
     claims = access_claims(
         issuer=issuer,
         audience=audience,
@@ -106,12 +111,12 @@ def mint_token(
 
 
 def builtin_issuer_config(app_config: Mapping[str, Any]) -> IssuerConfig:
-    """How to validate the built-in provider's tokens: its own public key, no HTTP."""
-    key = load_or_create_signing_key(instance_path_of(app_config))
+    """How to validate the built-in provider's tokens: its own key ring, no HTTP."""
+    keys = signing_keys_for({**app_config, "INSTANCE_PATH": instance_path_of(app_config)})
     return IssuerConfig(
         issuer=app_config.get("OAUTH_ISSUER") or DEFAULT_ISSUER,
         audience=app_config.get("OAUTH_AUDIENCE") or DEFAULT_AUDIENCE,
-        keys=public_jwks(key),
+        local_keys=keys,
         algorithms=[SIGNING_ALG],
         max_ttl=MAX_TOKEN_TTL,
     )
@@ -121,6 +126,13 @@ def validator_from_config(app_config: Mapping[str, Any]) -> TokenValidator:
     """The API's validator: the built-in issuer plus every `OAUTH_PROVIDERS` entry."""
     extra = [issuer_from_dict(dict(entry)) for entry in app_config.get("OAUTH_PROVIDERS") or []]
     return TokenValidator([builtin_issuer_config(app_config), *extra])
+
+
+def _keys_config(keys_from: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(keys_from, str):
+        return {**keys_from, "INSTANCE_PATH": instance_path_of(keys_from)}
+    return {"INSTANCE_PATH": keys_from, "OAUTH_SIGNING_KEYS": settings.OAUTH_SIGNING_KEYS,
+            "OAUTH_SIGNING_KEYS_FILE": settings.OAUTH_SIGNING_KEYS_FILE}
 
 
 def instance_path_of(app_config: Mapping[str, Any], default: str | None = None) -> str:

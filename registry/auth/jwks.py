@@ -1,8 +1,9 @@
 """Where the verification keys of one issuer come from, and how long they stay.
 
-An issuer's keys are either a static key set (the built-in provider hands in
-its own public key; no HTTP) or a JWKS document fetched over HTTP, found
-directly (`jwks_uri`) or through OIDC discovery. Fetched keys are cached.
+An issuer's keys are a static key set, the built-in provider's own key ring
+(`LocalKeys`: no HTTP; looked at again on an unknown kid, as the ring may just
+have been rotated), or a JWKS document fetched over HTTP, found directly
+(`jwks_uri`) or through OIDC discovery. Fetched keys are cached.
 A token signed with a kid we do not know may mean the issuer rotated its key,
 so the key set is fetched again — but at most once per `refetch_interval`
 per issuer, so garbage kids cannot turn us into a load generator against the
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import requests
 from joserfc.errors import JoseError
@@ -29,6 +30,14 @@ class UnknownKeyId(Exception):
     """No key of the issuer carries the token's kid, even after a refetch."""
 
 
+class LocalKeys(Protocol):
+    """A key ring in this process (`registry.auth.keystore.SigningKeys`)."""
+
+    def public_keyset(self, *, refresh: bool = False) -> KeySet: ...
+
+    def reload_count(self) -> int: ...
+
+
 class IssuerKeys:
     """The verification keys of one issuer, fetched lazily and cached.
 
@@ -41,6 +50,7 @@ class IssuerKeys:
         issuer: str,
         *,
         static: KeySet | None = None,
+        local: LocalKeys | None = None,
         jwks_uri: str | None = None,
         discovery_url: str | None = None,
         http_timeout: float = 5.0,
@@ -48,10 +58,11 @@ class IssuerKeys:
         refetch_interval: float = 30.0,
         clock: Callable[[], float],
     ) -> None:
-        if static is None and not (jwks_uri or discovery_url):
+        if static is None and local is None and not (jwks_uri or discovery_url):
             raise ValueError(f"issuer {issuer!r} needs keys, a jwks_uri or a discovery_url")
         self.issuer = issuer
         self._static = static
+        self._local = local
         self._jwks_uri = jwks_uri
         self._discovery_url = discovery_url
         self._timeout = http_timeout
@@ -68,6 +79,13 @@ class IssuerKeys:
 
     def find(self, kid: str | None) -> Key:
         """The key for `kid`; refetches once (rate-limited) when it is unknown."""
+        if self._local is not None:
+            key = _pick(self._local.public_keyset(), kid)
+            if key is None:  # rotated a moment ago? the ring re-reads its file only if it changed
+                key = _pick(self._local.public_keyset(refresh=True), kid)
+            if key is None:
+                raise UnknownKeyId(f"no key with kid {kid!r} for issuer {self.issuer}")
+            return key
         with self._lock:
             keys, just_loaded = self._current_keys()
             key = _pick(keys, kid)

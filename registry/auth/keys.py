@@ -1,105 +1,198 @@
-"""The built-in provider's signing key: created once, shared by processes.
+"""The built-in provider's signing keys: a key ring with one current key.
 
-The server and the CLI `token` command are separate processes that must sign
-with the same key, so the key lives in the instance folder as a private JWK
-(`oauth-signing-key.json`, mode 0600). Its `kid` is the RFC 7638 thumbprint,
-which is stable for the key and therefore identical in every process.
+A ring is a JWKS of private RSA keys. Each key carries a `kid` (its RFC 7638
+thumbprint unless given) and a `status`:
+
+* ``current``: signs every new token; exactly one.
+* ``next``: published but not yet signing (staged, so every host knows it
+  before the first token signed with it arrives).
+* ``retired``: signed earlier tokens; published until they have expired,
+  then removed by `prune`.
+
+The JWKS the provider publishes holds every key of the ring, public halves
+only. On disk a ring is the same JWKS with the private members and two
+timestamps (``created_at``, ``retired_at``); a single PEM key or a single JWK
+is read as a ring whose one key is current.
+
+    ring = KeyRing.parse(text)
+    ring.current.key            # sign with this
+    ring.rotate(now)            # the next (or a new) key signs; the old one retires
+    ring.prune(now, older_than) # drop keys retired longer ago than a token lives
 """
 from __future__ import annotations
 
 import json
-import logging
-import os
-import stat
-import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any
 
+from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
-log = logging.getLogger(__name__)
-
-KEY_FILENAME = "oauth-signing-key.json"
-KEY_SIZE = 2048
 SIGNING_ALG = "RS256"
+KEY_SIZE = 2048
+STATUSES = ("current", "next", "retired")
+_RING_MEMBERS = {"status", "created_at", "retired_at"}
 
 
-def key_path(instance_path: str) -> str:
-    """Where the signing key of the instance at `instance_path` is kept."""
-    return os.path.join(instance_path, KEY_FILENAME)
+class KeyRingError(ValueError):
+    """The key ring text is unusable; the message says what to fix."""
 
 
-def load_or_create_signing_key(instance_path: str) -> RSAKey:
-    """Return the instance's RSA signing key, generating it on first start.
+@dataclass(frozen=True)
+class RingKey:
+    """One key of the ring and where it stands in its life."""
 
-    Safe when two processes start at once: the key is written to a temporary
-    file and hard-linked into place, so a reader never sees half a file and
-    exactly one generated key wins; the loser reads the winner's key.
-    """
-    path = key_path(instance_path)
-    if os.path.exists(path):
-        return _read_key(path)
-    os.makedirs(instance_path, exist_ok=True)
-    key = _generate_key()
-    _publish_key(path, key)
-    # Read back rather than return `key`: if another process won the race,
-    # its key is the one everybody must use.
-    return _read_key(path)
+    key: RSAKey
+    status: str
+    created_at: datetime | None = None
+    retired_at: datetime | None = None
+
+    @property
+    def kid(self) -> str:
+        return str(self.key.kid)
+
+    def as_jwk(self) -> dict[str, Any]:
+        data: dict[str, Any] = {k: v for k, v in self.key.as_dict(private=self.key.is_private).items()
+                                if k not in _RING_MEMBERS}
+        data.update(status=self.status, use="sig", alg=SIGNING_ALG)
+        for name in ("created_at", "retired_at"):
+            if getattr(self, name) is not None:
+                data[name] = _format_time(getattr(self, name))
+        return data
+
+    def public_jwk(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.key.as_dict(private=False).items() if k not in _RING_MEMBERS}
+        data.update(use="sig", alg=SIGNING_ALG)
+        return data
 
 
-def public_jwks(key: RSAKey) -> dict[str, Any]:
-    """The JWKS document that publishes the public half of `key`."""
-    public = key.as_dict(private=False)
-    public.setdefault("use", "sig")
-    public.setdefault("alg", SIGNING_ALG)
-    return {"keys": [public]}
+@dataclass(frozen=True)
+class KeyRing:
+    keys: tuple[RingKey, ...]
+
+    @property
+    def current(self) -> RingKey:
+        return next(k for k in self.keys if k.status == "current")
+
+    def public_jwks(self) -> dict[str, Any]:
+        """What `/oauth/jwks.json` publishes: every key of the ring, public halves only."""
+        return {"keys": [k.public_jwk() for k in self.keys]}
+
+    def to_text(self) -> str:
+        return json.dumps({"keys": [k.as_jwk() for k in self.keys]}, indent=2) + "\n"
+
+    def rotate(self, now: datetime, new_key: RSAKey | None = None) -> "KeyRing":
+        """The staged `next` key (else `new_key`, else a fresh one) becomes current;
+        the current one retires now and stays published."""
+        staged = next((k for k in self.keys if k.status == "next"), None)
+        promoted = staged.key if staged else (new_key or generate_key())
+        kept = [replace(k, status="retired", retired_at=now) if k.status == "current" else k
+                for k in self.keys if k is not staged]
+        created = staged.created_at if staged else now
+        return KeyRing((RingKey(promoted, "current", created_at=created), *kept))
+
+    def stage(self, now: datetime, new_key: RSAKey | None = None) -> "KeyRing":
+        """Publish a new key that does not sign yet (replacing an earlier staged one)."""
+        kept = [k for k in self.keys if k.status != "next"]
+        return KeyRing((*kept, RingKey(new_key or generate_key(), "next", created_at=now)))
+
+    def prune(self, now: datetime, older_than: float) -> tuple["KeyRing", list[RingKey]]:
+        """Remove keys retired more than `older_than` seconds ago; returns the ring and what
+        went. A key retired at an unknown time goes only with `older_than` 0."""
+        def prunable(k: RingKey) -> bool:
+            if k.status != "retired":
+                return False
+            if k.retired_at is None:
+                return older_than <= 0
+            return (now - k.retired_at).total_seconds() >= older_than
+
+        removed = [k for k in self.keys if prunable(k)]
+        return KeyRing(tuple(k for k in self.keys if not prunable(k))), removed
+
+    @classmethod
+    def new(cls, now: datetime) -> "KeyRing":
+        return cls((RingKey(generate_key(), "current", created_at=now),))
+
+    @classmethod
+    def parse(cls, text: str) -> "KeyRing":
+        """A ring from a JWKS, a single JWK or a PEM private key; raises KeyRingError."""
+        stripped = text.strip()
+        if stripped.startswith("-----BEGIN"):
+            return cls((RingKey(_import(stripped), "current"),))
+        try:
+            document = json.loads(stripped)
+        except ValueError as error:
+            raise KeyRingError(f"neither a PEM key nor JSON: {error}") from None
+        entries = document.get("keys") if isinstance(document, dict) and "keys" in document else [document]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise KeyRingError('a JWKS needs "keys": a list of JWK objects')
+        return cls(_check_ring([_ring_key(entry) for entry in entries]))
 
 
-def _generate_key() -> RSAKey:
+def generate_key() -> RSAKey:
     key = RSAKey.generate_key(KEY_SIZE, parameters={"use": "sig", "alg": SIGNING_ALG})
     key.ensure_kid()
     return key
 
 
-def _publish_key(path: str, key: RSAKey) -> None:
-    directory = os.path.dirname(path)
-    # mkstemp creates the file with mode 0600, so the private key is never
-    # readable by others, not even for a moment.
-    fd, tmp = tempfile.mkstemp(prefix=".oauth-key-", dir=directory)
+def public_jwks(key: RSAKey) -> dict[str, Any]:
+    """The JWKS that publishes the public half of one key."""
+    return {"keys": [RingKey(key, "current").public_jwk()]}
+
+
+def _ring_key(entry: dict[str, Any]) -> RingKey:
+    status = entry.get("status")
+    if status is not None and status not in STATUSES:
+        raise KeyRingError(f"key {entry.get('kid')!r}: status {status!r} is not one of {', '.join(STATUSES)}")
+    if entry.get("alg") not in (None, SIGNING_ALG):
+        raise KeyRingError(f"key {entry.get('kid')!r}: only {SIGNING_ALG} keys are supported")
+    key = _import({k: v for k, v in entry.items() if k not in _RING_MEMBERS})
+    return RingKey(key, status or "", _parse_time(entry.get("created_at")), _parse_time(entry.get("retired_at")))
+
+
+def _import(value: Any) -> RSAKey:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(key.as_dict(private=True), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-            log.info("created OAuth signing key %s (kid %s)", path, key.kid)
-        except FileExistsError:
-            pass  # another process published its key first; use that one
-        except OSError:
-            # Some mounts (SMB, some container volumes) have no hard links;
-            # an exclusive create still lets only one process win.
-            _write_exclusive(path, key)
-    finally:
-        os.unlink(tmp)
-
-
-def _write_exclusive(path: str, key: RSAKey) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(key.as_dict(private=True), handle)
-
-
-def _read_key(path: str) -> RSAKey:
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
-        log.warning("signing key %s is readable by others (mode %o); chmod 600 it", path, mode)
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
-    key = RSAKey.import_key(data)
-    if not key.is_private:
-        raise ValueError(f"{path} holds no private key; delete it to generate a new one")
+        key = RSAKey.import_key(value)
+    except (JoseError, ValueError, TypeError) as error:
+        raise KeyRingError(f"not an RSA key: {error}") from None
+    if key.raw_value.key_size < KEY_SIZE:
+        raise KeyRingError(f"RSA keys need at least {KEY_SIZE} bits")
     key.ensure_kid()
     return key
+
+
+def _check_ring(keys: list[RingKey]) -> tuple[RingKey, ...]:
+    """Statuses made explicit: the first key without one is current when none is
+    marked; further unmarked keys are retired. Exactly one current, with its
+    private half; no kid twice."""
+    marked = any(k.status == "current" for k in keys)
+    ring: list[RingKey] = []
+    for k in keys:
+        if not k.status:
+            k = replace(k, status="retired" if marked else "current")
+            marked = True
+        ring.append(k)
+    current = [k for k in ring if k.status == "current"]
+    if len(current) != 1:
+        raise KeyRingError(f"a key ring needs exactly one current key, this one has {len(current)}")
+    if not current[0].key.is_private:
+        raise KeyRingError(f"the current key {current[0].kid!r} has no private half: it cannot sign")
+    kids = [k.kid for k in ring]
+    if len(set(kids)) != len(kids):
+        raise KeyRingError("two keys of the ring have the same kid")
+    return tuple(ring)
+
+
+def _format_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise KeyRingError(f"time {value!r} is not like 2026-01-31T12:00:00Z") from None
+    return parsed.replace(tzinfo=timezone.utc)

@@ -21,7 +21,6 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, ClientCredenti
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from joserfc.jwk import RSAKey
 
 from .accounts import (
     OAuthClient, OAuthUser, StoredCode, digest_code, hash_secret, load_clients, load_users,
@@ -31,7 +30,7 @@ from .issuing import (
     DEFAULT_AUDIENCE, DEFAULT_ISSUER, access_claims, builtin_issuer_config, instance_path_of,
     mint_token, sign_access_token, token_ttl,
 )
-from .keys import load_or_create_signing_key, public_jwks
+from .keystore import SigningKeys, signing_keys_for
 from .login import SignInRefused, listed_users, login_page, sign_in
 
 __all__ = ["bp", "init_app", "hash_secret", "mint_token", "builtin_issuer_config"]
@@ -51,7 +50,7 @@ class _ProviderState:
         self.issuer: str = (app.config.get("OAUTH_ISSUER") or DEFAULT_ISSUER).rstrip("/")
         self.audience: str = app.config.get("OAUTH_AUDIENCE") or DEFAULT_AUDIENCE
         self.ttl = token_ttl(app.config.get("OAUTH_TOKEN_TTL"))
-        self.key: RSAKey = load_or_create_signing_key(instance_path_of(app.config))
+        self.keys: SigningKeys = signing_keys_for({**app.config, "INSTANCE_PATH": instance_path_of(app.config)})
         self.clients = load_clients(app.config.get("OAUTH_CLIENTS") or [])
         self.users = load_users(app.config.get("OAUTH_USERS") or [])
         self.listed_users = listed_users(self.users, app.config.get("OAUTH_DEMO_USERS"))
@@ -76,7 +75,7 @@ class _ProviderState:
             role=owner.role or "", client_id=client.client_id, ttl=self.ttl,
             scope=scope or client.scope, aggregator_id=owner.aggregator_id, account_id=owner.account_id,
         )
-        return {"token_type": "Bearer", "access_token": sign_access_token(self.key, claims),
+        return {"token_type": "Bearer", "access_token": sign_access_token(self.keys.current_key(), claims),
                 "expires_in": self.ttl, "scope": claims["scope"]}
 
     def codes(self) -> Any:
@@ -186,7 +185,9 @@ def authorize() -> Response:
 
 @bp.get("/oauth/jwks.json")
 def jwks() -> Response:
-    return jsonify(public_jwks(_state().key))
+    # every key of the ring: the current one, one staged to sign next, and retired
+    # ones whose tokens may not have expired yet
+    return jsonify(_state().keys.ring().public_jwks())
 
 
 @bp.get("/.well-known/openid-configuration")

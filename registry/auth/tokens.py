@@ -23,7 +23,7 @@ from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError, Miss
 from joserfc.jwk import Key, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from .jwks import IssuerKeys, KeysUnavailable, UnknownKeyId, keyset_from
+from .jwks import IssuerKeys, KeysUnavailable, LocalKeys, UnknownKeyId, keyset_from
 from .principal import ROLES, Principal
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ class IssuerConfig:
     Claim paths are dotted (`realm_access.roles`). When the role claim holds a
     list, the first entry that is one of `ROLES` is the caller's role.
     `max_ttl` refuses tokens whose `exp - iat` exceeds it (and then `iat` is
-    required); the built-in provider sets it to one hour.
+    required); the built-in provider sets it to one hour. `local_keys` (the
+    built-in provider only, never from settings) is its key ring, followed as
+    it is rotated.
     """
 
     issuer: str
@@ -67,12 +69,13 @@ class IssuerConfig:
     aggregator_id_claim: str = "aggregator_id"
     account_id_claim: str = "account_id"
     max_ttl: int | None = None
+    local_keys: LocalKeys | None = None
 
     def __post_init__(self) -> None:
         unsafe = set(self.algorithms) - ASYMMETRIC_ALGORITHMS
         if unsafe:
             raise ValueError(f"issuer {self.issuer!r}: algorithms {sorted(unsafe)} are not allowed")
-        if self.keys is None and not (self.jwks_uri or self.discovery_url):
+        if self.keys is None and self.local_keys is None and not (self.jwks_uri or self.discovery_url):
             raise ValueError(f"issuer {self.issuer!r} needs keys, a jwks_uri or a discovery_url")
 
 
@@ -99,6 +102,7 @@ class TokenValidator:
             self._keys[config.issuer] = IssuerKeys(
                 config.issuer,
                 static=keyset_from(config.keys) if config.keys is not None else None,
+                local=config.local_keys,
                 jwks_uri=config.jwks_uri,
                 discovery_url=config.discovery_url,
                 http_timeout=http_timeout,
@@ -109,6 +113,11 @@ class TokenValidator:
     @property
     def issuers(self) -> list[str]:
         return list(self._configs)
+
+    def keys_generation(self) -> tuple[int, ...]:
+        """Changes whenever a local key ring is reloaded (rotated, pruned): what was
+        validated before may no longer be."""
+        return tuple(c.local_keys.reload_count() for c in self._configs.values() if c.local_keys is not None)
 
     def validate(self, token: str) -> Principal:
         header, unverified = _peek(token)
@@ -160,7 +169,7 @@ class TokenValidator:
 
 def issuer_from_dict(entry: dict[str, Any]) -> IssuerConfig:
     """An `IssuerConfig` from one `OAUTH_PROVIDERS` entry; unknown keys fail loudly."""
-    unknown = set(entry) - set(IssuerConfig.__dataclass_fields__)
+    unknown = set(entry) - (set(IssuerConfig.__dataclass_fields__) - {"local_keys"})
     if unknown:
         raise ValueError(f"OAUTH_PROVIDERS entry {entry.get('issuer')!r}: unknown keys {sorted(unknown)}")
     return IssuerConfig(**entry)
