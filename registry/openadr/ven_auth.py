@@ -119,7 +119,7 @@ class VenGate:
             self._check_secret(enrolment, name, secret)
             if message_type == "oadrCreatePartyRegistration" and claimed != name:
                 raise Refusal(403, f"authenticated as VEN {name!r}, not {claimed!r}")
-        if payload.get("ven_id") and payload["ven_id"] != enrolment["ven_id"]:
+        if payload.get("ven_id") and payload["ven_id"] != enrolment.get("ven_id"):
             raise Refusal(403, f"venID {payload['ven_id']} is not this VEN's")
         return enrolment
 
