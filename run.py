@@ -6,6 +6,7 @@
     python run.py seed [--prosumers N] [--days D]
     python run.py worker [--burst]
     python run.py bridge [--api-url URL] [--host H] [--vtn-port V]
+    python run.py keys list|rotate [--stage]|prune [--older-than S]|hash-secret [--file PATH]
 """
 from __future__ import annotations
 
@@ -61,7 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--api-url", help="the registry's URL (default: OPENADR_API_URL, PUBLIC_URL)")
     bridge.add_argument("--host", help="address the VTN listens on (default 127.0.0.1)")
     bridge.add_argument("--vtn-port", type=int, help="VTN port (default: OPENADR_PORT, VTN_PORT, 8080)")
+    add_keys_args(sub)
     return parser
+
+
+def add_keys_args(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="the signing key ring (list, rotate, prune) and secret hashes")
+    keys.add_argument("action", choices=["list", "rotate", "prune", "hash-secret"])
+    keys.add_argument("--file", help="the key ring (default: OAUTH_SIGNING_KEYS_FILE, else the demo's "
+                                     "in INSTANCE_PATH); rotate creates it")
+    keys.add_argument("--stage", action="store_true", help="rotate: publish a new key that signs from "
+                                                           "the next rotate (hosts with their own copies)")
+    keys.add_argument("--older-than", type=float, help="prune: retired at least this many seconds ago "
+                                                       "(default: a token's lifetime; 0: every retired key)")
 
 
 def add_serve_args(parser: argparse.ArgumentParser) -> None:
@@ -207,9 +220,17 @@ def bridge(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys(args: argparse.Namespace) -> int:
+    from registry.auth import key_commands
+
+    older_than = key_commands.PRUNE_AFTER_SECONDS if args.older_than is None else args.older_than
+    return key_commands.run(args.action, settings.as_dict(), file=args.file, stage=args.stage,
+                            older_than=older_than)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": serve, "token": token, "seed": seed,
-    "worker": worker, "bridge": bridge,
+    "worker": worker, "bridge": bridge, "keys": keys,
 }
 
 

@@ -108,11 +108,32 @@ def signing_keys_for(config: Mapping[str, Any]) -> SigningKeys:
     return _shared_for(("file", demo), lambda: SigningKeys(load_or_create_demo_ring(demo), demo))
 
 
+def key_file_for(config: Mapping[str, Any]) -> str:
+    """The file `run.py keys` works on: OAUTH_SIGNING_KEYS_FILE, else the demo's ring."""
+    if config.get("OAUTH_SIGNING_KEYS_FILE"):
+        return os.path.abspath(str(config["OAUTH_SIGNING_KEYS_FILE"]))
+    if config.get("OAUTH_SIGNING_KEYS"):
+        raise KeyRingError("the signing keys are in OAUTH_SIGNING_KEYS, which no command can change: keep "
+                           "them in a file (--file PATH, then OAUTH_SIGNING_KEYS_FILE=PATH)")
+    return demo_key_path(_instance_path(config))
+
+
+def edit_ring_file(path: str, change: Callable[[KeyRing | None], KeyRing]) -> KeyRing:
+    """Read, change and atomically replace the ring in `path` (None: no file yet), under
+    the directory's lock, so two rotations at once cannot lose a key."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    with files.directory_lock(directory):
+        ring = change(load_ring(path) if os.path.exists(path) else None)
+        files.replace_file(path, ring.to_text())
+    return ring
+
+
 def load_ring(path: str) -> KeyRing:
     try:
         text = files.read_secret(path)
     except OSError as error:
-        raise KeyRingError(f"OAUTH_SIGNING_KEYS_FILE {path}: {error.strerror}") from None
+        raise KeyRingError(f"signing keys {path}: {error.strerror}") from None
     return _parse(text, path)
 
 

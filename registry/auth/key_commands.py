@@ -1,0 +1,110 @@
+"""`python run.py keys …`: look after the signing key ring, and hash secrets.
+
+    keys list                     every key: kid, status, when made, when retired
+    keys rotate [--stage]         the staged (or a new) key signs; the old one stays published
+    keys prune [--older-than S]   drop keys retired longer ago than a token lives
+    keys hash-secret              a password or client secret (stdin) -> the hash settings take
+
+They work on ``--file``, else ``OAUTH_SIGNING_KEYS_FILE``, else the demo ring
+in the instance folder; `rotate` creates a missing file. Running processes
+re-read a changed file within a second (docs/deploy.md, "Secrets and key
+rotation").
+"""
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, TextIO
+
+from .accounts import hash_secret
+from .issuing import MAX_TOKEN_TTL
+from .keys import KeyRing, KeyRingError, RingKey
+from .keystore import edit_ring_file, key_file_for, load_ring
+from .tokens import LEEWAY_SECONDS
+
+#: a retired key may go once every token it signed has expired
+PRUNE_AFTER_SECONDS = MAX_TOKEN_TTL + LEEWAY_SECONDS
+
+
+def run(command: str, config: Mapping[str, Any], *, file: str | None = None, stage: bool = False,
+        older_than: float = PRUNE_AFTER_SECONDS, out: TextIO = sys.stdout) -> int:
+    """One `keys` command; returns the exit status (2 with a message on stderr when refused)."""
+    if command == "hash-secret":
+        return hash_secret_from_stdin(out)
+    try:
+        path = file or key_file_for(config)
+        commands: dict[str, Callable[[], int]] = {
+            "list": lambda: list_keys(path, out),
+            "rotate": lambda: rotate(path, stage, out),
+            "prune": lambda: prune(path, older_than, out),
+        }
+        return commands[command]()
+    except (KeyRingError, OSError) as error:
+        print(f"run.py keys {command}: {error}", file=sys.stderr)
+        return 2
+
+
+def list_keys(path: str, out: TextIO) -> int:
+    ring = load_ring(path)
+    print(f"{path}:", file=out)
+    for key in ring.keys:
+        print("  " + describe(key), file=out)
+    return 0
+
+
+def rotate(path: str, stage: bool, out: TextIO) -> int:
+    now = datetime.now(timezone.utc)
+    before: list[KeyRing | None] = []
+
+    def change(ring: KeyRing | None) -> KeyRing:
+        before.append(ring)
+        if ring is None:
+            return KeyRing.new(now)
+        return ring.stage(now) if stage else ring.rotate(now)
+
+    ring = edit_ring_file(path, change)
+    if before[0] is None:
+        print(f"created {path} with one key; current: {ring.current.kid}", file=out)
+    elif stage:
+        staged = next(k for k in ring.keys if k.status == "next")
+        print(f"staged {staged.kid}: published, signing from the next `keys rotate`", file=out)
+    else:
+        print(f"current: {ring.current.kid}; retired: {before[0].current.kid} (published until "
+              f"`keys prune` after its tokens have expired, {PRUNE_AFTER_SECONDS} s)", file=out)
+    return 0
+
+
+def prune(path: str, older_than: float, out: TextIO) -> int:
+    now = datetime.now(timezone.utc)
+    removed: list[RingKey] = []
+
+    def change(ring: KeyRing | None) -> KeyRing:
+        if ring is None:
+            raise KeyRingError(f"{path} does not exist")
+        kept, gone = ring.prune(now, older_than)
+        removed.extend(gone)
+        return kept
+
+    ring = edit_ring_file(path, change)
+    for key in removed:
+        print(f"removed {key.kid}", file=out)
+    print(f"{len(removed)} removed, {len(ring.keys)} kept", file=out)
+    return 0
+
+
+def describe(key: RingKey) -> str:
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+    return f"{key.kid}  {key.status:<8} created {when(key.created_at)}  retired {when(key.retired_at)}"
+
+
+def hash_secret_from_stdin(out: TextIO) -> int:
+    """The hash of one secret: typed without echo on a terminal, else the first stdin line."""
+    secret = getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        print("run.py keys hash-secret: no secret given", file=sys.stderr)
+        return 2
+    print(hash_secret(secret), file=out)
+    return 0
