@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 import uuid
+from urllib.parse import urljoin
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -127,7 +128,7 @@ def finish(response: Response) -> Response:
     if response.status_code < 400:
         _set(db, record, {"status": "done", "response": {
             "status": response.status_code, "body": response.get_data(as_text=True),
-            "content_type": response.content_type, "location": response.headers.get("Location")}})
+            "content_type": response.content_type, "location": _absolute(response.headers.get("Location"))}})
     elif _stored(db, record):
         _set(db, record, {"status": "done"})
     else:
@@ -156,6 +157,10 @@ def _rebuilt(db: Any, record: dict[str, Any]) -> dict[str, Any]:
     body = items[0] if len(items) == 1 else {"_status": "OK", "_items": items}
     location = f"{request.host_url.rstrip('/')}/{resource}/{record['document_ids'][0]}"
     return {"status": 201, "body": json.dumps(body), "content_type": "application/json", "location": location}
+
+
+def _absolute(location: str | None) -> str | None:
+    return urljoin(request.host_url, location) if location else None
 
 
 def _stored(db: Any, record: dict[str, Any]) -> bool:

@@ -72,7 +72,8 @@ def server(app):
 def slow_store(app):
     """Every embedded store call takes 0.05-0.2 s, half before and half after it, as
     a network round trip to MongoDB does: other requests act in between."""
-    database = app.data.pymongo().db
+    with app.app_context():
+        database = app.data.pymongo().db
     database.latency = (0.05, 0.2)
     yield database.latency
     database.latency = None
