@@ -161,8 +161,11 @@ class VtnSupervisor:
             raise TimeoutError("the VTN process did not start")
         deadline = time.monotonic() + timeout
         while not self._accepts_connections():
-            if self.process.poll() is not None and self.starts == 1:
-                raise RuntimeError(f"the VTN process exited at start (code {self.process.returncode})")
+            first = self.process if self.starts == 1 else None
+            if first is not None and first.poll() is not None and first.returncode > 0:
+                # it gave up by itself (cannot listen, bad configuration); one killed by a
+                # signal or crashing is started again like at any other time
+                raise RuntimeError(f"the VTN process exited at start (code {first.returncode})")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the VTN is not listening on port {self.address[1]}")
             time.sleep(0.1)
