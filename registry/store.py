@@ -405,8 +405,19 @@ def unique_indexes_suspended(collection: Any) -> Iterator[None]:
 
 
 def init_app(app: Flask) -> None:
-    """Report which backend is in use; indexes are created by Eve from mongo_indexes."""
+    """Report which backend is in use (indexes are created by Eve from mongo_indexes)
+    and keep document ids server-owned."""
     app.config["STORE_KIND"] = "mongodb" if app.config.get("MONGO_URI") else "embedded"
+    refuse_client_ids(app.config["DOMAIN"])
+
+
+def refuse_client_ids(domain: dict[str, Any]) -> None:
+    """Eve accepts an ``_id`` in a POST body (it adds ``_id: objectid`` to every
+    schema); the store chooses ids, so a client's ``_id`` is a 422 for every role.
+    A resource looked up by its own field (devices: ``device_id``) keeps that field."""
+    for settings in domain.values():
+        if settings.get("id_field", "_id") == "_id" and "schema" in settings:
+            settings["schema"]["_id"] = {"type": "objectid", "readonly": True}
 
 
 def find_all(collection: Any, filter: dict[str, Any], projection: Any = None, **kwargs: Any) -> list[dict[str, Any]]:

@@ -242,3 +242,91 @@ def test_jobs_are_read_only_through_the_api(client_as, client):
     body = as_json({"kind": "prosumer_advice", "subject": new_uuid()})
     assert client_as("service").post("/jobs", **body).status_code == 405
     assert client.post("/jobs", **body).status_code == 405
+
+
+# --- de-duplication under races ---------------------------------------------------------
+
+def test_one_queued_job_per_dedup_key_is_enforced_by_the_store(app, db, owned):
+    from pymongo.errors import DuplicateKeyError
+    dev, t0 = owned(), this_hour()
+    job = jobs.enqueue("consumption_forecast", dev["device_id"], "k1", app=app, now=t0)
+    twin = {k: v for k, v in job.items() if k != "_id"}
+    with pytest.raises(DuplicateKeyError):
+        db["jobs"].insert_one(dict(twin))
+    db["jobs"].insert_one({**twin, "status": "running"})  # only queued jobs are unique
+    assert db["jobs"].count_documents({"dedup_key": job["dedup_key"]}) == 2
+
+
+def test_an_upsert_that_loses_a_race_absorbs_into_the_winners_job(app, db, owned, monkeypatch):
+    """On MongoDB two upserts can both miss the queued job and both insert; the partial
+    unique index refuses the second, which then finds and joins the first."""
+    from pymongo.errors import DuplicateKeyError
+    dev, t0 = owned(), this_hour()
+    collection = type(db["jobs"])
+    real = collection.__getattr__
+    raced = []
+
+    def racing_getattr(self, name):
+        attr = real(self, name)
+        if name != "find_one_and_update" or raced:
+            return attr
+
+        def upsert_loses(spec, update, **kwargs):
+            raced.append(True)  # the other process's upsert lands first
+            attr(spec, {**update, "$addToSet": {"input_keys": "other"}}, **kwargs)
+            raise DuplicateKeyError("E11000 duplicate key error (queued_dedup_unique)", 11000)
+        return upsert_loses
+    monkeypatch.setattr(collection, "__getattr__", racing_getattr)
+    job = jobs.enqueue("consumption_forecast", dev["device_id"], "mine", app=app, now=t0)
+    found = all_jobs(db)
+    assert len(found) == 1 and job["_id"] == found[0]["_id"]
+    assert set(found[0]["input_keys"]) == {"other", "mine"} and found[0]["triggers"] == 2
+
+
+def test_a_retry_that_meets_a_queued_twin_is_folded_into_it(app, db, owned):
+    dev, t0 = owned(), this_hour()
+    first = jobs.enqueue("consumption_forecast", dev["device_id"], "k1", app=app, now=t0)
+    records.claim(db, first["_id"], t0)
+    twin = jobs.enqueue("consumption_forecast", dev["device_id"], "k2", app=app, now=t0)
+    running = records.get(db, first["_id"])
+    failed = records.fail(db, running, "RuntimeError: store down", permanent=False, base_seconds=30, now=t0)
+    assert failed["status"] == "failed" and f"retried as job {twin['_id']}" in failed["error"]
+    assert set(records.get(db, twin["_id"])["input_keys"]) == {"k1", "k2"}
+    assert db["jobs"].count_documents({"status": "queued"}) == 1
+
+
+# --- the embedded worker loop ---------------------------------------------------------
+
+def test_a_failing_tick_backs_off_and_is_logged_once_per_interval(app, caplog):
+    from registry.jobs.backends import EmbeddedBackend
+    calls = []
+
+    def broken_tick():
+        calls.append(time.monotonic())
+        raise TypeError("can't compare offset-naive and offset-aware datetimes")
+    app.config["JOBS_TICK_SECONDS"] = 1
+    backend = EmbeddedBackend(app, lambda: jobs.run_pending(app), broken_tick)
+    with caplog.at_level("ERROR", logger="registry.jobs"):
+        backend.start()
+        time.sleep(3.2)
+        backend.stop()
+    reports = [r for r in caplog.records if "tick failed" in r.getMessage()]
+    assert 3 <= len(calls) <= 5, len(calls)  # once per second, not thousands
+    assert len(reports) == len(calls) and reports[0].exc_info is not None
+
+
+def test_a_failing_drain_does_not_spin(app, caplog):
+    from registry.jobs.backends import EmbeddedBackend
+    calls = []
+
+    def broken_drain():
+        calls.append(1)
+        raise ConnectionError("store unreachable")
+    app.config["JOBS_TICK_SECONDS"] = 1
+    backend = EmbeddedBackend(app, broken_drain, lambda: None)
+    with caplog.at_level("ERROR", logger="registry.jobs"):
+        backend.start()
+        time.sleep(2.2)
+        backend.stop()
+    assert 2 <= len(calls) <= 4, len(calls)
+    assert len([r for r in caplog.records if "drain failed" in r.getMessage()]) == len(calls)

@@ -13,8 +13,7 @@ from tests.conftest import as_json
 from tests.factories import AGGREGATOR, OTHER_AGGREGATOR, at, device, new_uuid
 
 FMT = "%Y-%m-%dT%H:%M:%SZ"
-BASE = (datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
-        + timedelta(days=1))
+BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
 def t(hours: float) -> datetime:
@@ -177,6 +176,9 @@ def test_a_device_is_never_sold_twice(market, db, second_offer, kw, words):
     ({"status": "active"}, 422, "set by the marketplace"),
     ({"aggregator_id": OTHER_AGGREGATOR}, 403, "must be your own"),
     ({"settlement": {"payment": 1.0}}, 422, None),
+    ({"ven_response": {"opt": "optIn", "event_id": "ev-1", "at": "2030-01-01T00:00:00Z"}}, 422, "OpenADR bridge"),
+    ({"account_ids": [new_uuid()]}, 422, None),
+    ({"_id": "6b0f9ccaad9e32b0b92cdea2"}, 422, None),
 ])
 def test_contract_refusals_change_nothing(market, db, kw, status, words):
     offer_id = publish(market.prosumer_a, market.dev["a"])
@@ -288,13 +290,14 @@ def test_acceptance_loses_to_a_contract_accepted_meanwhile(market, db):
 
 
 def test_acceptance_losing_an_etag_race_releases_its_slots(app, market, db, monkeypatch):
-    """The slots are held before Eve's compare-and-set on the ETag; if that
-    loses to a concurrent change (412), the hold is undone."""
+    """The slots are held before the compare-and-set on the ETag; if that loses
+    to a concurrent change (412), exactly this request's hold is undone."""
     contract_id = propose(market).json["_id"]
 
     def changed_meanwhile(*args, **kwargs):
+        assert db["reservations"].count_documents({}) == 4  # held, then the write loses
         raise app.data.OriginalChangedError()
-    monkeypatch.setattr(app.data, "update", changed_meanwhile)
+    monkeypatch.setattr(app.data, "_update_if_unchanged", changed_meanwhile)
     response = patch(market.prosumer_a, "contracts", contract_id, {"status": "accepted"})
     assert response.status_code == 412
     assert db["reservations"].count_documents({}) == 0
@@ -420,3 +423,46 @@ def test_open_offers_near_a_point_in_a_window_by_direction_sorted_by_price(marke
     found = query(market.aggregator, "offers", where=within, sort="-price")
     assert [names[o["_id"]] for o in found] == ["a_dear", "a_cheap", "b_far"]
     assert query(market.other_aggregator, "offers", where=within) == []
+
+
+# a contract several prosumers share --------------------------------------------------------------
+
+def shared_contract(market) -> tuple[dict, str]:
+    offers = {"a": publish(market.prosumer_a, market.dev["a"]), "b": publish(market.prosumer_b, market.dev["b"])}
+    response = market.aggregator.post("/contracts", **as_json(contract_body(list(offers.values()))))
+    assert response.status_code == 201, response.json
+    return offers, response.json["_id"]
+
+
+def test_each_prosumer_sees_only_its_share_of_a_shared_contract(market, db):
+    offers, contract_id = shared_contract(market)
+    accounts = {k: db["devices"].find_one({"device_id": market.dev[k]})["account_id"] for k in ("a", "b")}
+    for key, client in (("a", market.prosumer_a), ("b", market.prosumer_b)):
+        item = client.get(f"/contracts/{contract_id}").json
+        listed = client.get("/contracts").json["_items"]
+        embedded = client.get(f'/contracts/{contract_id}?embedded={{"offers": 1}}').json
+        for seen in (item, *listed):
+            assert (seen["account_ids"], seen["device_ids"], seen["offers"]) == (
+                [accounts[key]], [market.dev[key]], [offers[key]])
+        assert [o["_id"] for o in embedded["offers"]] == [offers[key]]
+    full = market.aggregator.get(f"/contracts/{contract_id}").json
+    assert sorted(full["account_ids"]) == sorted(accounts.values()) and len(full["offers"]) == 2
+
+
+def test_each_prosumer_sees_only_its_share_of_the_settlement(app, market, insert):
+    _, contract_id = shared_contract(market)
+    insert("measurements", *history_and_window(market.dev["a"], t(1), [1.0, 1.0, 1.0, 1.0]),
+           *history_and_window(market.dev["b"], t(1), [3.0, 3.0, 3.0, 3.0]))
+    with app.app_context():
+        for moment in (t(1), t(2), t(2.5)):
+            advance_lifecycle(moment)
+    full = market.aggregator.get(f"/contracts/{contract_id}").json
+    assert full["status"] == "settled" and full["settlement"]["delivered_kw"] == [2.0] * 4
+    shares = {s["account_id"]: s for s in full["settlement_shares"]}
+    mine = market.prosumer_a.get(f"/contracts/{contract_id}").json
+    assert "settlement_shares" not in mine
+    assert mine["settlement"] == shares[mine["account_ids"][0]]
+    # a's devices delivered 2 kW of its 2 kW; b's nothing: neither reads the other's measurements
+    assert mine["settlement"]["delivered_kw"] == [2.0] * 4 and mine["settlement"]["measured_kw"] == [1.0] * 4
+    theirs = market.prosumer_b.get(f"/contracts/{contract_id}").json["settlement"]
+    assert theirs["delivered_kw"] == [0.0] * 4 and theirs["measured_kw"] == [3.0] * 4

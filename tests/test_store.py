@@ -104,3 +104,81 @@ def test_bulk_insert_keeps_unique_indexes_on_the_embedded_store(app):
         assert devices.index_information()["device_id_unique"]["unique"] is True
         with pytest.raises(DuplicateKeyError):
             devices.insert_one(device(device_id=docs[0]["device_id"]))
+
+
+# --- dates as Eve's MongoDB client gives them ---------------------------------------------
+
+def test_the_embedded_store_is_set_up_like_eves_mongodb_client(app, insert):
+    from datetime import datetime, timezone
+    with app.app_context():
+        client = app.data.pymongo().cx
+        assert client.codec_options.tz_aware is True
+        app.data.driver.db["prices"].insert_one({"start": datetime(2030, 1, 1, 18, 0)})  # naive = UTC
+        stored = app.data.driver.db["prices"].find_one()["start"]
+    assert stored.utcoffset().total_seconds() == 0 and stored == datetime(2030, 1, 1, 18, tzinfo=timezone.utc)
+
+
+# --- one reading per device and time -------------------------------------------------------
+
+def batch(dev: dict, first: int, count: int, kw: float = 1.0) -> list[dict]:
+    return [{"device_id": dev["device_id"], "timestamp": f"2030-01-01T{(first + i) // 4:02d}:{(first + i) % 4 * 15:02d}:00Z",
+             "power_kw": kw} for i in range(count)]
+
+
+def readings_stored(db) -> list[tuple]:
+    return sorted((m["timestamp"], m["power_kw"]) for m in db["measurements"].find())
+
+
+def test_a_resent_batch_stores_nothing_twice_and_answers_success(client_as, insert, db):
+    from tests.conftest import as_json
+    dev = device()
+    insert("devices", dev)
+    service = client_as("service")
+    first = service.post("/measurements", **as_json(batch(dev, 0, 8)))
+    stored = readings_stored(db)
+    again = service.post("/measurements", **as_json(batch(dev, 0, 8, kw=9.0)))
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert [i["_id"] for i in again.json["_items"]] == [i["_id"] for i in first.json["_items"]]
+    assert readings_stored(db) == stored  # the first reading of a slot is kept
+    overlapping = service.post("/measurements", **as_json(batch(dev, 4, 8)))
+    assert overlapping.status_code == 201 and db["measurements"].count_documents({}) == 12
+    twice_in_one = service.post("/measurements", **as_json(batch(dev, 20, 1) * 3))
+    ids = {i["_id"] for i in twice_in_one.json["_items"]}
+    assert twice_in_one.status_code == 201 and len(ids) == 1 and db["measurements"].count_documents({}) == 13
+
+
+def test_a_reading_is_unique_per_device_and_timestamp_in_the_store(app, insert):
+    from datetime import datetime, timezone
+
+    from pymongo.errors import DuplicateKeyError
+    dev = device()
+    reading = {"device_id": dev["device_id"], "timestamp": datetime(2030, 1, 1, tzinfo=timezone.utc), "power_kw": 1.0}
+    with app.app_context():
+        measurements = app.data.driver.db["measurements"]
+        assert measurements.index_information()["device_time"]["unique"] is True
+        measurements.insert_one(dict(reading))
+        with pytest.raises(DuplicateKeyError):
+            measurements.insert_one(dict(reading))
+
+
+# --- ids are the store's -------------------------------------------------------------------
+
+@pytest.mark.parametrize("resource", ["offers", "contracts", "measurements", "prices", "forecasts", "advice",
+                                      "vens", "prosumers", "aggregators"])
+def test_a_client_chosen_id_is_refused_for_every_resource(client, db, resource):
+    from tests.conftest import as_json
+    response = client.post(f"/{resource}", **as_json({"_id": "6b0f9ccaad9e32b0b92cdea2"}))
+    assert response.status_code == 422 and "read-only" in str(response.json["_issues"]["_id"])
+    assert db[resource].count_documents({}) == 0
+
+
+def test_a_valid_offer_with_an_id_is_refused_and_nothing_stored(client_as, insert, db):
+    from tests.conftest import as_json
+    dev = device()
+    insert("devices", dev)
+    prosumer = client_as("prosumer", account_id=dev["account_id"], aggregator_id=dev["aggregator_id"])
+    body = {"_id": "6b0f9ccaad9e32b0b92cdea2", "device_id": dev["device_id"], "start": "2030-01-02T18:00:00Z",
+            "end": "2030-01-02T19:00:00Z", "direction": "down", "power_kw": 1.0, "price": 0.2}
+    response = prosumer.post("/offers", **as_json(body))
+    assert response.status_code == 422 and "_id" in response.json["_issues"]
+    assert db["offers"].count_documents({}) == 0
