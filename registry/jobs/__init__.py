@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
         app.extensions["jobs"] = EmbeddedBackend(app, lambda: run_pending(app), lambda: tick(app))
     with app.app_context():
         records.ensure_indexes(app.data.driver.db)
-    if not app.config.get("TESTING") and embedded_worker_wanted(app.config, app.extensions["jobs"].name):
+    if embedded_worker_wanted(app.config, app.extensions["jobs"].name) and not app.config.get("TESTING"):
         start_worker(app)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from registry import request_ids
+
 logger = logging.getLogger("registry.openadr")
 
 EVE_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # settings.DATE_FORMAT: ISO 8601, UTC
@@ -141,6 +143,8 @@ class ApiClient:
         caller decides); raises :class:`ApiUnavailable` once the budget is spent.
         """
         await self.open()
+        # one id for the call and its retries: the registry logs it on each
+        headers = {request_ids.HEADER: request_ids.outgoing(), **(headers or {})}
         deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
         delay, refreshed, last = self.backoff_initial, False, None
         while True:
