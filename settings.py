@@ -101,6 +101,14 @@ MARKETPLACE_BASELINE: str = os.environ.get("MARKETPLACE_BASELINE", "high 4 of 5"
 MARKETPLACE_PENALTY_FACTOR: float = float(os.environ.get("MARKETPLACE_PENALTY_FACTOR", "1.5"))
 # telemetry arrives late: settle a completed contract this long after its end
 MARKETPLACE_SETTLE_DELAY_MINUTES: int = _env_int("MARKETPLACE_SETTLE_DELAY_MINUTES", 30)
+# writes to several documents (docs/marketplace.md, "Atomicity"): "auto" uses a MongoDB
+# transaction on a replica set or mongos, "on" / "off" force it; never on the embedded store
+MONGO_TRANSACTIONS: str = os.environ.get("MONGO_TRANSACTIONS", "auto")
+# a request unfinished after this long is taken as dead (keep it above any worker timeout):
+# the tick then repairs what it left half-done, and a retry may take its Idempotency-Key over
+REQUEST_GRACE_SECONDS: int = _env_int("REQUEST_GRACE_SECONDS", 120)
+# how long an Idempotency-Key and its answer are kept
+IDEMPOTENCY_KEY_HOURS: int = _env_int("IDEMPOTENCY_KEY_HOURS", 24)
 
 # forecasting / advisor jobs (docs/jobs.md). "auto": RQ when REDIS_URL is set and the
 # store is shared (MONGO_URI), else the embedded worker thread; or "rq" / "embedded"
