@@ -22,6 +22,19 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d %(request_id)s] %
 HANDLER_NAME = "registry"
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (a test runner or
+    a daemonising wrapper may replace it after start-up)."""
+
+    @property
+    def stream(self) -> IO[str]:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
 def formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         # "time": ISO 8601 in UTC; extra={...} fields become keys
@@ -33,7 +46,7 @@ def formatter(log_format: str) -> logging.Formatter:
 
 def configure(log_format: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> logging.Handler:
     """One handler on the root logger: ``log_format`` lines with request ids."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream else StderrHandler()
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(RequestIdFilter())
@@ -42,6 +55,9 @@ def configure(log_format: str = "json", level: str = "INFO", stream: IO[str] | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # the app writes one access line per request (registry.observability); werkzeug's
+    # own (python run.py serve) would be a second
+    logging.getLogger("werkzeug").setLevel(max(logging.WARNING, root.level))
     return handler
 
 
