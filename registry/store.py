@@ -15,17 +15,12 @@ interleavings a network round trip allows.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import random
 import sys
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import mongomock
-from bson import ObjectId
 from eve.io.mongo import Mongo
 from eve.io.mongo.flask_pymongo import PyMongo
 from eve.methods.common import abort
@@ -34,22 +29,15 @@ from flask import Flask
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from werkzeug.exceptions import BadRequest
 
-from registry import atomic, geo_filters, query
+from registry import atomic, geo_filters, ingestion, query
 from registry.clock import as_utc
+# the embedded helpers are imported from here by the jobs, the demo and the benches
+from registry.embedded import (EMBEDDED_WRITE_LOCK, WRITE_METHODS, bulk_insert, find_all,  # noqa: F401
+                               locked, pause, slowed, unique_indexes_suspended)
 
-# mongomock checks unique indexes and update filters without a lock (insert,
-# then count; find, then modify), so concurrent requests could both win or both
-# lose. One lock per process makes each embedded write call atomic, as a single
-# write is on MongoDB; reads stay unlocked. Nothing that takes several calls may
-# rely on it: that is what registry.atomic is for.
-EMBEDDED_WRITE_LOCK = threading.RLock()
-WRITE_METHODS = frozenset({"insert_one", "insert_many", "update_one", "update_many", "replace_one",
-                           "delete_one", "delete_many", "find_one_and_update", "find_one_and_replace",
-                           "find_one_and_delete", "bulk_write"})
 # calls that join the transaction bound by registry.atomic (find, find_one and
 # count_documents are GeoCollection's own methods and join it too)
 SESSION_METHODS = WRITE_METHODS | {"aggregate", "distinct"}
-DUPLICATE_KEY = 11000
 
 
 @dataclass
@@ -121,7 +109,7 @@ class RegistryMongo(Mongo):
         try:
             return self._run(resource, plan, lambda: self._write(resource).insert_many(docs).inserted_ids)
         except (BulkWriteError, DuplicateKeyError) as error:
-            if not is_duplicate_key(error):
+            if not ingestion.is_duplicate_key(error):
                 raise
             abort(409, description=f"a {resource} document with this key exists already")
 
@@ -155,11 +143,7 @@ class RegistryMongo(Mongo):
 
     def _ingest(self, resource: str, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
         """Store the documents whose key is new; the others get the stored document's id."""
-        collection = self._write(resource)
-        if getattr(collection, "embedded", False):
-            with EMBEDDED_WRITE_LOCK:  # one scan instead of mongomock's scan per document
-                return insert_new(collection, docs, key)
-        return insert_new(collection, docs, key)
+        return ingestion.insert_once(self._write(resource), docs, key)
 
     def pymongo(self, resource: str | None = None, prefix: str | None = None) -> Connection:
         px = prefix or self.current_mongo_prefix(resource=resource)
@@ -222,10 +206,10 @@ class GeoCollection:
         if not callable(attr) or name.startswith("_"):
             return attr
         if self.embedded and name in WRITE_METHODS:
-            attr = _locked(attr)
+            attr = locked(attr)
         elif not self.embedded and name in SESSION_METHODS:
             attr = _in_session(attr)
-        return _slowed(attr, self.latency) if self.latency else attr
+        return slowed(attr, self.latency) if self.latency else attr
 
     def with_options(self, *args: Any, **kwargs: Any) -> "GeoCollection":
         # Eve writes through with_options(write_concern=…): keep the wrapper
@@ -237,7 +221,7 @@ class GeoCollection:
 
     def find(self, filter: dict | None = None, projection: Any = None, *args: Any,
              sort: Any = None, skip: int = 0, limit: int = 0, **kwargs: Any) -> Any:
-        _pause(self.latency)
+        pause(self.latency)
         if not geo_filters.has_geo(filter):
             return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit,
                                    **self._session(kwargs))
@@ -264,7 +248,7 @@ class GeoCollection:
         raise TypeError("count() is not supported: use count_documents()")
 
     def count_documents(self, filter: dict, **kwargs: Any) -> int:
-        _pause(self.latency)
+        pause(self.latency)
         if not geo_filters.has_geo(filter):
             return self._coll.count_documents(filter, **self._session(kwargs))
         if self.embedded:
@@ -282,14 +266,6 @@ def _as_number(value: Any, kind: type) -> Any:
     return value if kind is int and not float(value).is_integer() else kind(value)
 
 
-def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with EMBEDDED_WRITE_LOCK:
-            return method(*args, **kwargs)
-    return locked
-
-
 def _in_session(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def joined(*args: Any, **kwargs: Any) -> Any:
@@ -298,110 +274,6 @@ def _in_session(method: Callable[..., Any]) -> Callable[..., Any]:
             kwargs["session"] = session
         return method(*args, **kwargs)
     return joined
-
-
-def _pause(latency: tuple[float, float] | None) -> None:
-    if latency:
-        time.sleep(random.uniform(*latency) / 2)
-
-
-def _slowed(method: Callable[..., Any], latency: tuple[float, float]) -> Callable[..., Any]:
-    """Half the round trip before the call, half after: another request can act in between."""
-    @functools.wraps(method)
-    def slowed(*args: Any, **kwargs: Any) -> Any:
-        _pause(latency)
-        try:
-            return method(*args, **kwargs)
-        finally:
-            _pause(latency)
-    return slowed
-
-
-def is_duplicate_key(error: Exception) -> bool:
-    """A duplicate key, alone or as the first error of a bulk write."""
-    if isinstance(error, BulkWriteError):
-        codes = {e.get("code") for e in (error.details or {}).get("writeErrors", [])}
-        return codes == {DUPLICATE_KEY}
-    return getattr(error, "code", None) == DUPLICATE_KEY
-
-
-def insert_new(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
-    """Insert the documents whose ``key`` fields are not stored yet (nor earlier in
-    ``docs``); every document gets the ``_id`` it is stored under. A unique index
-    on ``key`` makes this safe against concurrent inserts on both backends."""
-    def key_of(doc: dict[str, Any]) -> tuple:
-        return tuple(_comparable(doc.get(field)) for field in key)
-
-    stored = {key_of(d): d["_id"] for d in _existing(collection, docs, key)}
-    new: list[dict[str, Any]] = []
-    for doc in docs:
-        if key_of(doc) in stored:
-            doc["_id"] = stored[key_of(doc)]
-        else:
-            doc.setdefault("_id", ObjectId())
-            stored[key_of(doc)] = doc["_id"]
-            new.append(doc)
-    if new:
-        _insert_ignoring_duplicates(collection, new, key, key_of)
-    return [doc["_id"] for doc in docs]
-
-
-def _existing(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[dict[str, Any]]:
-    spec = {field: {"$in": list({_comparable(d.get(field)) for d in docs})} for field in key}
-    return find_all(collection, spec, {field: 1 for field in key})
-
-
-def _insert_ignoring_duplicates(collection: Any, new: list[dict[str, Any]], key: list[str],
-                                key_of: Callable[[dict[str, Any]], tuple]) -> None:
-    """Unordered insert; a document that another request stored meanwhile takes its id."""
-    if getattr(collection, "embedded", False):
-        bulk_insert(collection, new)  # under the caller's lock: nothing was stored meanwhile
-        return
-    try:
-        collection.insert_many(new, ordered=False)
-    except BulkWriteError as error:
-        if not all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-            raise
-        stored = {key_of(d): d["_id"] for d in _existing(collection, new, key)}
-        for doc in new:
-            doc["_id"] = stored.get(key_of(doc), doc["_id"])
-
-
-def _comparable(value: Any) -> Any:
-    return as_utc(value) if hasattr(value, "tzinfo") and hasattr(value, "year") else value
-
-
-def bulk_insert(collection: Any, docs: list[dict[str, Any]]) -> None:
-    """Insert many documents at once, fast on both backends."""
-    raw = getattr(collection, "raw", collection)
-    if not docs:
-        return
-    with unique_indexes_suspended(collection):
-        raw.insert_many(docs)
-
-
-@contextlib.contextmanager
-def unique_indexes_suspended(collection: Any) -> Iterator[None]:
-    """mongomock checks a unique index by scanning the collection for every
-    document inserted (quadratic for a bulk load: 5k devices take ~15 s), so
-    on the embedded store unique indexes are dropped during a load and
-    recreated with their options after it; ``create_index`` then checks
-    uniqueness once (and raises if the load broke it). Writes of other threads
-    wait meanwhile. On MongoDB this does nothing."""
-    raw = getattr(collection, "raw", collection)
-    if not getattr(collection, "embedded", False):
-        yield
-        return
-    with EMBEDDED_WRITE_LOCK:
-        unique = {name: spec for name, spec in raw.index_information().items() if spec.get("unique")}
-        for name in unique:
-            raw.drop_index(name)
-        try:
-            yield
-        finally:
-            for name, spec in unique.items():
-                options = {k: v for k, v in spec.items() if k not in ("key", "v", "ns")}
-                raw.create_index(spec["key"], name=name, **options)
 
 
 def init_app(app: Flask) -> None:
@@ -420,14 +292,3 @@ def refuse_client_ids(domain: dict[str, Any]) -> None:
             settings["schema"]["_id"] = {"type": "objectid", "readonly": True}
 
 
-def find_all(collection: Any, filter: dict[str, Any], projection: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every matching document as a list, fast on both backends.
-
-    mongomock's cursor copies the rest of its results on every step
-    (quadratic: 80k measurements take ~30 s); on the embedded store the
-    results are taken from the cursor in one piece.
-    """
-    cursor = collection.find(filter, projection, **kwargs)
-    if getattr(collection, "embedded", False) and hasattr(cursor, "_compute_results"):
-        return list(cursor._compute_results(with_limit_and_skip=True))
-    return list(cursor)

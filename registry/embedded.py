@@ -1,0 +1,98 @@
+"""What makes the embedded store (mongomock) behave like MongoDB, and fast enough.
+
+* One write lock per process: mongomock checks unique indexes and update
+  filters without a lock (insert, then count; find, then modify), so
+  concurrent requests could both win or both lose. With the lock each
+  embedded write call is atomic, as a single write is on MongoDB; reads stay
+  unlocked. Nothing that takes several calls may rely on it: that is what
+  :mod:`registry.atomic` is for.
+* Latency (``STORE_LATENCY``, tests and benches): every call takes a network
+  round trip's time, half before and half after it, so requests interleave
+  between their writes as they do against a real server.
+* Bulk loads and full reads without mongomock's quadratic costs.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+EMBEDDED_WRITE_LOCK = threading.RLock()
+WRITE_METHODS = frozenset({"insert_one", "insert_many", "update_one", "update_many", "replace_one",
+                           "delete_one", "delete_many", "find_one_and_update", "find_one_and_replace",
+                           "find_one_and_delete", "bulk_write"})
+
+
+def locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` as one atomic write."""
+    @functools.wraps(method)
+    def atomic_write(*args: Any, **kwargs: Any) -> Any:
+        with EMBEDDED_WRITE_LOCK:
+            return method(*args, **kwargs)
+    return atomic_write
+
+
+def pause(latency: tuple[float, float] | None) -> None:
+    if latency:
+        time.sleep(random.uniform(*latency) / 2)
+
+
+def slowed(method: Callable[..., Any], latency: tuple[float, float]) -> Callable[..., Any]:
+    """Half the round trip before the call, half after: another request can act in between."""
+    @functools.wraps(method)
+    def slowed(*args: Any, **kwargs: Any) -> Any:
+        pause(latency)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            pause(latency)
+    return slowed
+
+
+def bulk_insert(collection: Any, docs: list[dict[str, Any]]) -> None:
+    """Insert many documents at once, fast on both backends."""
+    raw = getattr(collection, "raw", collection)
+    if not docs:
+        return
+    with unique_indexes_suspended(collection):
+        raw.insert_many(docs)
+
+
+@contextlib.contextmanager
+def unique_indexes_suspended(collection: Any) -> Iterator[None]:
+    """mongomock checks a unique index by scanning the collection for every
+    document inserted (quadratic for a bulk load: 5k devices take ~15 s), so
+    on the embedded store unique indexes are dropped during a load and
+    recreated with their options after it; ``create_index`` then checks
+    uniqueness once (and raises if the load broke it). Writes of other threads
+    wait meanwhile. On MongoDB this does nothing."""
+    raw = getattr(collection, "raw", collection)
+    if not getattr(collection, "embedded", False):
+        yield
+        return
+    with EMBEDDED_WRITE_LOCK:
+        unique = {name: spec for name, spec in raw.index_information().items() if spec.get("unique")}
+        for name in unique:
+            raw.drop_index(name)
+        try:
+            yield
+        finally:
+            for name, spec in unique.items():
+                options = {k: v for k, v in spec.items() if k not in ("key", "v", "ns")}
+                raw.create_index(spec["key"], name=name, **options)
+
+
+def find_all(collection: Any, filter: dict[str, Any], projection: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every matching document as a list, fast on both backends.
+
+    mongomock's cursor copies the rest of its results on every step
+    (quadratic: 80k measurements take ~30 s); on the embedded store the
+    results are taken from the cursor in one piece.
+    """
+    cursor = collection.find(filter, projection, **kwargs)
+    if getattr(collection, "embedded", False) and hasattr(cursor, "_compute_results"):
+        return list(cursor._compute_results(with_limit_and_skip=True))
+    return list(cursor)
