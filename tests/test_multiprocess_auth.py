@@ -311,5 +311,6 @@ def test_a_deployment_without_secrets_stops_with_a_message(tmp_path: Path) -> No
     log = served.stderr_path.read_text()
     assert served.process.returncode != 0
     assert "SecretsMissing" in log and "OAUTH_SIGNING_KEYS, SECRET_KEY, OAUTH_CLIENTS, OAUTH_USERS" in log, log[-2000:]
+    assert "Worker failed to boot" in log
     assert generated(served.instance_path) == set()
 
