@@ -70,8 +70,8 @@ def jwks_kids(url: str) -> list[str]:
 
 
 def keys_cli(*args: str) -> str:
-    result = subprocess.run([sys.executable, "run.py", "keys", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, env={k: v for k, v in os.environ.items() if k not in SECRETS})
+    result = subprocess.run([sys.executable, "run.py", "keys", *args], check=False, cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={k: v for k, v in os.environ.items() if k not in SECRETS})
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -197,8 +197,8 @@ def test_hosts_sharing_secrets_accept_each_others_tokens(tmp_path: Path, shared_
         assert kid_of(from_a) == kid_of(from_b)
         for token in (from_a, from_b):
             assert api_status(a.url, token)[0] == 200 and api_status(b.url, token)[0] == 200
-        cli = subprocess.run([sys.executable, "run.py", "token", "--role", "admin"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=60, env={**a.env, "OAUTH_ISSUER": a.url})
+        cli = subprocess.run([sys.executable, "run.py", "token", "--role", "admin"], check=False, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, env={**a.env, "OAUTH_ISSUER": a.url})
         assert cli.returncode == 0, cli.stderr
         assert api_status(a.url, cli.stdout.strip())[0] == 200 and api_status(b.url, cli.stdout.strip())[0] == 200
         assert jwks_kids(a.url) == jwks_kids(b.url)

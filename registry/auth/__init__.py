@@ -21,7 +21,8 @@ from .revocation import EXTENSION as REVOCATIONS, TokenRevocations
 from .tokens import IssuerConfig, InvalidToken, TokenValidator, issuer_from_dict
 
 __all__ = [
-    "MAX_TOKEN_TTL", "REVOCATIONS", "ROLES", "IssuerConfig", "InvalidToken", "KeyRing", "KeyRingError", "Principal",
+    "MAX_TOKEN_TTL", "REVOCATIONS", "ROLES", "IssuerConfig", "InvalidToken", "KeyRing", "KeyRingError",
+    "Principal",
     "TokenRevocations", "TokenValidator", "builtin_issuer_config", "hash_secret", "init_app",
     "load_or_create_signing_key", "issuer_from_dict", "mint_token", "public_jwks",
     "signing_keys_for", "validator_from_config",

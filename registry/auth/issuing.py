@@ -90,9 +90,10 @@ def mint_token(
     """A development token signed with the current signing key, without a server.
 
     `keys_from` is an app's config, or an instance folder: then the keys this
-    environment configures (`OAUTH_SIGNING_KEYS[_FILE]`), else the folder's demo
-    keys, exactly as a server started here would use. Raises ValueError for an unknown role or a lifetime over one hour (a
-    command-line user should hear that, not get a silently shorter token).
+    environment configures (`OAUTH_SIGNING_KEYS[_FILE]`), else the folder's
+    demo keys, exactly as a server started here would use. Raises ValueError
+    for an unknown role or a lifetime over one hour (a command-line user
+    should hear that, not get a silently shorter token).
     """
     if ttl > MAX_TOKEN_TTL:
         raise ValueError(f"token lifetime is capped at {MAX_TOKEN_TTL} seconds")
