@@ -20,6 +20,7 @@ import logging
 from eve import Eve
 from flask import current_app, request
 from flask_limiter import Limit, Limiter
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from registry.auth import InvalidToken
@@ -45,9 +46,19 @@ def sign_in_key() -> str:
     """Client id (Basic auth, form or query) + username (sign-in form) + address."""
     basic = request.authorization
     client = (basic.username if basic and basic.type == "basic" else None) \
-        or request.form.get("client_id") or request.args.get("client_id") or ""
-    user = request.form.get("username", "").strip().lower()
+        or form_field("client_id") or request.args.get("client_id") or ""
+    user = form_field("username").strip().lower()
     return f"sign-in:{client[:KEY_PART_LIMIT]}|{user[:KEY_PART_LIMIT]}|{request.remote_addr}"
+
+
+def form_field(name: str) -> str:
+    """A field of the parsed form, "" when the body cannot be parsed: the view answers
+    that (413, 400); a key function that raised would make the limiter believe its
+    storage is down and count per process."""
+    try:
+        return request.form.get(name, "")
+    except HTTPException:
+        return ""
 
 
 def address_key() -> str:

@@ -95,6 +95,17 @@ def test_one_address_cannot_rotate_clients_for_ever(provider: Any) -> None:
     assert token_request(provider, "client-0", "192.0.2.10") == 401
 
 
+@pytest.mark.parametrize("body, status", [("grant_type=client_credentials&username=" + "x" * 5000, 413),
+                                          ("a=1&%zz", 400)])
+def test_a_body_the_key_cannot_read_does_not_switch_the_limiter_off_redis(instance_path: str, body: str,
+                                                                          status: int) -> None:
+    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "MAX_CONTENT_LENGTH": 1000,
+                      "REDIS_URL": REDIS_URL, "RATE_LIMIT_KEY_PREFIX": unique_prefix()})
+    answer = app.test_client().post("/oauth/token", data=body, content_type="application/x-www-form-urlencoded")
+    assert answer.status_code == status
+    assert app.extensions["rate_limiter"]._storage_dead is False  # still counting in Redis
+
+
 def test_the_login_page_is_not_a_sign_in(provider: Any) -> None:
     answers = {provider.get("/oauth/authorize?client_id=x", environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code
                for _ in range(8)}
