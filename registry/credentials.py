@@ -23,6 +23,7 @@ what it wrote.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from typing import Any, Mapping
@@ -38,6 +39,7 @@ UI_CLIENT_ID = "admin-ui"
 BRIDGE_CLIENT_ID = "openadr-bridge"
 SECRETS = ("OAUTH_SIGNING_KEYS", "SECRET_KEY", "OAUTH_CLIENTS", "OAUTH_USERS")
 HELP = 'docs/deploy.md, "Secrets and key rotation"'
+log = logging.getLogger(__name__)
 
 
 class SecretsMissing(RuntimeError):
@@ -57,6 +59,8 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not configured: set each "
             f"variable or its *_FILE ({HELP}), or DEMO_SECRETS=1 to generate them into "
             f"INSTANCE_PATH for this host alone")
+    if missing and len(missing) < len(SECRETS):  # half configured: another host would not match this one
+        log.warning("secrets generated into INSTANCE_PATH for this host alone: %s (%s)", ", ".join(missing), HELP)
     instance_path = str(config["INSTANCE_PATH"])
     if "SECRET_KEY" in missing:
         resolved["SECRET_KEY"] = demo_secret_key(instance_path)

@@ -428,3 +428,23 @@ def test_keys_hash_secret_gives_what_the_settings_take() -> None:
     hashed = run_keys("hash-secret", stdin="correct horse\n")
     assert hashed.returncode == 0 and check_password_hash(hashed.stdout.strip(), "correct horse")
     assert run_keys("hash-secret", stdin="\n").returncode == 2
+
+
+def test_rotating_a_pem_key_keeps_it_in_a_jwks_ring(tmp_path: Path) -> None:
+    key, path, out = generate_key(), tmp_path / "signing-key.pem", io.StringIO()
+    path.write_bytes(key.as_pem(private=True))
+    path.chmod(0o640)
+    assert key_commands.run("rotate", {}, file=str(path), out=out) == 0
+    ring = KeyRing.parse(path.read_text())
+    assert [(k.kid, k.status) for k in ring.keys][1] == (key.kid, "retired") and "rewritten as a JWKS" in out.getvalue()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_half_configured_secrets_on_the_embedded_store_are_named_in_a_warning(
+        tmp_path: Path, secrets_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = {"INSTANCE_PATH": str(tmp_path / "instance"), "PUBLIC_URL": "http://127.0.0.1:5000",
+              "SECRET_KEY_FILE": str(secrets_dir / "secret-key")}
+    with caplog.at_level("WARNING", logger="registry.credentials"):
+        resolved = credentials.resolve(config)
+    assert resolved["SECRET_KEY"] == "k" * 64
+    assert "for this host alone: OAUTH_SIGNING_KEYS, OAUTH_CLIENTS, OAUTH_USERS" in caplog.text

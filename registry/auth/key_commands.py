@@ -56,6 +56,8 @@ def list_keys(path: str, out: TextIO) -> int:
 def rotate(path: str, stage: bool, out: TextIO) -> int:
     now = datetime.now(timezone.utc)
     before: list[KeyRing | None] = []
+    if _is_pem(path):
+        print(f"{path} held one PEM key: it is rewritten as a JWKS key ring (the key is kept)", file=out)
 
     def change(ring: KeyRing | None) -> KeyRing:
         before.append(ring)
@@ -91,6 +93,14 @@ def prune(path: str, older_than: float, out: TextIO) -> int:
         print(f"removed {key.kid}", file=out)
     print(f"{len(removed)} removed, {len(ring.keys)} kept", file=out)
     return 0
+
+
+def _is_pem(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(64).lstrip().startswith("-----BEGIN")
+    except OSError:
+        return False
 
 
 def describe(key: RingKey) -> str:
