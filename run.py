@@ -194,7 +194,7 @@ def seed(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from registry import create_app, jobs
+    from registry import create_app, jobs, logs
     from registry.jobs import backends
 
     app = create_app({"JOBS_EMBEDDED_WORKER": False})
@@ -202,7 +202,7 @@ def worker(args: argparse.Namespace) -> int:
         print("run.py worker: needs REDIS_URL (the queue) and MONGO_URI (a store workers share); "
               "without them `python run.py serve` runs jobs in its own worker thread.", file=sys.stderr)
         return 2
-    print(f"  RQ worker: queue {app.config['JOBS_QUEUE']} at {app.config['REDIS_URL']}, "
+    print(f"  RQ worker: queue {app.config['JOBS_QUEUE']} at {logs.redacted(app.config['REDIS_URL'])}, "
           f"store {app.config['STORE_KIND']}", flush=True)
     backends.work(app, burst=args.burst, tick=lambda: jobs.tick(app))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -65,3 +66,12 @@ def configure_for(config: dict[str, Any]) -> None:
     """LOG_FORMAT / LOG_LEVEL of the app's settings; tests keep pytest's logging."""
     if not config.get("TESTING"):
         configure(config["LOG_FORMAT"], config["LOG_LEVEL"])
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for a log line or a banner."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -290,3 +290,26 @@ def test_the_bridge_api_client_sends_the_request_id(served: Any) -> None:
     vens = [x for x in access if x["path"] == "/vens" and x["status"] == 200]
     assert [x["request_id"] for x in devices] == ["bridge-call-1"]
     assert len(vens) == 1 and request_ids.WELL_FORMED.fullmatch(vens[0]["request_id"])
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
+    ("mongodb://app:s3cret@m1,m2/db?replicaSet=rs0", "mongodb://app:***@m1,m2/db?replicaSet=rs0"),
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+])
+def test_urls_are_logged_without_their_password(url: str, shown: str) -> None:
+    assert logs.redacted(url) == shown
+
+
+def test_the_worker_banner_shows_no_redis_password(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, app_env
+
+    env = app_env(str(tmp_path / "instance"), free_port(), {
+        "JOBS_BACKEND": "rq", "JOBS_QUEUE": unique_prefix(), "REDIS_URL": "redis://:s3cret-pw@127.0.0.1:6379/0"})
+    ran = subprocess.run([sys.executable, "run.py", "worker", "--burst"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert "RQ worker: queue" in ran.stdout  # the banner came out (the worker then fails: Redis has no password)
+    assert "s3cret-pw" not in ran.stdout + ran.stderr
