@@ -147,6 +147,8 @@ OPLOG_CHANGE_METHODS = ["DELETE", "PATCH", "PUT"]
 # modifiers that only mean something next to them
 MONGO_QUERY_BLACKLIST = ["$where", "$regex", "$function", "$accumulator", "$expr", "$text",
                          "$options", "$search", "$language", "$caseSensitive", "$diacriticSensitive"]
+# answered as JSON errors (Eve's list, plus 413 / 415 / 503 that the guards raise)
+STANDARD_ERRORS = [400, 401, 403, 404, 405, 406, 409, 410, 412, 413, 415, 422, 428, 429, 503]
 # stored NaN / ±Infinity are written as null instead of failing the response
 RENDERERS = ["registry.json_io.SafeJSONRenderer", "eve.render.XMLRenderer"]
 SWAGGER_INFO = {

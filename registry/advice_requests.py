@@ -208,7 +208,7 @@ def openapi_paths() -> dict[str, Any]:
         "/advice-requests": {"post": {
             "summary": "Ask for a recommended device set for a target (aggregators)", "tags": tag,
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-            "responses": {"202": accepted, **_error_responses("400", "401", "403", "422", "429")}}},
+            "responses": {"202": accepted, **_error_responses("400", "401", "403", "413", "415", "422", "429")}}},
         "/advice-requests/{job_id}": {"get": {
             "summary": "The request's job", "tags": tag, "parameters": [JOB_ID],
             "responses": {"200": {"description": "done or failed", "content": {
