@@ -103,7 +103,7 @@ class StoreCollector:
         waited = (now - _aware(oldest["not_before"])).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily("der_registry_jobs_oldest_due_seconds",
                                 "How long the oldest due queued job has waited (0: none)", value=max(0.0, waited))
-        yield from self._tick(db.get_collection(HEARTBEATS).find_one({"_id": TICK}), now)
+        yield from self._tick(db[HEARTBEATS].find_one({"_id": TICK}), now)
 
     def _tick(self, heartbeat: dict[str, Any] | None, now: datetime) -> Iterator[Metric]:
         period = float(self.app.config["JOBS_TICK_SECONDS"])

@@ -24,7 +24,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request, request_started
 
 from registry import limits, metrics, readiness, request_ids
-from registry.metrics import ORPHANS_REPAIRED, record_tick  # noqa: F401 - for the store and the tick
+from registry.metrics import ORPHANS_REPAIRED  # noqa: F401 - for code that repairs orphans
 
 access_log = logging.getLogger("registry.access")
 # probes and scrapes every few seconds: their access lines are DEBUG
