@@ -29,7 +29,7 @@ from openleadr import OpenADRClient, utils
 import settings
 from registry import credentials
 from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
-from registry.openadr.testing import LoopbackRegistry, free_port, with_credentials
+from tests.support.loopback import LoopbackRegistry, free_port, with_credentials
 
 ACCOUNT = str(uuid.UUID(int=1))
 

@@ -27,7 +27,7 @@ from openleadr import OpenADRClient
 
 from registry.openadr import ApiClient, BridgeConfig, MeasurementBuffer, build_vtn, mapping
 from registry.openadr.api_client import format_eve_date
-from registry.openadr.testing import FlakyGateway, LoopbackRegistry, free_port, with_credentials
+from tests.support.loopback import FlakyGateway, LoopbackRegistry, free_port, with_credentials
 
 ACCOUNT = "4f0c7a52-9d1e-4b36-8f0a-2c5d6e7f8a9b"
 AGGREGATOR = "coop-aggregator"

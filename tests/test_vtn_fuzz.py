@@ -23,9 +23,10 @@ from lxml import etree
 
 from registry.openadr.inbound import hardened_parser
 from tests.test_openadr import bridge, gateway, registry, world  # noqa: F401  (fixtures)
-from tests.test_openadr_security import (
-    NS, RawVen, assert_alive, cancel_party_registration, create_party_registration, created_event,
-    enrolled_ven, now, poll, query_registration, register_report, update_report, valid_answer)
+from tests.support.raw_ven import (
+    NS, RawVen, cancel_party_registration, create_party_registration, created_event, now, poll,
+    query_registration, register_report, update_report, valid_answer)
+from tests.test_openadr_security import assert_alive, enrolled_ven
 
 SERVICES = ("EiRegisterParty", "EiReport", "EiEvent", "OadrPoll")
 NAMES = ["oadr:oadrPayload", "oadr:oadrSignedObject", "oadr:oadrPoll", "oadr:oadrUpdateReport",

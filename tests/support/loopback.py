@@ -1,4 +1,4 @@
-"""Test and bench aids for the bridge — never used by the running service.
+"""Loopback servers for the bridge's tests and bench.
 
 ``LoopbackRegistry`` serves the real registry app (``create_app``) with
 werkzeug on a loopback port, as ``python run.py`` would. ``FlakyGateway`` is a
@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
+
 
 def with_credentials(vtn_url: str, ven_name: str, secret: str) -> str:
     """The VTN URL with ``ven_name:secret`` as userinfo: openleadr's client (aiohttp)
