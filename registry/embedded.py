@@ -96,3 +96,33 @@ def find_all(collection: Any, filter: dict[str, Any], projection: Any = None, **
     if getattr(collection, "embedded", False) and hasattr(cursor, "_compute_results"):
         return list(cursor._compute_results(with_limit_and_skip=True))
     return list(cursor)
+
+
+def matching(collection: Any, field: str, values: set[Any], projection: list[str]) -> list[dict[str, Any]]:
+    """``projection`` (and ``_id``) of the stored documents whose ``field`` is one of
+    ``values``, in one pass over mongomock's documents (its query engine takes ten
+    times as long: 1.6 s at 250k measurements). Dates come as mongomock keeps
+    them: naive UTC. Call it under the write lock when the answer must hold until
+    the caller's write."""
+    raw = getattr(collection, "raw", collection)
+    return [{name: d.get(name) for name in ("_id", *projection)}
+            for d in list(raw._store._documents.values()) if d.get(field) in values]
+
+
+@contextlib.contextmanager
+def unique_checks_skipped(collection: Any) -> Iterator[None]:
+    """For a caller that has just checked the keys of what it inserts itself, under
+    the write lock: mongomock would check every unique index once per document
+    inserted, by a scan of the collection (0.6 s per reading at 250k). The
+    indexes stay (and stay unique); only mongomock's re-check is skipped."""
+    raw = getattr(collection, "raw", collection)
+    with EMBEDDED_WRITE_LOCK:
+        unique = [spec for spec in raw._store.indexes.values() if spec.get("unique")]
+        for spec in unique:
+            spec["unique"] = False
+        try:
+            yield
+        finally:
+            for spec in unique:
+                spec["unique"] = True
+

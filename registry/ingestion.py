@@ -2,19 +2,22 @@
 stored one (``ingest_once_by`` on a resource, e.g. a measurement per device and time).
 
 A unique index on the key makes it hold against concurrent inserts: on MongoDB
-an unordered ``insert_many`` skips the duplicates it meets; on the embedded
-store one scan under the write lock finds them (mongomock would scan the
-collection once per document inserted).
+an unordered ``insert_many`` skips the duplicates it meets (a reading another
+request stored meanwhile); on the embedded store the check and the insert are
+one write under the write lock, with one pass over the stored documents
+(mongomock would scan the whole collection once per document inserted).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
+from registry import embedded
 from registry.clock import as_utc
-from registry.embedded import EMBEDDED_WRITE_LOCK, bulk_insert, find_all
+from registry.embedded import EMBEDDED_WRITE_LOCK
 
 DUPLICATE_KEY = 11000
 
@@ -28,54 +31,53 @@ def is_duplicate_key(error: Exception) -> bool:
 
 
 def insert_once(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
-    """:func:`insert_new`, atomic on the embedded store too."""
-    if getattr(collection, "embedded", False):
-        with EMBEDDED_WRITE_LOCK:
-            return insert_new(collection, docs, key)
-    return insert_new(collection, docs, key)
-
-
-def insert_new(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
     """Insert the documents whose ``key`` fields are not stored yet (nor earlier in
-    ``docs``); every document gets the ``_id`` it is stored under. A unique index
-    on ``key`` makes this safe against concurrent inserts on both backends."""
-    def key_of(doc: dict[str, Any]) -> tuple:
-        return tuple(_comparable(doc.get(field)) for field in key)
-
-    stored = {key_of(d): d["_id"] for d in _existing(collection, docs, key)}
-    new: list[dict[str, Any]] = []
-    for doc in docs:
-        if key_of(doc) in stored:
-            doc["_id"] = stored[key_of(doc)]
-        else:
-            doc.setdefault("_id", ObjectId())
-            stored[key_of(doc)] = doc["_id"]
-            new.append(doc)
-    if new:
-        _insert_ignoring_duplicates(collection, new, key, key_of)
+    ``docs``); every document gets the ``_id`` it is stored under."""
+    if getattr(collection, "embedded", False):
+        with EMBEDDED_WRITE_LOCK:  # the check and the insert are one write, as on MongoDB
+            new = _split(docs, key, embedded.matching(collection, key[0], {d.get(key[0]) for d in docs}, key))
+            if new:
+                with embedded.unique_checks_skipped(collection):
+                    collection.insert_many(new)
+    else:
+        new = _split(docs, key, _stored(collection, docs, key))
+        if new:
+            _insert_skipping_duplicates(collection, new, key)
     return [doc["_id"] for doc in docs]
 
 
-def _existing(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[dict[str, Any]]:
-    spec = {field: {"$in": list({_comparable(d.get(field)) for d in docs})} for field in key}
-    return find_all(collection, spec, {field: 1 for field in key})
+def _split(docs: list[dict[str, Any]], key: list[str], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give known documents the stored ``_id``; return the new ones (with fresh ids)."""
+    known = {_key(d, key): d["_id"] for d in stored}
+    new: list[dict[str, Any]] = []
+    for doc in docs:
+        if _key(doc, key) not in known:
+            doc.setdefault("_id", ObjectId())
+            known[_key(doc, key)] = doc["_id"]
+            new.append(doc)
+        doc["_id"] = known[_key(doc, key)]
+    return new
 
 
-def _insert_ignoring_duplicates(collection: Any, new: list[dict[str, Any]], key: list[str],
-                                key_of: Callable[[dict[str, Any]], tuple]) -> None:
-    """Unordered insert; a document that another request stored meanwhile takes its id."""
-    if getattr(collection, "embedded", False):
-        bulk_insert(collection, new)  # under the caller's lock: nothing was stored meanwhile
-        return
+def _stored(collection: Any, docs: list[dict[str, Any]], key: list[str]) -> list[dict[str, Any]]:
+    spec = {field: {"$in": list({d.get(field) for d in docs})} for field in key}
+    return list(collection.find(spec, {field: 1 for field in key}))
+
+
+def _insert_skipping_duplicates(collection: Any, new: list[dict[str, Any]], key: list[str]) -> None:
+    """Unordered insert (MongoDB): a document another request stored meanwhile takes its id."""
     try:
         collection.insert_many(new, ordered=False)
     except BulkWriteError as error:
         if not all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
             raise
-        stored = {key_of(d): d["_id"] for d in _existing(collection, new, key)}
-        for doc in new:
-            doc["_id"] = stored.get(key_of(doc), doc["_id"])
+        _split(new, key, _stored(collection, new, key))
+
+
+def _key(doc: dict[str, Any], key: list[str]) -> tuple:
+    return tuple(_comparable(doc.get(field)) for field in key)
 
 
 def _comparable(value: Any) -> Any:
-    return as_utc(value) if hasattr(value, "tzinfo") and hasattr(value, "year") else value
+    """Dates compare as aware UTC (mongomock keeps them naive, requests bring them aware)."""
+    return as_utc(value) if isinstance(value, datetime) else value

@@ -145,6 +145,20 @@ def test_a_resent_batch_stores_nothing_twice_and_answers_success(client_as, inse
     twice_in_one = service.post("/measurements", **as_json(batch(dev, 20, 1) * 3))
     ids = {i["_id"] for i in twice_in_one.json["_items"]}
     assert twice_in_one.status_code == 201 and len(ids) == 1 and db["measurements"].count_documents({}) == 13
+    assert db["measurements"].index_information()["device_time"]["unique"] is True  # still enforced
+
+
+def test_racing_bulk_inserts_of_one_batch_store_it_once(server, slow_store, insert, token, db):
+    import requests
+    from concurrent.futures import ThreadPoolExecutor
+    dev = device()
+    insert("devices", dev)
+    headers = {"Authorization": f"Bearer {token('service')}"}
+    readings = batch(dev, 0, 12)
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda _: requests.post(f"{server}/measurements", headers=headers, json=readings,
+                                                       timeout=60).status_code, range(4)))
+    assert codes == [201] * 4 and db["measurements"].count_documents({}) == 12
 
 
 def test_a_reading_is_unique_per_device_and_timestamp_in_the_store(app, insert):
