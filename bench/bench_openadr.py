@@ -3,7 +3,9 @@
 openleadr VEN clients register with the VTN (which looks up and PATCHes the
 enrolment over REST), register their reports (one device upsert per
 resource), then push oadrUpdateReport messages; a reading counts once the
-registry has stored it. By default the registry is the real app
+registry has stored it. Then one VEN writing raw 2.0b XML registers a report
+with ``--big-report`` resources in one oadrRegisterReport (the answer a VEN
+waits for, often with a 10 s HTTP timeout), timed from POST to answer. By default the registry is the real app
 (``create_app``, embedded store) served on loopback in this process, as
 ``python run.py`` serves it; its job worker is off, so forecasts stay queued.
 
@@ -30,6 +32,7 @@ import settings
 from registry import credentials
 from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
 from tests.support.loopback import LoopbackRegistry, free_port, with_credentials
+from tests.support.raw_ven import RawVen, outcome, power_description, register_reports, valid_answer
 
 ACCOUNT = str(uuid.UUID(int=1))
 
@@ -47,6 +50,8 @@ def parse_args() -> argparse.Namespace:
                         help="readings per resource in one update report")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=40.0)
+    parser.add_argument("--big-report", type=int, default=200,
+                        help="resources in the one oadrRegisterReport timed at the end (0: skip)")
     return parser.parse_args()
 
 
@@ -65,6 +70,18 @@ class Registry:
         answer.raise_for_status()
         items = answer.json().get("_items", [answer.json()])
         return {item["ven_name"]: item["secret"] for item in items}
+
+    def time_bulk_devices(self, aggregator_id: str, count: int) -> float:
+        """Seconds for one bulk POST of ``count`` new devices of a made-up VEN."""
+        ven_id = str(uuid.uuid4())
+        docs = [{"device_id": str(uuid.uuid4()), "device_name": f"bulk-{i}", "ven_id": ven_id,
+                 "account_id": ACCOUNT, "aggregator_id": aggregator_id, "device_class": "otherLoad",
+                 "device_type": "Demand", "availability": "yes"} for i in range(count)]
+        started = time.perf_counter()
+        answer = requests.post(f"{self.url}/devices", json=docs, headers=self.headers, timeout=60)
+        seconds = time.perf_counter() - started
+        answer.raise_for_status()
+        return seconds
 
     def count(self, resource: str, where: dict) -> int:
         answer = requests.get(f"{self.url}/{resource}", headers=self.headers, timeout=10,
@@ -147,6 +164,8 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
                 break
             await asyncio.sleep(0.1)
         stored_s = time.perf_counter() - started
+        big = (await asyncio.to_thread(time_big_report, registry, bridge.url, aggregator_id,
+                                       args.big_report) if args.big_report else None)
     finally:
         for client in clients:
             if client.client_session:
@@ -161,12 +180,33 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
     ]
     print(f"\nOpenADR bridge bench — {args.vens} VENs x {args.resources} resources, "
           f"{args.messages} reports x {args.readings} readings, concurrency {args.concurrency}")
-    print(f"{'operation':<44}{'count':>9}{'seconds':>10}{'per second':>13}")
+    if big is not None:
+        rows.append((f"resources in one oadrRegisterReport (answer {big[1]})", big[2], big[0]))
+        rows.append(("the registry alone: as many devices, one bulk POST", big[2], big[3]))
+    print(f"{'operation':<52}{'count':>9}{'seconds':>10}{'per second':>13}")
     for label, count, seconds in rows:
-        print(f"{label:<44}{count:>9}{seconds:>10.2f}{count / seconds:>13.1f}")
+        print(f"{label:<52}{count:>9}{seconds:>10.2f}{count / seconds:>13.1f}")
     if stored < expected or devices < args.vens * args.resources:
         print(f"WARNING: {devices} devices and {stored} of {expected} readings stored "
               f"within {args.timeout}s")
+
+
+def time_big_report(registry: Registry, vtn_url: str, aggregator_id: str,
+                    resources: int) -> tuple[float, int, int, float]:
+    """Seconds from POST to answer for one oadrRegisterReport with ``resources``
+    resources, its eiResponse code, the VEN's devices stored when it came, and
+    the seconds the registry itself takes to store as many devices in one bulk
+    POST (hooks included), for comparison."""
+    name = f"{aggregator_id}-big"
+    ven = RawVen(vtn_url, name, registry.enrol([name], aggregator_id)[name]).register()
+    body = register_reports(ven.ven_id, [power_description(f"load-{i}", f"r-{i}")
+                                         for i in range(resources)])
+    started = time.perf_counter()
+    answer = ven.post("EiReport", body)
+    seconds = time.perf_counter() - started
+    code = outcome(valid_answer(answer))[0]
+    devices = registry.count("devices", {"ven_id": ven.ven_id})
+    return seconds, code, devices, registry.time_bulk_devices(aggregator_id, resources)
 
 
 def main() -> None:

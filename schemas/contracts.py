@@ -13,12 +13,19 @@ from schemas.common import AGGREGATOR_ID, CURRENCY, DIRECTION, UUID_FIELD
 CONTRACT_STATUSES = ["proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled"]
 KW_SERIES: dict[str, Any] = {"type": "list", "schema": {"type": "float", "nullable": True}}
 
+VEN_ANSWER: dict[str, Any] = {
+    "opt": {"type": "string", "allowed": ["optIn", "optOut"], "required": True},
+    "event_id": {"type": "string", "required": True, "minlength": 1, "maxlength": 256},
+    "ven_id": {"type": "string", "maxlength": 256},
+    "at": {"type": "datetime", "required": True},
+}
+# the contract's answer, and every change of a VEN's answer with its time (the OpenADR bridge)
 VEN_RESPONSE: dict[str, Any] = {
     "type": "dict",
     "schema": {
-        "opt": {"type": "string", "allowed": ["optIn", "optOut"], "required": True},
-        "event_id": {"type": "string", "required": True, "minlength": 1, "maxlength": 256},
-        "at": {"type": "datetime", "required": True},
+        **VEN_ANSWER,
+        "history": {"type": "list", "maxlength": 100,
+                    "schema": {"type": "dict", "schema": VEN_ANSWER}},
     },
 }
 

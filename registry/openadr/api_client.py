@@ -26,7 +26,6 @@ EVE_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # settings.DATE_FORMAT: ISO 8601, UTC
 # 429: the rate limit of the service client is spent; like 5xx it passes
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 PAGE_SIZE = 500
-OWNER_FIELDS = ("account_id", "aggregator_id", "ven_id")
 
 
 def format_eve_date(moment: datetime) -> str:
@@ -58,10 +57,6 @@ def error_message(body: Any) -> str:
 
 class ApiUnavailable(ApiError):
     """The registry could not be reached (or kept answering 5xx) within the retry budget."""
-
-
-class ForeignDevice(Exception):
-    """A device id that exists with other owners: the bridge never writes to it."""
 
 
 @dataclass
@@ -176,8 +171,8 @@ class ApiClient:
 
     # -- resources ----------------------------------------------------------
 
-    async def find_one(self, resource: str, where: dict) -> dict | None:
-        status, body = await self.request("GET", f"/{resource}",
+    async def find_one(self, resource: str, where: dict, retry_for: float | None = None) -> dict | None:
+        status, body = await self.request("GET", f"/{resource}", retry_for=retry_for,
                                           params={"where": json.dumps(where), "max_results": 1})
         _raise_unless(status, body, (200,), "GET", resource)
         items = body.get("_items", [])
@@ -199,8 +194,8 @@ class ApiClient:
                 return found
         return found
 
-    async def find_ven(self, ven_name: str) -> dict | None:
-        return await self.find_one("vens", {"ven_name": ven_name})
+    async def find_ven(self, ven_name: str, retry_for: float | None = None) -> dict | None:
+        return await self.find_one("vens", {"ven_name": ven_name}, retry_for)
 
     async def patch_item(self, resource: str, lookup: str, changes: dict,
                          etag: str | None = None) -> dict:
@@ -225,32 +220,6 @@ class ApiClient:
             return None
         _raise_unless(status, body, (200,), "GET", f"{resource}/{lookup}")
         return body
-
-    async def upsert_device(self, device: dict, owned: set[str] | None = None) -> str:
-        """Create the device, or PATCH the ``owned`` fields when its id already exists.
-
-        Owners (``account_id``, ``aggregator_id``, ``ven_id``) are never PATCHed;
-        a device with other owners is not touched at all (:class:`ForeignDevice`).
-        """
-        current = await self.get_item("devices", device["device_id"])
-        if current is None:
-            status, body = await self.request("POST", "/devices", json_body=device)
-            if status in (200, 201):
-                return "created"
-            # A concurrent registration may have inserted it first (422 "not unique").
-            current = await self.get_item("devices", device["device_id"])
-            if current is None:
-                _raise_unless(status, body, (200, 201), "POST", "devices")
-        moved = sorted(k for k in OWNER_FIELDS if k in device and current.get(k) != device[k])
-        if moved:
-            raise ForeignDevice(f"device {device['device_id']} belongs to another "
-                                f"{', '.join(moved)}; it is left as it is")
-        owned = set(device) if owned is None else owned
-        changes = {k: v for k, v in device.items() if k in owned and k != "device_id"
-                   and k not in OWNER_FIELDS and current.get(k) != v}
-        if changes:
-            await self.patch_item("devices", device["device_id"], changes, current.get("_etag"))
-        return "updated"
 
     async def post_measurements(self, docs: list[dict], retry_for: float = 0.0) -> tuple[int, Any]:
         return await self.request("POST", "/measurements", json_body=docs, retry_for=retry_for)

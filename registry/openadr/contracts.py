@@ -1,10 +1,9 @@
-"""Contracts -> OpenADR events, and the VENs' opt responses -> contracts.
+"""Contracts -> OpenADR events (the VENs' answers to them: :mod:`.opts`).
 
 :class:`ContractEvents` keeps what this VTN has queued on openleadr's server
-(contract id -> {ven_id: event_id}), queues and cancels events, and records a
-VEN's optIn / optOut on the contract (``PATCH /contracts/<_id> ven_response``).
-:class:`ContractWatcher` finds the work over REST, so contracts reach VENs
-whichever process created or changed them::
+(contract id -> {ven_id: event_id}, and each event's contract), queues and
+cancels events. :class:`ContractWatcher` finds the work over REST, so
+contracts reach VENs whichever process created or changed them::
 
     every OPENADR_WATCH_SECONDS:
       GET /contracts?where={status in accepted|active|cancelled|rejected,
@@ -21,6 +20,8 @@ whichever process created or changed them::
 Event ids are ``uuid5(contract, ven)`` (:func:`mapping.event_id_for`): a
 restarted bridge re-sends the same event, which openleadr's VEN recognises and
 answers with its earlier opt, and that answer does not change the contract.
+openleadr's per-event callbacks are not used: every oadrCreatedEvent goes to
+:class:`opts.OptResponses`.
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ class ContractEvents:
         self.market_context = market_context
         self.sent: dict[str, SentContract] = {}
         self.closed: set[str] = set()  # contracts whose cancellation was handled here
+        self.contracts: dict[str, str] = {}  # event_id -> contract id
 
     async def activate(self, contract: dict, device_ids: list[str] | None = None) -> list[str]:
         """Queue the contract's event for each VEN that has none yet; the new event ids."""
@@ -70,8 +72,9 @@ class ContractEvents:
             if ven_id in record.events:
                 continue
             event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context)
-            record.events[ven_id] = self.server.add_raw_event(
-                ven_id=ven_id, event=event, callback=self._opt_callback(contract_id))
+            record.events[ven_id] = self.server.add_raw_event(ven_id=ven_id, event=event,
+                                                              callback=_answered_elsewhere)
+            self.contracts[record.events[ven_id]] = contract_id
             queued.append(record.events[ven_id])
         if queued:
             self.sent[contract_id] = record
@@ -97,8 +100,12 @@ class ContractEvents:
         for ven_id, resource_ids in targets.items():
             event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context,
                                            cancelled=True)
-            self.server.add_raw_event(ven_id=ven_id, event=event, callback=_ignore_opt)
+            self.server.add_raw_event(ven_id=ven_id, event=event, callback=_answered_elsewhere)
         return len(targets)
+
+    def contract_of(self, event_id: str) -> str | None:
+        """The contract an event queued here stands for (None: not one of ours)."""
+        return self.contracts.get(event_id)
 
     def forget(self, contract_id: str) -> None:
         """Drop an ended contract's events from openleadr's queues (they completed)."""
@@ -106,6 +113,7 @@ class ContractEvents:
         for ven_id, event_id in (record.events if record else {}).items():
             utils.pop_by(self.server.events.get(ven_id, []), "event_descriptor.event_id", event_id)
             self.server.event_callbacks.pop(event_id, None)
+            self.contracts.pop(event_id, None)
 
     async def _targets(self, contract: dict, device_ids: list[str] | None) -> dict[str, list[str]]:
         """ven_id -> the resource ids of the contract's devices behind it."""
@@ -138,36 +146,9 @@ class ContractEvents:
                   for offer_id in contract.get("offers") or []]
         return sorted({offer["device_id"] for offer in offers if offer})
 
-    def _opt_callback(self, contract_id: str):
-        async def record_opt(ven_id: str, event_id: str, opt_type: str) -> None:
-            try:
-                if await self.record_opt(contract_id, event_id, opt_type):
-                    logger.info("VEN %s answered %s to contract %s", ven_id, opt_type, contract_id)
-            except (ApiError, LookupError) as err:
-                logger.warning("%s of VEN %s not recorded on contract %s: %s",
-                               opt_type, ven_id, contract_id, err)
-        return record_opt
 
-    async def record_opt(self, contract_id: str, event_id: str, opt_type: str) -> bool:
-        """PATCH ``ven_response`` unless it already says this; re-decide on a stale ETag."""
-        for _ in range(3):
-            contract = await self.api.get_item("contracts", contract_id)
-            if contract is None:
-                raise LookupError("the contract is gone")
-            if not mapping.opt_changes_answer(contract.get("ven_response"), event_id, opt_type):
-                return False
-            status, body = await self.api.request(
-                "PATCH", f"/contracts/{contract_id}", headers={"If-Match": contract["_etag"]},
-                json_body={"ven_response": mapping.opt_record(opt_type, event_id)})
-            if status == 200:
-                return True
-            if status != 412:
-                raise ApiError(status, body, "PATCH", f"/contracts/{contract_id}")
-        raise ApiError(412, "the contract kept changing", "PATCH", f"/contracts/{contract_id}")
-
-
-async def _ignore_opt(ven_id: str, event_id: str, opt_type: str) -> None:
-    """A VEN confirming a cancellation: nothing to record."""
+async def _answered_elsewhere(ven_id: str, event_id: str, opt_type: str) -> None:
+    """openleadr wants a callback per event; answers are handled by :mod:`.opts`."""
 
 
 class ContractWatcher:

@@ -1,43 +1,52 @@
-"""What a VTN request must pass before openleadr reads a byte of it.
+"""What a VTN request must pass before openleadr reads a byte of it, and the one
+route handler that answers it.
 
 openleadr validates bodies with a schema-aware lxml parser that resolves
-entities; a used internal DTD entity makes it crash the whole process. So an
-aiohttp middleware reads every POST first, in this order, and answers with a
-clear 4xx at the first failure::
+entities; a used internal DTD entity makes it crash the whole process. So every
+POST is read here first, in this order, with a clear 4xx at the first failure::
 
-    Content-Type application/xml        else 415
+    Content-Type application/xml or text/xml   else 415
     body at most MAX_BODY bytes         else 413 (also chunked: counted while read)
     well-formed XML, hardened parser    else 400 (no DTD loading, no entities,
                                                   no network, no huge trees)
     no DOCTYPE at all                   else 400 (checked on the parsed tree)
     valid OpenADR 2.0b (openleadr XSD)  else 400
-    admitted (ven_auth.VenGate)         else 401 / 403 / 503
-    openleadr                           a 5xx from it becomes 400, or 503 when
-                                        the registry was unavailable
+    admitted (ven_auth.VenGate)         else 401 / 403 / 503, or an OpenADR answer
+                                        with an error code (answers.Declined)
+    answered (answers.Responder)        a 2.0b reply; 503 while the registry is
+                                        unavailable; never a 500
 
-openleadr then parses the same bytes again, now known to be harmless.
+openleadr then parses the same bytes again, now known to be harmless; the ids
+it turned into numbers ("007" -> 7) are put back as the VEN wrote them.
 """
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from lxml import etree
+from openleadr import errors
 from openleadr.messaging import XML_SCHEMA, parse_message
+from signxml.exceptions import InvalidSignature
+
+from .answers import OTHER_ERROR, Declined, Responder
+from .api_client import ApiError
 
 logger = logging.getLogger("registry.openadr")
 
 MAX_BODY = 1024 * 1024  # bytes; OpenADR messages are a few KiB
-XML_MEDIA_TYPE = "application/xml"
+# text/xml is what many gateways send (RFC 7303: the same documents as application/xml)
+XML_MEDIA_TYPES = ("application/xml", "text/xml")
+EI = "{http://docs.oasis-open.org/ns/energyinterop/201110}"
+OADR = "{http://openadr.org/oadr-2.0b/2012/07}"
+PYLD = "{http://docs.oasis-open.org/ns/energyinterop/201110/payloads}"
 
 Admit = Callable[[web.Request, str, dict], Awaitable[Any]]
 
 
 class Refusal(Exception):
-    """A request the VTN answers with ``status`` and a message, before openleadr."""
+    """A request the VTN answers with HTTP ``status`` and a message, before openleadr."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -47,35 +56,16 @@ class Refusal(Exception):
         return web.Response(status=self.status, text=self.message + "\n", headers=self.headers)
 
 
-@dataclass
-class Outcome:
-    """What went wrong inside openleadr's handling, for the answer that replaces its 500."""
-
-    registry_errors: list[str] = field(default_factory=list)
-
-    def refusal(self) -> Refusal:
-        if self.registry_errors:
-            return Refusal(503, "the registry is unavailable; retry later",
-                           {"Retry-After": "10"})
-        return Refusal(400, "the VTN could not process this message")
-
-
-_OUTCOME: ContextVar[Outcome] = ContextVar("vtn_request_outcome")
-
-
-def note_registry_error(error: Exception) -> None:
-    """Called by handlers when the registry failed them: the VEN gets 503, not 400."""
-    outcome = _OUTCOME.get(None)
-    if outcome is not None:
-        outcome.registry_errors.append(str(error))
+def registry_unavailable() -> Refusal:
+    return Refusal(503, "the registry is unavailable; retry later", {"Retry-After": "10"})
 
 
 def check_content_type(request: web.Request) -> None:
     if "Content-Type" not in request.headers:
-        raise Refusal(415, f"no Content-Type: send OpenADR messages as {XML_MEDIA_TYPE}")
-    if request.content_type != XML_MEDIA_TYPE:
+        raise Refusal(415, "no Content-Type: send OpenADR messages as application/xml")
+    if request.content_type not in XML_MEDIA_TYPES:
         raise Refusal(415, f"Content-Type {request.content_type} is not accepted: "
-                           f"send OpenADR messages as {XML_MEDIA_TYPE}")
+                           "send OpenADR messages as application/xml (or text/xml)")
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -118,63 +108,95 @@ def check_schema(root: etree._Element) -> None:
         raise Refusal(400, f"not a valid OpenADR 2.0b message: line {error.line}: {error.message}")
 
 
-def read_message(body: bytes) -> tuple[str, dict]:
+def read_message(body: bytes, root: etree._Element) -> tuple[str, dict]:
     """openleadr's message type and payload, from a body already parsed and validated."""
     try:
-        return parse_message(body)
+        message_type, payload = parse_message(body)
     except Exception as err:  # a schema-valid body openleadr still cannot read
         raise Refusal(400, f"not a usable OpenADR 2.0b message: {err.__class__.__name__}") from None
+    restore_ids(root, payload)
+    return message_type, payload
 
 
-async def inspect(request: web.Request) -> tuple[str, dict]:
-    """Every check up to the schema; the message's type and payload."""
+def restore_ids(root: etree._Element, payload: dict) -> None:
+    """Ids exactly as written: openleadr turns every numeric text into a number."""
+    message = root.find(f"{OADR}oadrSignedObject")[0]
+    for key, tag in (("ven_id", f"{EI}venID"), ("ven_name", f"{OADR}oadrVenName"),
+                     ("request_id", f"{PYLD}requestID"), ("registration_id", f"{EI}registrationID")):
+        found = message.find(f".//{tag}")
+        if key in payload and found is not None and not isinstance(payload[key], (str, type(None))):
+            payload[key] = found.text or ""
+    reports = message.findall(f"{OADR}oadrReport")
+    for report, element in zip(payload.get("reports") or [], reports):
+        report["report_request_id"] = element.findtext(f"{EI}reportRequestID")
+        report["report_specifier_id"] = element.findtext(f"{EI}reportSpecifierID")
+        rids = [e.text for e in element.iter(f"{EI}rID")]
+        readings = [*(report.get("report_descriptions") or []),
+                    *((interval.get("report_payload") or {}) for interval in report.get("intervals") or [])]
+        if len(rids) == len(readings):
+            for reading, r_id in zip(readings, rids):
+                if isinstance(reading, dict) and "r_id" in reading:
+                    reading["r_id"] = r_id
+    for response, element in zip(payload.get("event_responses") or [], message.iter(f"{EI}eventID")):
+        response["event_id"] = element.text
+
+
+async def inspect(request: web.Request) -> tuple[str, dict, etree._Element]:
+    """Every check up to the schema; the message's type, payload and tree."""
     check_content_type(request)
     body = await read_body(request)
-    check_schema(parse_xml(body))
-    return read_message(body)
+    root = parse_xml(body)
+    check_schema(root)
+    return (*read_message(body, root), root)
 
 
-def guard(admit: Admit) -> Callable:
-    """The middleware: :func:`inspect`, then ``admit(request, type, payload)``, then openleadr."""
+def serve(service: Any, admit: Admit, responder: Responder) -> Callable:
+    """The route handler of one openleadr service: :func:`inspect`, ``admit``, then the answer."""
 
-    @web.middleware
-    async def guard_vtn_request(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.match_info.http_exception is not None:
-            return await handler(request)  # the router's own 404 / 405
-        outcome = Outcome()
-        token = _OUTCOME.set(outcome)
+    async def handle(request: web.Request) -> web.StreamResponse:
+        message_type, payload = "", {}
         try:
-            message_type, payload = await inspect(request)
+            message_type, payload, root = await inspect(request)
             await admit(request, message_type, payload)
-            response = await handler(request)
+            return await responder.respond(request, service, message_type, payload, root)
         except Refusal as refusal:
             logger.warning("VTN refused a message from %s to %s: %s %s", request.remote,
                            request.path, refusal.status, refusal.message)
             return refusal.response()
-        except web.HTTPException:
-            raise
-        except Exception:  # openleadr lets some errors escape its own handler
-            logger.exception("VTN: a message from %s could not be handled", request.remote)
-            response = web.Response(status=500)
-        finally:
-            _OUTCOME.reset(token)
-        if response.status >= 500:
-            refusal = outcome.refusal()
-            logger.warning("VTN answered %s instead of openleadr's %s to %s: %s", refusal.status,
-                           response.status, request.remote, outcome.registry_errors or "")
-            return refusal.response()
-        return response
+        except errors.ProtocolError as err:  # raised by one of openleadr's own handlers
+            declined = Declined(err.response_code, err.response_description)
+        except Declined as err:
+            declined = err
+        except InvalidSignature:
+            return Refusal(403, "the message's XML signature is not valid").response()
+        except ApiError as err:
+            logger.warning("VTN: the registry failed a %s from %s: %s", message_type,
+                           request.remote, err)
+            return registry_unavailable().response()
+        except Exception:  # a bug must not become a 500 (nor take the VTN down)
+            logger.exception("VTN: a %s from %s could not be handled", message_type or "message",
+                             request.remote)
+            declined = Declined(OTHER_ERROR, "the VTN could not process this message")
+        logger.warning("VTN answered %s from %s with %s: %s", message_type, request.remote,
+                       declined.code, declined.description)
+        try:
+            return responder.declined(message_type, payload, declined)
+        except Exception:
+            logger.exception("VTN: no OpenADR answer could be written for a %s", message_type)
+            return Refusal(400, f"{declined.code}: {declined.description}").response()
 
-    return guard_vtn_request
+    return handle
 
 
-def install(server: Any, admit: Admit) -> None:
-    """Serve ``server``'s OpenADR services from an app with the guard and the body limit.
+def install(server: Any, admit: Admit, responder: Responder) -> None:
+    """Serve ``server``'s OpenADR services from an app with the body limit and these checks.
 
     openleadr builds a bare ``web.Application`` in ``OpenADRServer.__init__``;
-    its routes are rebuilt here on one with ``client_max_size`` and the guard.
+    its routes are rebuilt here on one with ``client_max_size``, each served by
+    :func:`serve` instead of openleadr's ``VTNService.handler``.
     """
-    app = web.Application(client_max_size=MAX_BODY + 1, middlewares=[guard(admit)])
-    app.add_routes([web.post(f"{server.http_path_prefix}/{service.__service_name__}", service.handler)
+    app = web.Application(client_max_size=MAX_BODY + 1)
+    app.add_routes([web.post(f"{server.http_path_prefix}/{service.__service_name__}",
+                             serve(service, admit, responder))
                     for service in server.services.values()])
     server.app = app

@@ -1,11 +1,12 @@
 """Pure translations between OpenADR terms and registry documents.
 
 No I/O here: the stable device id of a VEN resource, the device document built
-from an enrolment and its hints, telemetry readings to measurement documents
-(only finite values the registry accepts),
-a contract to the signals of an OpenADR event (with an event id that is stable
-for the contract and VEN, so a restarted bridge re-sends the same event), and
-which opt response a contract records.
+from an enrolment and its hints, a reported power unit to kW, a reading's
+dtstart to an aware UTC time (refused without ``Z`` or far from now),
+telemetry readings to measurement documents (only finite values the registry
+accepts), a contract to the signals of an OpenADR event (with an event id that
+is stable for the contract and VEN, so a restarted bridge re-sends the same
+event), and the contract's ``ven_response`` with the history of the VENs' answers.
 """
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ from .api_client import format_eve_date
 DEVICE_NAMESPACE = uuid.UUID("6f1d6c1e-3b8a-5d4e-9a57-0c3f5e2b7a10")
 EVENT_NAMESPACE = uuid.UUID("0b7e9d4c-52a1-5f3e-8c6d-1a2b3c4d5e6f")
 POWER_DESCRIPTIONS = frozenset({"RealPower", "powerReal"})
+# itemUnits of a power reading -> watts per unit; powerReal allows W and J/s (the XSD),
+# a customUnit "RealPower" any text: these are the ones that are power
+POWER_UNITS = {"W": 1.0, "J/s": 1.0, "kW": 1e3, "MW": 1e6}
+# readings dated further from now are refused: a VEN's clock or time zone is wrong
+READING_MAX_AGE = timedelta(days=366)
+READING_MAX_LEAD = timedelta(hours=1)
+HISTORY_LIMIT = 100  # answers kept per contract (oldest dropped)
 MAX_POWER_KW = float(MEASUREMENT_SCHEMA["power_kw"]["max"])  # what the registry accepts
 DEVICE_DEFAULTS = {"device_class": "otherLoad", "device_type": "Demand", "availability": "yes"}
 HINT_FIELDS = ("device_class", "device_type", "device_name", "max_capacity")
@@ -71,11 +79,47 @@ def device_document(enrolment: dict, ven_id: str, resource_id: str) -> tuple[dic
 
 
 def kilowatt_factor(unit: str | None, scale: str | None) -> float | None:
-    """Multiplier from a reported power value to kW; None when the unit is not power."""
-    base = {"W": 1.0, "kW": 1000.0, "MW": 1e6}.get(unit or "W")
+    """Multiplier from a reported power value to kW; None when the unit is not power.
+
+    ``unit`` is the itemUnits (W or J/s for powerReal; kW and MW too for a
+    customUnit), ``scale`` the siScaleCode (k: the value is in kW when the unit is W).
+    """
+    base = POWER_UNITS.get(unit or "W")
     if base is None or scale not in SI_EXPONENTS:
         return None
     return base * 10.0 ** SI_EXPONENTS[scale] / 1000.0
+
+
+def is_power(measurement: dict | None) -> bool:
+    """A report description's measurement that is real power (powerReal, or a customUnit
+    described as RealPower): the readings the registry stores."""
+    return bool(measurement) and (measurement.get("name") == "powerReal"
+                                  or measurement.get("description") in POWER_DESCRIPTIONS)
+
+
+def reading_time(value: Any, now: datetime) -> datetime:
+    """A reading's dtstart as an aware UTC datetime; ValueError says why it is refused.
+
+    The 2.0b schema lets the ``Z`` be left out; such a time has no zone, and
+    guessing one would shift every reading, so it is refused like a time more
+    than READING_MAX_AGE before or READING_MAX_LEAD after ``now``.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"dtstart {text!r} is not a date-time") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"dtstart {text!r} has no time zone: OpenADR date-times are UTC "
+                             "and end with Z")
+    moment = moment.astimezone(timezone.utc)
+    if not now - READING_MAX_AGE <= moment <= now + READING_MAX_LEAD:
+        raise ValueError(f"dtstart {format_eve_date(moment)} is too far from now "
+                         f"({format_eve_date(now)}): check the VEN's clock")
+    return moment
 
 
 def power_kw(value: Any, factor: float) -> float | None:
@@ -159,24 +203,39 @@ def contract_event(contract: dict, ven_id: str, resource_ids: list[str],
                          targets=targets, response_required="always")
 
 
-def opt_changes_answer(current: dict | None, event_id: str, opt_type: str) -> bool:
-    """Whether a VEN's opt response should replace the contract's ``ven_response``.
+def answer_with(current: dict | None, ven_id: str, event_id: str, opt_type: str,
+                at: datetime) -> dict | None:
+    """The contract's ``ven_response`` once this VEN answered, or None when it repeats
+    its current answer (openleadr's VEN repeats it for every event it holds).
 
-    Several VENs may serve one contract: any optOut makes the contract's answer
-    optOut; a VEN repeating its answer (as openleadr's client does for every
-    event it holds) changes nothing.
+    ``history`` keeps every change of answer with its time (the newest
+    HISTORY_LIMIT); the top-level ``opt`` is the contract's answer from each
+    event's latest one (one event per VEN): any optOut makes it optOut.
     """
-    if not current:
-        return True
-    if current.get("event_id") == event_id:
-        return current.get("opt") != opt_type
-    return opt_type == "optOut" and current.get("opt") != "optOut"
+    history = list((current or {}).get("history") or [])
+    if current and not history:  # recorded before the history was kept
+        history = [{k: current[k] for k in ("opt", "event_id", "at", "ven_id") if k in current}]
+    latest = latest_answers(history)
+    if event_id in latest and latest[event_id]["opt"] == opt_type:
+        return None
+    history = (history + [{"opt": opt_type, "event_id": event_id, "ven_id": ven_id,
+                           "at": format_eve_date(at)}])[-HISTORY_LIMIT:]
+    return {**contract_answer(history), "history": history}
 
 
-def opt_record(opt_type: str, event_id: str, now: datetime | None = None) -> dict:
-    """What the contract's ``ven_response`` field receives."""
-    return {"opt": opt_type, "event_id": event_id,
-            "at": format_eve_date(now or datetime.now(timezone.utc))}
+def latest_answers(history: list[dict]) -> dict[str, dict]:
+    """event_id -> its latest answer, in the order those came (the history is in time order)."""
+    latest: dict[str, tuple[int, dict]] = {}
+    for position, entry in enumerate(history):
+        latest[entry["event_id"]] = (position, entry)
+    return {event_id: entry for event_id, (_, entry) in sorted(latest.items(), key=lambda i: i[1][0])}
+
+
+def contract_answer(history: list[dict]) -> dict:
+    """The answer the contract shows: the latest optOut still standing, else the latest answer."""
+    standing = list(latest_answers(history).values())
+    outs = [entry for entry in standing if entry["opt"] == "optOut"]
+    return dict((outs or standing)[-1])
 
 
 def clamp_interval(wanted: timedelta, low: timedelta | None, high: timedelta | None) -> timedelta:

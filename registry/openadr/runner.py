@@ -44,6 +44,7 @@ class BridgeConfig:
     sampling_seconds: float = 60.0
     watch_seconds: float = 5.0  # contract polling; 0 turns the watcher off
     lead_hours: float = 24.0  # events go out this long before a contract starts
+    recheck_seconds: float = 0.0  # a VEN's enrolment is re-read when older (0: every message)
     market_context: str = "oadr://der-registry/flexibility"
     cert: str | None = None
     key: str | None = None
@@ -104,7 +105,8 @@ def bridge_from_config(config: BridgeConfig) -> OpenADRBridge:
                        http_ca_file=config.http_ca_file,
                        watch_interval=config.watch_seconds or None,
                        contract_lead=timedelta(hours=config.lead_hours),
-                       market_context=config.market_context)
+                       market_context=config.market_context,
+                       recheck_after=config.recheck_seconds)
     return bridge
 
 

@@ -103,7 +103,7 @@ class MeasurementBuffer:
             return len(batch), 0
         if status not in DATA_VERDICTS:  # credentials, routing or rate limit, not the data: keep it
             raise ApiUnavailable(status, body, "POST", "/measurements")
-        issues = _per_item_issues(body, len(batch))
+        issues = per_item_issues(body, len(batch))
         if issues is not None and any(issues):
             for doc, issue in zip(batch, issues):
                 if issue:
@@ -119,7 +119,7 @@ class MeasurementBuffer:
         return first[0] + second[0], first[1] + second[1]
 
 
-def _per_item_issues(body: Any, count: int) -> list[Any] | None:
+def per_item_issues(body: Any, count: int) -> list[Any] | None:
     """Eve's bulk-insert verdict: one ``_status`` per document, in order."""
     if not isinstance(body, dict):
         return None

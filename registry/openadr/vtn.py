@@ -1,95 +1,103 @@
 """The OpenADR 2.0b VTN that bridges field gateways (VENs) to the registry's REST API.
 
 Every write goes through :class:`ApiClient` with a service token, so the
-registry's validation, access rules and job hooks apply to bridged data too::
+registry's validation, access rules and job hooks apply to bridged data too.
+Every answer is a 2.0b message whose eiResponse says what happened: 200, or
+the profile's error code and why (:mod:`.answers`); transport problems are
+HTTP 4xx, an unavailable registry 503, never 500::
 
-    VEN (openleadr client)            VTN bridge (this module)            registry REST API
-    ──────────────────────            ────────────────────────            ─────────────────
-    any message ────────────────────▶ inbound.guard: Content-Type, size, hardened XML parse,
-                                      no DOCTYPE, XSD; ven_auth.VenGate: who is it (TLS
-                                      fingerprint, or loopback + Basic ven_name:secret) and
-                                      may it say this (its venID, reports, events) ──▶ GET /vens
-    oadrCreatePartyRegistration ────▶ on_create_party_registration
-                                      cancelled or no ven_id: refuse (False)
+    VEN (any 2.0b client)             VTN bridge (this package)            registry REST API
+    ─────────────────────             ─────────────────────────            ─────────────────
+    any message ────────────────────▶ inbound: Content-Type, size, hardened XML parse, no
+                                      DOCTYPE, XSD; ven_auth.VenGate: TLS fingerprint, or
+                                      loopback + Basic ven_name:secret; venName / venID its
+                                      own (452), enrolment not cancelled (463) ─────▶ GET /vens
+    oadrCreatePartyRegistration ────▶ create_party_registration: push model refused (451)
                                ◀──── venID (issued at enrolment), ◀──── PATCH /vens/<_id> registered
                                      registrationID
-    oadrRegisterReport ─────────────▶ on_register_report (per resource) ─▶ GET /devices/<uuid5(ven/resource)>
-                                                                          POST /devices | PATCH owned fields
+    oadrCancelPartyRegistration ────▶ its own registrationID only (452) ──▶ PATCH /vens/<_id> enrolled
+    oadrRegisterReport ─────────────▶ reports.register: units (461); devices in one batch ─▶
+                                      GET /devices?where={ven_id}, POST /devices [bulk], PATCH hints
                                ◀──── oadrRegisteredReport (RealPower requested every sampling interval)
-    oadrUpdateReport ───────────────▶ telemetry callback ─▶ MeasurementBuffer ─▶ POST /measurements [bulk]
-                                                            (kept and re-sent while the API is down)
+    oadrUpdateReport ───────────────▶ reports.update: its reportRequestIDs (452), UTC times near
+                                      now (454) ─▶ MeasurementBuffer ─▶ POST /measurements [bulk]
+                                      (kept and re-sent while the API is down; the registry keeps
+                                      one reading per device and timestamp)
     contract watcher (every few s) ────────────────────────────────────▶ GET /contracts?where={accepted…}
                                       event queued per VEN (targets: its resources)
     oadrPoll ───────────────────────▶ ◀──── oadrDistributeEvent (SIMPLE level / LOAD_DISPATCH kW delta)
-    oadrCreatedEvent optIn|optOut ──▶ opt callback ─────────────────────▶ PATCH /contracts/<_id> ven_response
+    oadrCreatedEvent optIn|optOut ──▶ opts: its events (452), their modification (450) ─▶
+                                      PATCH /contracts/<_id> ven_response (+ history)
     contract watcher ──────────────────────────────────────────────────▶ GET /contracts?where={cancelled…}
                                       event status "cancelled", the next poll delivers it
 
 The VTN keeps registrations in memory only: after a bridge restart, a VEN's
-next message is answered with oadrRequestReregistration (openleadr's
-``ven_lookup`` mechanism), which re-runs the sequence above.
+next message is answered with oadrRequestReregistration, which re-runs the
+sequence above. It supports the HTTP pull model only (docs/openadr.md).
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import threading
-import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import partial
-from typing import Any, Iterator
+from typing import Any
 
+from aiohttp import web
 from openleadr import OpenADRServer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import inbound, mapping, ven_auth
-from .api_client import ApiClient, ApiError, ForeignDevice, format_eve_date
+from registry.metrics import PROCESS
+
+from . import inbound, ven_auth
+from .answers import INVALID_ID, NOT_ALLOWED, NOT_REGISTERED, Declined, Responder
+from .api_client import ApiClient, format_eve_date
 from .contracts import ContractEvents, ContractWatcher
+from .opts import OptResponses
+from .reports import Reports
 from .telemetry import MeasurementBuffer
+from .ven_auth import VenSession
 
 logger = logging.getLogger("registry.openadr")
 
 DEFAULT_PATH = "/OpenADR2/Simple/2.0b"
-
-
-@dataclass
-class VenSession:
-    """A VEN registered with this VTN process (lost on restart, by design)."""
-
-    ven_id: str
-    ven_name: str
-    registration_id: str
-    enrolment: dict  # as last read from the registry (ven_auth re-reads it now and then)
-    devices: dict[str, asyncio.Task] = field(default_factory=dict)  # resource -> device id or None
-    checked_at: float = field(default_factory=time.monotonic)  # when the enrolment was read
+PULL_ONLY = ("this VTN supports the HTTP pull model only: register with oadrHttpPullModel "
+             "true over simpleHttp, then poll OadrPoll")
 
 
 class OpenADRBridge:
     """An ``OpenADRServer`` whose handlers read and write the registry over REST."""
 
     def __init__(self, api: ApiClient, server: OpenADRServer, *, sampling_interval: timedelta,
+                 poll_interval: timedelta = timedelta(seconds=10),
                  market_context: str = "oadr://der-registry/flexibility",
                  buffer: MeasurementBuffer | None = None, watch_interval: float | None = 5.0,
-                 contract_lead: timedelta = timedelta(hours=24)) -> None:
+                 contract_lead: timedelta = timedelta(hours=24), recheck_after: float = 0.0) -> None:
         self.api, self.server = api, server
-        self.sampling_interval = sampling_interval
         self.buffer = buffer or MeasurementBuffer(api)
         self.sessions: dict[str, VenSession] = {}
         self.resources: dict[str, tuple[str, str]] = {}  # device_id -> (ven_id, resource_id)
+        self.reports = Reports(api, self.sessions, self.buffer, sampling_interval)
         self.contract_events = ContractEvents(api, server, self.resources, market_context)
+        self.opts = OptResponses(api, server, self.contract_events)
         # None: no polling; contracts reach VENs only through activate_contract
         self.watcher = (ContractWatcher(api, self.contract_events, watch_interval, contract_lead)
                         if watch_interval else None)
-        self.gate = ven_auth.VenGate(api, server, self.sessions)
+        self.gate = ven_auth.VenGate(api, self.sessions, recheck_after=recheck_after)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        for name in ("on_create_party_registration", "on_cancel_party_registration",
-                     "on_register_report"):
-            server.add_handler(name, getattr(self, name))
-        inbound.install(server, self.gate.admit)
+        handlers = {"oadrCreatePartyRegistration": self.create_party_registration,
+                    "oadrCancelPartyRegistration": self.cancel_party_registration,
+                    "oadrRegisterReport": self.register_report,
+                    "oadrUpdateReport": self.reports.update,
+                    "oadrCreatedReport": acknowledge,
+                    "oadrRequestEvent": self.request_event,
+                    "oadrCreatedEvent": self.opts.created_event}
+        inbound.install(server, self.gate.admit,
+                        Responder(server, handlers, self.lookup_ven, poll_interval))
+        server.app.router.add_get("/metrics", serve_metrics)
 
     @property
     def url(self) -> str:
@@ -98,37 +106,49 @@ class OpenADRBridge:
 
     # -- registration ---------------------------------------------------------
 
-    async def on_create_party_registration(self, payload: dict) -> tuple[str, str] | bool:
-        """Register the enrolment the guard authenticated (the VEN's proof is in ven_auth)."""
-        caller = ven_auth.current_caller()
-        enrolment = caller.enrolment if caller is not None else None
-        if enrolment is None or enrolment.get("registration_status") == "cancelled":
-            logger.warning("refused OpenADR registration of VEN %r: not enrolled",
-                           payload.get("ven_name"))
-            return False
+    async def create_party_registration(self, payload: dict) -> tuple[str, dict]:
+        """Register the enrolment the gate authenticated (the VEN's proof is in ven_auth)."""
+        enrolment = ven_auth.current_caller().enrolment
         ven_name, ven_id = enrolment["ven_name"], enrolment.get("ven_id")
+        if enrolment.get("registration_status") == "cancelled":
+            raise Declined(NOT_REGISTERED, f"VEN {ven_name!r}: its enrolment is cancelled; "
+                                           "the party that enrolled it can enrol it again")
         if not ven_id:  # enrolled before the registry issued ven_ids
-            logger.warning("refused VEN %r: its enrolment has no ven_id; enrol it again", ven_name)
-            return False
-        with _registry_errors_noted():
-            await self.api.patch_item("vens", enrolment["_id"], {
-                "registration_status": "registered",
-                "registered_at": format_eve_date(datetime.now(timezone.utc))}, enrolment.get("_etag"))
+            raise Declined(NOT_REGISTERED, f"VEN {ven_name!r}: its enrolment has no venID; "
+                                           "enrol the box again")
+        if wants_push(payload):
+            raise Declined(NOT_ALLOWED, PULL_ONLY)
+        await self.api.patch_item("vens", enrolment["_id"], {
+            "registration_status": "registered",
+            "registered_at": format_eve_date(datetime.now(timezone.utc))}, enrolment.get("_etag"))
+        self.end_session(ven_id)  # a registration starts afresh: earlier report requests end
         session = VenSession(ven_id, ven_name, str(uuid.uuid4()), enrolment)
         self.sessions[ven_id] = session
         logger.info("VEN %r registered as %s", ven_name, ven_id)
-        return ven_id, session.registration_id
+        return "oadrCreatedPartyRegistration", {"ven_id": ven_id,
+                                                "registration_id": session.registration_id}
 
-    async def on_cancel_party_registration(self, payload: dict) -> tuple[str, dict]:
-        session = self.sessions.pop(payload.get("ven_id"), None)
-        if session is not None:
-            with _registry_errors_noted():
-                await self.api.patch_item("vens", session.enrolment["_id"],
-                                          {"registration_status": "enrolled"})
-        return "oadrCanceledPartyRegistration", {"registration_id": payload.get("registration_id")}
+    async def cancel_party_registration(self, payload: dict) -> tuple[str, dict]:
+        """Only the VEN's own open registration is cancelled; the enrolment stays."""
+        ven_id, registration_id = payload["ven_id"], payload.get("registration_id")
+        session = self.sessions.get(ven_id)
+        if session is None:
+            return "oadrCanceledPartyRegistration", {"response": {
+                "response_code": 200, "response_description": "OK: no registration was open"}}
+        if registration_id != session.registration_id:
+            raise Declined(INVALID_ID, f"registrationID {registration_id} is not this VEN's "
+                                       "registration")
+        self.end_session(ven_id)
+        await self.api.patch_item("vens", session.enrolment["_id"], {"registration_status": "enrolled"})
+        logger.info("VEN %s cancelled its registration", ven_id)
+        return "oadrCanceledPartyRegistration", {}
+
+    def end_session(self, ven_id: str) -> None:
+        self.sessions.pop(ven_id, None)
+        self.reports.forget(ven_id)
 
     def lookup_ven(self, ven_id: str) -> dict | None:
-        """openleadr's ``ven_lookup``: None makes the VTN request re-registration."""
+        """None makes the VTN request re-registration."""
         session = self.sessions.get(ven_id)
         if session is None:
             return None
@@ -136,59 +156,20 @@ class OpenADRBridge:
                 "registration_id": session.registration_id,
                 "fingerprint": session.enrolment.get("fingerprint")}
 
-    # -- reports -> devices and measurements ----------------------------------
+    # -- reports and events -------------------------------------------------------
 
-    async def on_register_report(self, ven_id: str, resource_id: str, measurement: str,
-                                 unit: str | None, scale: str | None,
-                                 min_sampling_interval: timedelta | None,
-                                 max_sampling_interval: timedelta | None) -> tuple | None:
-        session = self.sessions.get(ven_id)
-        if session is None or not resource_id:
-            return None
-        try:
-            with _registry_errors_noted():
-                device_id = await self._ensure_device(session, resource_id)
-        except Exception:
-            # Forget the session: the VEN's next poll is answered with a request
-            # to re-register, which retries the device registration.
-            self.sessions.pop(ven_id, None)
-            raise
-        if device_id is None:
-            return None
-        factor = mapping.kilowatt_factor(unit, scale)
-        if measurement not in mapping.POWER_DESCRIPTIONS or factor is None:
-            return None  # the registry stores power; other readings are not requested
-        interval = mapping.clamp_interval(self.sampling_interval, min_sampling_interval,
-                                          max_sampling_interval)
-        return partial(self.on_power_readings, device_id, factor), interval
+    async def register_report(self, payload: dict) -> tuple[str, dict]:
+        reply = await self.reports.register(payload)
+        session = self.sessions[payload["ven_id"]]
+        for resource_id, device_id in session.devices.items():
+            if device_id is not None:
+                self.resources[device_id] = (session.ven_id, resource_id)
+        return reply
 
-    def _ensure_device(self, session: VenSession, resource_id: str) -> asyncio.Task:
-        """One create-or-update per resource, shared by its measurements."""
-        if resource_id not in session.devices:
-            session.devices[resource_id] = asyncio.ensure_future(
-                self._upsert_device(session, resource_id))
-        return session.devices[resource_id]
-
-    async def _upsert_device(self, session: VenSession, resource_id: str) -> str | None:
-        document, owned = mapping.device_document(session.enrolment, session.ven_id, resource_id)
-        try:
-            outcome = await self.api.upsert_device(document, owned)
-        except ForeignDevice as err:  # a VEN only ever writes to its own devices
-            logger.warning("VEN %s resource %r not bridged: %s", session.ven_name, resource_id, err)
-            return None
-        self.resources[document["device_id"]] = (session.ven_id, resource_id)
-        logger.info("device %s %s for VEN %s resource %r", document["device_id"], outcome,
-                    session.ven_name, resource_id)
-        return document["device_id"]
-
-    def on_power_readings(self, device_id: str, factor: float,
-                          readings: list[tuple[datetime, float]]) -> None:
-        documents, refused = mapping.power_measurements(device_id, readings, factor)
-        if refused:
-            logger.warning("dropped %d reading(s) for device %s: not a finite power within "
-                           "±%g kW at a timestamp: %r", len(refused), device_id,
-                           mapping.MAX_POWER_KW, refused[:5])
-        self.buffer.add(documents)
+    async def request_event(self, payload: dict) -> tuple[str, dict]:
+        """oadrRequestEvent is answered with oadrDistributeEvent, empty when there is none."""
+        reply_type, reply = await self.server.services["event_service"].request_event(payload)
+        return "oadrDistributeEvent", reply if reply_type == "oadrDistributeEvent" else {}
 
     # -- contracts -> events (registry/openadr/contracts.py) -------------------
 
@@ -257,14 +238,24 @@ class OpenADRBridge:
         self.loop, self._thread = None, None
 
 
-@contextlib.contextmanager
-def _registry_errors_noted() -> Iterator[None]:
-    """A handler failing on the registry makes the VEN's answer a 503, not a 400."""
-    try:
-        yield
-    except ApiError as err:
-        inbound.note_registry_error(err)
-        raise
+async def acknowledge(payload: dict) -> tuple[str, dict]:
+    """oadrCreatedReport: the VEN confirms the reports it will send; nothing to do."""
+    return "oadrResponse", {}
+
+
+def wants_push(payload: dict) -> bool:
+    """oadrHttpPullModel false, or left out with a transportAddress; or a transport
+    other than simpleHttp."""
+    pull = payload.get("http_pull_model")
+    return (payload.get("transport_name") not in (None, "simpleHttp") or pull is False
+            or (pull is None and bool(payload.get("transport_address"))))
+
+
+async def serve_metrics(request: web.Request) -> web.Response:
+    """This process's figures (Prometheus text), for a scrape from this machine only."""
+    if not ven_auth.is_loopback(request.remote) or "X-Forwarded-For" in request.headers:
+        return web.Response(status=403, text="/metrics answers this machine only\n")
+    return web.Response(body=generate_latest(PROCESS), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
@@ -275,13 +266,15 @@ def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
               http_cert: str | None = None, http_key: str | None = None,
               http_ca_file: str | None = None, buffer: MeasurementBuffer | None = None,
               watch_interval: float | None = 5.0, contract_lead: timedelta = timedelta(hours=24),
-              market_context: str = "oadr://der-registry/flexibility") -> OpenADRBridge:
+              market_context: str = "oadr://der-registry/flexibility",
+              recheck_after: float = 0.0) -> OpenADRBridge:
     """An :class:`OpenADRBridge` around a configured ``OpenADRServer`` (not started).
 
     Plain HTTP without message signing by default; ``http_cert``/``http_key``/
     ``http_ca_file`` enable mutual TLS and ``cert``/``key`` XML message signing.
     ``watch_interval`` (seconds) is how often contracts are polled; events are
-    sent for contracts starting within ``contract_lead``.
+    sent for contracts starting within ``contract_lead``; ``recheck_after``
+    (seconds) is how long a session trusts its copy of the VEN's enrolment.
     """
     if vtn_id.islower():
         # openleadr's VEN flags an all-lowercase vtnID as invalid in its event responses.
@@ -293,6 +286,7 @@ def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
                            verify_message_signatures=bool(cert and key),
                            ven_lookup=lambda ven_id: bridge.lookup_ven(ven_id))
     bridge = OpenADRBridge(api, server, sampling_interval=sampling_interval, buffer=buffer,
-                           watch_interval=watch_interval, contract_lead=contract_lead,
-                           market_context=market_context)
+                           poll_interval=poll_interval, watch_interval=watch_interval,
+                           contract_lead=contract_lead, market_context=market_context,
+                           recheck_after=recheck_after)
     return bridge

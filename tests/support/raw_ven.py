@@ -260,3 +260,13 @@ class RawVen:
         report_request_id = text_of(answer, ".//ei:reportRequestID")
         assert report_request_id, etree.tostring(answer)
         return report_request_id
+
+
+def declined(answer: requests.Response, code: int, reply_type: str | None = None) -> str:
+    """An answer in OpenADR terms with this error code (HTTP 200, valid 2.0b); its description."""
+    root = valid_answer(answer)
+    got, description = outcome(root)
+    assert got == code, (got, description, answer.text)
+    if reply_type is not None:
+        assert message_type(root) == reply_type, answer.text
+    return description
