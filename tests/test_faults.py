@@ -11,6 +11,11 @@ process. Here the worker's death is the state it leaves behind: a job claimed
 (running, one attempt spent) whose RQ message is gone. Redis is real: a
 private redis-server on a free port, stopped and started again.
 
+A request that dies between two of a contract's writes (the worker hangs and
+is killed) is shown over real HTTP: its thread stops at a fault point and never
+continues; the tick repairs what it left, and the client's retry with its
+Idempotency-Key makes exactly one contract.
+
 The bridge losing the registry for a while without losing telemetry is
 tests/test_openadr.py::test_registry_outage_loses_no_telemetry.
 """
@@ -174,3 +179,61 @@ def test_with_redis_unreachable_and_the_embedded_store_jobs_run_in_process(insta
     assert service.post("/measurements", **as_json(as_api(readings(dev, 0.25)))).status_code == 201
     assert jobs.run_pending(app) >= 1
     assert job_states(app)["consumption_forecast"] == ("done", 1)
+
+
+class WorkerKilled(BaseException):
+    """Raised in the hung request's thread at the end: nothing after the fault runs."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the killed thread
+def test_a_worker_dead_mid_contract_leaves_nothing_the_tick_does_not_repair(app, server, insert, token, db):
+    """Over real HTTP: the request hangs between claiming the offer and storing the
+    contract (a gunicorn timeout kills such a worker), the client times out and
+    retries with its Idempotency-Key. Until the request is surely dead the retry
+    is told to wait; then the tick repairs the orphans and the retry makes the
+    one contract."""
+    import threading
+
+    import requests
+
+    from registry.lifecycle import advance_lifecycle
+    from tests.test_marketplace_concurrency import iso
+
+    dev = device()
+    insert("devices", dev)
+    prosumer = {"Authorization": f"Bearer {token('prosumer', account_id=dev['account_id'])}"}
+    offer = requests.post(f"{server}/offers", headers=prosumer, timeout=30, json={
+        "device_id": dev["device_id"], "start": iso(0), "end": iso(6), "direction": "down",
+        "power_kw": 2.0, "price": 0.2}).json()
+    aggregator = {"Authorization": f"Bearer {token('aggregator', aggregator_id=dev['aggregator_id'])}",
+                  "Idempotency-Key": "order-42"}
+    body = {"aggregator_id": dev["aggregator_id"], "offers": [offer["_id"]], "start": iso(1), "end": iso(2)}
+    dead = threading.Event()
+
+    def hang() -> None:
+        dead.wait(60)
+        raise WorkerKilled()
+    app.extensions["faults"] = {"after:claim_offers": hang}
+    try:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.post(f"{server}/contracts", headers=aggregator, json=body, timeout=1)
+        assert db["contracts"].count_documents({}) == 0 and db["reservations"].count_documents({}) == 4
+        assert db["offers"].find_one()["status"] == "contracted"
+        busy = requests.post(f"{server}/contracts", headers=aggregator, json=body, timeout=30)
+        assert busy.status_code == 409 and "still being processed" in busy.json()["_error"]["message"]
+    finally:
+        app.extensions["faults"] = {}
+    app.config["REQUEST_GRACE_SECONDS"] = 1  # instead of waiting out the default 120 s
+    time.sleep(1.1)
+    with app.app_context():
+        repaired = advance_lifecycle()
+    assert (repaired["orphan_reservations_deleted"], repaired["orphan_offers_reopened"]) == (4, 1)
+    retry = requests.post(f"{server}/contracts", headers=aggregator, json=body, timeout=30)
+    dead.set()
+    assert retry.status_code == 201, retry.text
+    contract = db["contracts"].find_one()
+    assert db["contracts"].count_documents({}) == 1 and str(contract["_id"]) == retry.json()["_id"]
+    assert {r["contract_id"] for r in db["reservations"].find()} == {contract["_id"]}
+    assert db["offers"].find_one()["contract_id"] == contract["_id"]
+    again = requests.post(f"{server}/contracts", headers=aggregator, json=body, timeout=30)
+    assert again.status_code == 201 and again.json()["_id"] == retry.json()["_id"]
