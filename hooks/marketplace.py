@@ -28,6 +28,7 @@ from registry import atomic, idempotency, reservations
 from registry.clock import utcnow
 from registry.marketplace import (RESERVING, SYSTEM, MarketError, check_acceptance, check_contract_update,
                                   check_new_contract, check_new_offer, check_offer_update)
+from registry.metrics import ORPHANS_REPAIRED
 from registry.reservations import Conflict
 
 
@@ -198,8 +199,8 @@ def repair_unstored_contracts(db: Any, contract_ids: list[Any]) -> None:
     """A dead request's contract was never stored: free what it held (the tick would, later)."""
     stored = {c["_id"] for c in db["contracts"].find({"_id": {"$in": contract_ids}}, {"_id": 1})}
     for contract_id in set(contract_ids) - stored:
-        reservations.release(db, contract_id)
-        reservations.reopen_offers(db, contract_id, utcnow())
+        ORPHANS_REPAIRED.labels("reservations").inc(reservations.release(db, contract_id))
+        ORPHANS_REPAIRED.labels("offers").inc(reservations.reopen_offers(db, contract_id, utcnow()))
 
 
 HOOKS = [

@@ -312,8 +312,11 @@ def test_a_retry_after_a_kill_before_the_write_waits_then_takes_over(app, market
     assert busy.status_code == 409 and "still being processed" in busy.json["_error"]["message"]
     assert state(db) == before
     app.config["REQUEST_GRACE_SECONDS"] = 0  # the first attempt is surely dead now
+    from registry.metrics import ORPHANS_REPAIRED
+    repaired_before = ORPHANS_REPAIRED.labels("reservations")._value.get()
     taken = post(market.aggregator, "contracts", body)
     assert taken.status_code == 201
+    assert ORPHANS_REPAIRED.labels("reservations")._value.get() - repaired_before == 4  # at once, not by the tick
     contract = db["contracts"].find_one()
     assert db["contracts"].count_documents({}) == 1 and held_by(db) == {contract["_id"]: 4}
     assert db["offers"].find_one()["contract_id"] == contract["_id"]
