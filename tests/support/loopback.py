@@ -124,7 +124,9 @@ class FlakyGateway:
     """A loopback reverse proxy in front of a registry; can fail on demand.
 
     ``mode`` "up" forwards, "503" answers Service Unavailable, "refuse" closes the
-    listening socket so connections are refused.
+    listening socket so connections are refused, "lose-answer" forwards the
+    request and then answers 503, as a request that timed out after the
+    registry had done it.
     """
 
     def __init__(self, upstream: str) -> None:
@@ -142,7 +144,7 @@ class FlakyGateway:
         return self.served.url
 
     def set_mode(self, mode: str) -> None:
-        if mode not in ("up", "503", "refuse"):
+        if mode not in ("up", "503", "refuse", "lose-answer"):
             raise ValueError(mode)
         if mode == "refuse" and self.mode != "refuse":
             self.served.call(self.served._unlisten())
@@ -153,7 +155,7 @@ class FlakyGateway:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         key = f"{request.method} {request.path}"
         self.forwarded[key] = self.forwarded.get(key, 0) + 1
-        if self.mode != "up":
+        if self.mode not in ("up", "lose-answer"):
             self.failed += 1
             return web.Response(status=503, text="registry down for maintenance")
         if self._session is None:
@@ -162,6 +164,9 @@ class FlakyGateway:
         async with self._session.request(request.method, f"{self.upstream}{request.rel_url}",
                                          headers=headers, data=await request.read()) as upstream:
             body = await upstream.read()
+            if self.mode == "lose-answer":
+                self.failed += 1
+                return web.Response(status=503, text="the answer was lost on the way")
             return web.Response(body=body, status=upstream.status,
                                 content_type=upstream.content_type)
 
