@@ -7,6 +7,12 @@ from typing import Any, Callable
 import pytest
 
 from registry import create_app
+from tests.support.redis_server import start_session_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's private redis-server, before any test module reads its URL."""
+    start_session_redis()
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from tests.support.redis_server import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 CONFIG = str(ROOT / "deploy" / "gunicorn.conf.py")
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url(0)
 # variables of the developer's shell that would change what the app under test does
 CLEARED = ("MONGO_URI", "REDIS_URL", "JOBS_BACKEND", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR",
            "TRUSTED_PROXIES", "METRICS_TOKEN", "OAUTH_USERS", "OAUTH_CLIENTS", "PUBLIC_URL", "OAUTH_ISSUER")

@@ -16,8 +16,9 @@ from registry.jobs import backends, records
 from tests.conftest import as_json
 from tests.factories import device
 from tests.history import as_api, readings, this_hour
+from tests.support.redis_server import redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url(0)
 META = ("_id", "_created", "_updated", "_etag", "job_id")
 
 

@@ -24,6 +24,7 @@ from registry.store import GeoCollection, GeoDatabase
 from tests.conftest import as_json
 from tests.factories import device
 from tests.processes import REDIS_URL, free_port, gunicorn, seed_instance, unique_prefix
+from tests.support.redis_server import redis_url
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -308,7 +309,7 @@ def test_the_worker_banner_shows_no_redis_password(tmp_path: Any) -> None:
     from tests.processes import ROOT, app_env
 
     env = app_env(str(tmp_path / "instance"), free_port(), {
-        "JOBS_BACKEND": "rq", "JOBS_QUEUE": unique_prefix(), "REDIS_URL": "redis://:s3cret-pw@127.0.0.1:6379/0"})
+        "JOBS_BACKEND": "rq", "JOBS_QUEUE": unique_prefix(), "REDIS_URL": redis_url(0).replace("redis://", "redis://:s3cret-pw@")})
     ran = subprocess.run([sys.executable, "run.py", "worker", "--burst"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120, check=False)
     assert "RQ worker: queue" in ran.stdout  # the banner came out (the worker then fails: Redis has no password)

@@ -31,9 +31,10 @@ from registry.auth import (KeyRing, KeyRingError, Principal, TokenRevocations, f
                            mint_token)
 from registry.auth.keys import generate_key
 from registry.auth.keystore import SigningKeys, signing_keys_for
+from tests.support.redis_server import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = redis_url(0)
 NOW = datetime(2030, 1, 2, 12, 0, tzinfo=timezone.utc)
 DEMO_FILES = {"demo-credentials.json", "ui-secret-key", "oauth-signing-keys.json"}
 

@@ -21,8 +21,9 @@ from flask import Flask
 from registry import create_app
 from registry.auth import REVOCATIONS, hash_secret
 from tests.test_auth_provider import USERS, authorize_params, make_app, pkce
+from tests.support.redis_server import redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = redis_url(5)
 AUTHORIZE = "/oauth/authorize"
 
 
