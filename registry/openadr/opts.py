@@ -13,7 +13,7 @@ VEN confirming a cancelled event takes it off the VTN's queue.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from openleadr import OpenADRServer, enums, utils
@@ -26,6 +26,7 @@ from .contracts import ContractEvents
 logger = logging.getLogger("registry.openadr")
 
 CONTRACT_MOVED_ON = frozenset({403, 404, 409, 422})  # cancelled, settled, gone: nothing to record
+ANSWERS_KEPT = 10_000  # event ids whose latest answer this process remembers
 
 
 class OptResponses:
@@ -45,7 +46,10 @@ class OptResponses:
             if utils.getmember(event, "event_descriptor.event_status") == enums.EVENT_STATUS.CANCELLED:
                 utils.pop_by(self.server.events.get(ven_id, []), "event_descriptor.event_id", event_id)
                 continue
-            self.answered[event_id] = opt
+            self.answered.pop(event_id, None)
+            self.answered[event_id] = opt  # newest last
+            while len(self.answered) > ANSWERS_KEPT:
+                self.answered.pop(next(iter(self.answered)))
             contract_id = self.contract_events.contract_of(event_id)
             if contract_id is not None:
                 note = await self.record(contract_id, ven_id, event_id, opt)
@@ -74,7 +78,7 @@ class OptResponses:
             if contract is None:
                 return f"contract {contract_id} is gone: answer not recorded"
             answer = mapping.answer_with(contract.get("ven_response"), ven_id, event_id, opt,
-                                         datetime.now(timezone.utc))
+                                         datetime.now(UTC))
             if answer is None:
                 return None  # the VEN repeated its answer
             status, body = await self.api.request(
