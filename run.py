@@ -1,13 +1,14 @@
 """Command line: serve (default), seed, token, worker, bridge.
 
-    python run.py [serve] [--host H] [--port P] [--vtn-port V] [--no-demo]
-    python run.py token --role aggregator|prosumer|service|admin [--aggregator-id ID]
-                        [--account-id UUID] [--ttl SECONDS]
-    python run.py seed [--prosumers N] [--days D]
-    python run.py worker [--burst]
-    python run.py bridge [--api-url URL] [--host H] [--vtn-port V]
-    python run.py keys list|rotate [--stage]|prune [--older-than S]|hash-secret [--file PATH]
+python run.py [serve] [--host H] [--port P] [--vtn-port V] [--no-demo]
+python run.py token --role aggregator|prosumer|service|admin [--aggregator-id ID]
+                    [--account-id UUID] [--ttl SECONDS]
+python run.py seed [--prosumers N] [--days D]
+python run.py worker [--burst]
+python run.py bridge [--api-url URL] [--host H] [--vtn-port V]
+python run.py keys list|rotate [--stage]|prune [--older-than S]|hash-secret [--file PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,8 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import settings
 
@@ -69,12 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
 def add_keys_args(sub: Any) -> None:
     keys = sub.add_parser("keys", help="the signing key ring (list, rotate, prune) and secret hashes")
     keys.add_argument("action", choices=["list", "rotate", "prune", "hash-secret"])
-    keys.add_argument("--file", help="the key ring (default: OAUTH_SIGNING_KEYS_FILE, else the demo's "
-                                     "in INSTANCE_PATH); rotate creates it")
-    keys.add_argument("--stage", action="store_true", help="rotate: publish a new key that signs from "
-                                                           "the next rotate (hosts with their own copies)")
-    keys.add_argument("--older-than", type=float, help="prune: retired at least this many seconds ago "
-                                                       "(default: a token's lifetime; 0: every retired key)")
+    keys.add_argument(
+        "--file",
+        help="the key ring (default: OAUTH_SIGNING_KEYS_FILE, else the demo's in INSTANCE_PATH); rotate creates it",
+    )
+    keys.add_argument(
+        "--stage",
+        action="store_true",
+        help="rotate: publish a new key that signs from the next rotate (hosts with their own copies)",
+    )
+    keys.add_argument(
+        "--older-than",
+        type=float,
+        help="prune: retired at least this many seconds ago (default: a token's lifetime; 0: every retired key)",
+    )
 
 
 def add_serve_args(parser: argparse.ArgumentParser) -> None:
@@ -90,9 +100,15 @@ def serve(args: argparse.Namespace) -> int:
     from registry import create_app, demo
 
     url = f"http://{args.host}:{args.port}"
-    app = create_app({"HOST": args.host, "PORT": args.port, "VTN_PORT": args.vtn_port,
-                      "PUBLIC_URL": os.environ.get("PUBLIC_URL", url),
-                      "OAUTH_ISSUER": os.environ.get("OAUTH_ISSUER", url)})
+    app = create_app(
+        {
+            "HOST": args.host,
+            "PORT": args.port,
+            "VTN_PORT": args.vtn_port,
+            "PUBLIC_URL": os.environ.get("PUBLIC_URL", url),
+            "OAUTH_ISSUER": os.environ.get("OAUTH_ISSUER", url),
+        }
+    )
     embedded = app.config["STORE_KIND"] == "embedded"
     if embedded:
         print(IN_MEMORY_WARNING, flush=True)
@@ -107,8 +123,11 @@ def serve(args: argparse.Namespace) -> int:
     except (OSError, RuntimeError, TimeoutError) as exc:
         server.shutdown()
         server.server_close()
-        print(f"run.py serve: the OpenADR VTN cannot listen on port {args.vtn_port} ({exc}); "
-              "choose another with --vtn-port", file=sys.stderr)
+        print(
+            f"run.py serve: the OpenADR VTN cannot listen on port {args.vtn_port} ({exc}); "
+            "choose another with --vtn-port",
+            file=sys.stderr,
+        )
         return 2
     print(BANNER.format(url=url, vtn=vtn_url, store=app.config["STORE_KIND"]), flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -135,8 +154,17 @@ def start_vtn(args: argparse.Namespace, app: Any) -> tuple[Any, str]:
     config = BridgeConfig.from_env(api_url=api_url, host=args.host, port=args.vtn_port)
     with socket.socket() as probe:  # fail now, not in a child restarted forever
         probe.bind((args.host, args.vtn_port))
-    command = [sys.executable, os.path.abspath(__file__), "bridge", "--api-url", api_url,
-               "--host", args.host, "--vtn-port", str(args.vtn_port)]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "bridge",
+        "--api-url",
+        api_url,
+        "--host",
+        args.host,
+        "--vtn-port",
+        str(args.vtn_port),
+    ]
     env = {**os.environ, "INSTANCE_PATH": app.config["INSTANCE_PATH"]}
     supervisor = VtnSupervisor(command, env, host=args.host, port=args.vtn_port).start()
     return supervisor, config.vtn_url
@@ -171,9 +199,17 @@ def token(args: argparse.Namespace) -> int:
 
     issuer, audience = running_provider()
     try:
-        print(mint_token(settings.INSTANCE_PATH, issuer, audience,
-                         args.role, aggregator_id=args.aggregator_id, account_id=args.account_id,
-                         ttl=args.ttl))
+        print(
+            mint_token(
+                settings.INSTANCE_PATH,
+                issuer,
+                audience,
+                args.role,
+                aggregator_id=args.aggregator_id,
+                account_id=args.account_id,
+                ttl=args.ttl,
+            )
+        )
     except ValueError as exc:
         print(f"run.py token: {exc}", file=sys.stderr)
         return 2
@@ -185,8 +221,11 @@ def seed(args: argparse.Namespace) -> int:
 
     app = create_app({"JOBS_EMBEDDED_WORKER": False})  # the jobs it enqueues run in serve or workers
     if app.config["STORE_KIND"] == "embedded":
-        print("run.py seed: MONGO_URI is not set; the embedded store would vanish when this "
-              "command ends. `python run.py serve` seeds the embedded store itself.", file=sys.stderr)
+        print(
+            "run.py seed: MONGO_URI is not set; the embedded store would vanish when this "
+            "command ends. `python run.py serve` seeds the embedded store itself.",
+            file=sys.stderr,
+        )
         return 2
     counts = demo.seed(app, demo.build_demo(args.prosumers), measurement_days_count=args.days)
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -199,11 +238,17 @@ def worker(args: argparse.Namespace) -> int:
 
     app = create_app({"JOBS_EMBEDDED_WORKER": False})
     if app.extensions["jobs"].name != "rq":
-        print("run.py worker: needs REDIS_URL (the queue) and MONGO_URI (a store workers share); "
-              "without them `python run.py serve` runs jobs in its own worker thread.", file=sys.stderr)
+        print(
+            "run.py worker: needs REDIS_URL (the queue) and MONGO_URI (a store workers share); "
+            "without them `python run.py serve` runs jobs in its own worker thread.",
+            file=sys.stderr,
+        )
         return 2
-    print(f"  RQ worker: queue {app.config['JOBS_QUEUE']} at {logs.redacted(app.config['REDIS_URL'])}, "
-          f"store {app.config['STORE_KIND']}", flush=True)
+    print(
+        f"  RQ worker: queue {app.config['JOBS_QUEUE']} at {logs.redacted(app.config['REDIS_URL'])}, "
+        f"store {app.config['STORE_KIND']}",
+        flush=True,
+    )
     backends.work(app, burst=args.burst, tick=lambda: jobs.tick(app))
     return 0
 
@@ -224,13 +269,16 @@ def keys(args: argparse.Namespace) -> int:
     from registry.auth import key_commands
 
     older_than = key_commands.PRUNE_AFTER_SECONDS if args.older_than is None else args.older_than
-    return key_commands.run(args.action, settings.as_dict(), file=args.file, stage=args.stage,
-                            older_than=older_than)
+    return key_commands.run(args.action, settings.as_dict(), file=args.file, stage=args.stage, older_than=older_than)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "serve": serve, "token": token, "seed": seed,
-    "worker": worker, "bridge": bridge, "keys": keys,
+    "serve": serve,
+    "token": token,
+    "seed": seed,
+    "worker": worker,
+    "bridge": bridge,
+    "keys": keys,
 }
 
 

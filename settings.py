@@ -2,6 +2,7 @@
 
 Eve mutates the DOMAIN it is given, so every app gets a fresh one.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,7 +18,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def _env_switch(name: str, default: str) -> bool | str:
-    """"1" / "0" as True / False; any other value as given, checked where it is used."""
+    """ "1" / "0" as True / False; any other value as given, checked where it is used."""
     raw = os.environ.get(name, default)
     return {"0": False, "1": True}.get(raw, raw)
 
@@ -26,8 +27,9 @@ MONGO_URI: str | None = os.environ.get("MONGO_URI") or None
 MONGO_DBNAME: str = os.environ.get("MONGO_DBNAME", "der_registry")
 REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
 # absolute, so the server and `run.py token` share one signing key wherever they start
-INSTANCE_PATH: str = os.path.abspath(os.environ.get(
-    "INSTANCE_PATH", os.path.join(os.path.dirname(os.path.abspath(__file__)), "instance")))
+INSTANCE_PATH: str = os.path.abspath(
+    os.environ.get("INSTANCE_PATH", os.path.join(os.path.dirname(os.path.abspath(__file__)), "instance"))
+)
 
 HOST: str = os.environ.get("HOST", "127.0.0.1")
 PORT: int = _env_int("PORT", 5000)
@@ -45,9 +47,12 @@ OAUTH_PROVIDERS: list[dict[str, Any]] = json.loads(os.environ.get("OAUTH_PROVIDE
 ADMIN_UI_CLIENTS: dict[str, dict[str, Any]] = json.loads(os.environ.get("ADMIN_UI_CLIENTS", "{}"))
 
 # None: demo users and clients with secrets generated into the instance folder
-OAUTH_USERS: list[dict[str, Any]] | None = json.loads(os.environ["OAUTH_USERS"]) if "OAUTH_USERS" in os.environ else None
-OAUTH_CLIENTS: list[dict[str, Any]] | None = (json.loads(os.environ["OAUTH_CLIENTS"])
-                                              if "OAUTH_CLIENTS" in os.environ else None)
+OAUTH_USERS: list[dict[str, Any]] | None = (
+    json.loads(os.environ["OAUTH_USERS"]) if "OAUTH_USERS" in os.environ else None
+)
+OAUTH_CLIENTS: list[dict[str, Any]] | None = (
+    json.loads(os.environ["OAUTH_CLIENTS"]) if "OAUTH_CLIENTS" in os.environ else None
+)
 # secrets (docs/deploy.md, "Secrets and key rotation"): each in its variable or in the file
 # its *_FILE names (a mounted secret); read by registry/credentials.py. With MONGO_URI all
 # are required; without it, what is missing is generated into INSTANCE_PATH (the demo)
@@ -145,8 +150,19 @@ OPLOG_METHODS = ["DELETE", "POST", "PATCH", "PUT"]
 OPLOG_CHANGE_METHODS = ["DELETE", "PATCH", "PUT"]
 # operators that run code or can be made arbitrarily slow (regex bombs), and the
 # modifiers that only mean something next to them
-MONGO_QUERY_BLACKLIST = ["$where", "$regex", "$function", "$accumulator", "$expr", "$text",
-                         "$options", "$search", "$language", "$caseSensitive", "$diacriticSensitive"]
+MONGO_QUERY_BLACKLIST = [
+    "$where",
+    "$regex",
+    "$function",
+    "$accumulator",
+    "$expr",
+    "$text",
+    "$options",
+    "$search",
+    "$language",
+    "$caseSensitive",
+    "$diacriticSensitive",
+]
 # answered as JSON errors (Eve's list, plus 413 / 415 / 503 that the guards raise)
 STANDARD_ERRORS = [400, 401, 403, 404, 405, 406, 409, 410, 412, 413, 415, 422, 428, 429, 503]
 # stored NaN / ±Infinity are written as null instead of failing the response

@@ -4,6 +4,7 @@ It signs people in through an OAuth provider (authorization code + PKCE)
 and shows role-dependent panels by calling the registry's REST API with
 their token (see ``admin_ui.api``), so the registry decides what is visible.
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -26,8 +27,12 @@ def init_app(app: Flask) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = credentials.demo_secret_key(app.config.get("INSTANCE_PATH") or app.instance_path)
     https = str(app.config.get("PUBLIC_URL", "")).startswith("https://")
-    app.config.update(SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https)
+    app.config.update(
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=https,
+    )
     lifetime = int(app.config.get("ADMIN_UI_SESSION_SECONDS") or DEFAULT_SECONDS)
     app.session_interface = ServerSessionInterface(session_backend(app.config, lambda: app.data.driver.db), lifetime)
     app.extensions["admin_ui_providers"] = register_providers(app)

@@ -13,6 +13,7 @@ The sub-request runs in an empty ``contextvars.Context``: Flask would
 otherwise reuse the page's app context, and with it ``g`` (where the API
 keeps the validated caller).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -23,8 +24,6 @@ from urllib.parse import quote
 
 from flask import current_app, request
 from werkzeug.test import Client, EnvironBuilder, TestResponse
-
-NOT_AVAILABLE = "not available"
 
 
 @dataclass
@@ -111,8 +110,7 @@ class Api:
         if not ids.ok:
             return result
         items = [one.body for stub in ids.items if (one := self.get(f"{resource}/{stub.get('_id')}")).ok]
-        return ApiResult(200, {**ids.body, "_items": items}, ids.headers,
-                         unreadable=len(ids.items) - len(items))
+        return ApiResult(200, {**ids.body, "_items": items}, ids.headers, unreadable=len(ids.items) - len(items))
 
     def post(self, path: str, body: Any) -> ApiResult:
         return self.call("POST", path, body=body)
@@ -120,20 +118,27 @@ class Api:
     def patch(self, path: str, body: dict[str, Any], etag: str) -> ApiResult:
         return self.call("PATCH", path, body=body, headers={"If-Match": etag})
 
-    def call(self, method: str, path: str, params: dict[str, Any] | None = None,
-             body: Any = None, headers: dict[str, str] | None = None) -> ApiResult:
+    def call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiResult:
         query = {k: _param(v) for k, v in (params or {}).items() if v not in (None, "", {})}
         builder = EnvironBuilder(
             # quoted: an id typed into a /ui URL ("x?a", "x#a") stays one path segment
-            path="/" + quote(path.lstrip("/"), safe="/"), method=method, query_string=query,
-            json=body if body is not None else None, base_url=request.host_url,
-            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json",
-                     **(headers or {})},
+            path="/" + quote(path.lstrip("/"), safe="/"),
+            method=method,
+            query_string=query,
+            json=body if body is not None else None,
+            base_url=request.host_url,
+            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json", **(headers or {})},
             environ_base={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"},
         )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        response: TestResponse = contextvars.Context().run(
-            Client(app, use_cookies=False).open, builder)
+        response: TestResponse = contextvars.Context().run(Client(app, use_cookies=False).open, builder)
         result = ApiResult(response.status_code, _json_body(response), dict(response.headers))
         if result.status == 401:
             raise ApiUnauthorized(result.message)

@@ -5,14 +5,14 @@ Every answer under ``/ui`` is an HTML page: an unknown URL, a wrong method,
 a bad ``page`` and a refusal from the app's own request guards get a readable
 4xx page here, never the API's JSON / XML error, and a listing never fails as
 a whole because one record cannot be rendered."""
+
 from __future__ import annotations
 
 import math
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import (Blueprint, Response, current_app, make_response, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException, default_exceptions
 from wtforms import ValidationError
@@ -21,8 +21,14 @@ from admin_ui.api import Api, ApiResult, ApiUnauthorized
 from admin_ui.login import User, current_user, expire_session
 from admin_ui.queries import InvalidPage, PageOutOfRange
 
-bp = Blueprint("admin_ui", __name__, url_prefix="/ui", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+bp = Blueprint(
+    "admin_ui",
+    __name__,
+    url_prefix="/ui",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 # (endpoint, label, roles): what the navigation offers; the API still decides.
 PANELS = [
@@ -40,9 +46,11 @@ TOGGLES = {
     "service": ("availability",),
     "admin": ("availability", "marketplace_availability", "dr_availability"),
 }
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-       "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-       "form-action 'self' {providers}")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self' {providers}"
+)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -50,8 +58,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 def _template_globals() -> dict[str, Any]:
     user = current_user()
     panels = [(e, label) for e, label, roles in PANELS if user and user.role in roles]
-    return {"csrf_token": generate_csrf, "current": user, "panels": panels, "page_url": page_url,
-            "num": number}
+    return {"csrf_token": generate_csrf, "current": user, "panels": panels, "page_url": page_url, "num": number}
 
 
 def page_url(endpoint: str, args: dict[str, str], to_page: int) -> str:
@@ -74,8 +81,9 @@ def _check_csrf() -> Any:
     try:
         validate_csrf(request.form.get("csrf_token"))
     except (ValidationError, CSRFError) as error:
-        return render_template("admin_ui/error.html", title="Form expired",
-                               message=f"{error} Reload the page and try again."), 400
+        return render_template(
+            "admin_ui/error.html", title="Form expired", message=f"{error} Reload the page and try again."
+        ), 400
     return None
 
 
@@ -129,8 +137,11 @@ for _code in sorted(code for code in default_exceptions if code >= 400):
 def _unexpected(error: Exception) -> tuple[str, int]:
     # a bug: logged with its traceback; the person gets a page, not a stack
     current_app.logger.exception("admin UI: %s %s failed", request.method, request.path)
-    return page("error.html", title="Something went wrong",
-                message="This page could not be shown. The error was logged; try again or go back."), 500
+    return page(
+        "error.html",
+        title="Something went wrong",
+        message="This page could not be shown. The error was logged; try again or go back.",
+    ), 500
 
 
 @bp.route("/<path:unknown>", methods=ALL_METHODS)
@@ -138,12 +149,19 @@ def not_found(unknown: str) -> Any:
     """Every other /ui URL: 405 when another method would work there, else 404."""
     allowed = _methods_elsewhere(request.path)
     if allowed:
-        response = make_response(page("error.html", title="Method not allowed", message=(
-            f"{request.method} is not possible here; this address takes {', '.join(sorted(allowed))}.")), 405)
+        response = make_response(
+            page(
+                "error.html",
+                title="Method not allowed",
+                message=(f"{request.method} is not possible here; this address takes {', '.join(sorted(allowed))}."),
+            ),
+            405,
+        )
         response.headers["Allow"] = ", ".join(sorted(allowed | ({"HEAD"} if "GET" in allowed else set())))
         return response
-    return page("error.html", title="Page not found",
-                message="There is no page at this address. Use the navigation above."), 404
+    return page(
+        "error.html", title="Page not found", message="There is no page at this address. Use the navigation above."
+    ), 404
 
 
 def _methods_elsewhere(path: str) -> set[str]:
@@ -180,7 +198,7 @@ def listing(template: str, rows: str, unreadable: int = 0, **context: Any) -> st
     notices = _unreadable_notice(unreadable)
     try:
         return page(template, notices=notices, **context)
-    except Exception:  # noqa: BLE001 — any template error; the row test below narrows it down
+    except Exception:
         current_app.logger.exception("admin UI: %s could not render every record", template)
     items = list(context[rows])
     shown = [item for item in items if _renders(template, {**context, rows: [item]})]
@@ -191,7 +209,7 @@ def listing(template: str, rows: str, unreadable: int = 0, **context: Any) -> st
 def _renders(template: str, context: dict[str, Any]) -> bool:
     try:
         page(template, **context)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     return True
 
@@ -199,8 +217,10 @@ def _renders(template: str, context: dict[str, Any]) -> bool:
 def _unreadable_notice(count: int) -> list[str]:
     if not count:
         return []
-    return [f"{count} record{'s' if count != 1 else ''} could not be shown (a stored value is not valid); "
-            "the others are listed."]
+    return [
+        f"{count} record{'s' if count != 1 else ''} could not be shown (a stored value is not valid); "
+        "the others are listed."
+    ]
 
 
 def failure(result: ApiResult, title: str = "The registry refused the request") -> tuple[str, int]:

@@ -10,12 +10,14 @@ server-side session (``admin_ui.session``); the cookie carries only its id.
 Signing out deletes the session and revokes the token, so neither a copied
 cookie nor a copied token works afterwards.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, flash, redirect, session, url_for
@@ -60,7 +62,9 @@ def register_providers(app: Flask) -> list[Provider]:
     oauth = OAuth(app)
     issuer = app.config["OAUTH_ISSUER"].rstrip("/")
     oauth.register(
-        BUILTIN, client_id=UI_CLIENT_ID, token_endpoint_auth_method="none",
+        BUILTIN,
+        client_id=UI_CLIENT_ID,
+        token_endpoint_auth_method="none",
         server_metadata_url=f"{issuer}/.well-known/openid-configuration",
         client_kwargs={"code_challenge_method": "S256"},
     )
@@ -73,7 +77,9 @@ def register_providers(app: Flask) -> list[Provider]:
         name = f"oidc{index}"
         discovery = entry.get("discovery_url") or f"{entry['issuer'].rstrip('/')}/.well-known/openid-configuration"
         oauth.register(
-            name, client_id=client["client_id"], client_secret=client.get("client_secret"),
+            name,
+            client_id=client["client_id"],
+            client_secret=client.get("client_secret"),
             server_metadata_url=discovery,
             client_kwargs={"code_challenge_method": "S256", "scope": client.get("scope", "openid")},
         )
@@ -92,9 +98,15 @@ def user_from_token(token: dict[str, Any], provider: str) -> User:
         raise InvalidToken("the provider returned no access token")
     principal = current_app.extensions["principal_cache"].principal_for(access_token)
     expires_at = float(token.get("expires_at") or time.time() + float(token.get("expires_in") or 300))
-    return User(token=access_token, expires_at=expires_at, role=principal.role,
-                subject=principal.subject, provider=provider,
-                aggregator_id=principal.aggregator_id, account_id=principal.account_id)
+    return User(
+        token=access_token,
+        expires_at=expires_at,
+        role=principal.role,
+        subject=principal.subject,
+        provider=provider,
+        aggregator_id=principal.aggregator_id,
+        account_id=principal.account_id,
+    )
 
 
 def log_in(user: User) -> None:
@@ -134,6 +146,7 @@ def current_user() -> User | None:
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Views get the user as their first argument; no or expired login: to the login page."""
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         user = current_user()
@@ -142,6 +155,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if user.expired:
             return expire_session()
         return view(user, *args, **kwargs)
+
     return wrapper
 
 

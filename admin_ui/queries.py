@@ -1,20 +1,25 @@
 """From the UI's filter forms to API query parameters, and back to what a
 person reads. Pure functions: no request, no store."""
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 EARTH_RADIUS_KM = 6378.1
 DEVICE_CLASSES = ("hvacDevice", "lightingLoad", "dhwDevice", "otherLoad")
 DEVICE_TYPES = ("Demand", "Generation", "Storage")
 AVAILABILITY_FIELDS = ("availability", "marketplace_availability", "dr_availability")
 DEVICE_SORTS = {
-    "name": "device_name", "-capacity": "-max_capacity", "capacity": "max_capacity",
-    "-available": "-available_capacity", "class": "device_class,device_name",
+    "name": "device_name",
+    "-capacity": "-max_capacity",
+    "capacity": "max_capacity",
+    "-available": "-available_capacity",
+    "class": "device_class,device_name",
 }
 PAGE_SIZES = (10, 25, 50, 100)
 API_DATE = "%Y-%m-%dT%H:%M:%SZ"
@@ -52,8 +57,11 @@ def device_query(args: Mapping[str, str]) -> DeviceQuery:
     for name in AVAILABILITY_FIELDS:
         if args.get(name) in ("yes", "no"):
             where[name] = args[name]
-    capacity = {op: value for op, key in (("$gte", "cap_min"), ("$lte", "cap_max"))
-                if (value := _number(args, key, problems)) is not None}
+    capacity = {
+        op: value
+        for op, key in (("$gte", "cap_min"), ("$lte", "cap_max"))
+        if (value := _number(args, key, problems)) is not None
+    }
     if capacity:
         where["max_capacity"] = capacity
     circle = _circle(args, problems)
@@ -62,8 +70,7 @@ def device_query(args: Mapping[str, str]) -> DeviceQuery:
     per_page = _int(args.get("per_page"), 25)
     per_page = per_page if per_page in PAGE_SIZES else 25
     page = page_number(args)
-    params = {"sort": DEVICE_SORTS.get(args.get("sort", ""), "device_name"),
-              "max_results": per_page, "page": page}
+    params = {"sort": DEVICE_SORTS.get(args.get("sort", ""), "device_name"), "max_results": per_page, "page": page}
     if where:
         params["where"] = where
     return DeviceQuery(params, page, per_page, tuple(problems))
@@ -158,7 +165,7 @@ def input_time(moment: datetime) -> str:
 
 def default_window(now: datetime | None = None, hours: int = 2) -> tuple[str, str]:
     """A quarter-hour aligned window starting at the next full hour plus one."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
     return input_time(start), input_time(start + timedelta(hours=hours))
 
@@ -168,7 +175,7 @@ def parse_api_time(text: Any) -> datetime | None:
         return None
     for fmt in (API_DATE, "%a, %d %b %Y %H:%M:%S GMT", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None

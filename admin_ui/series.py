@@ -6,6 +6,7 @@ Forecast and advice documents are read tolerantly: the forecasting and
 advisor workers own their exact shapes, and a missing part renders as an
 empty state rather than an error.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,19 +16,27 @@ from datetime import timedelta
 from typing import Any
 
 from admin_ui.queries import epoch, parse_api_time
+from registry.advisor import TAG_MEANINGS
 
 DEFAULT_RESOLUTION = 900
-TAG_WORDS = {1: "consumption strongly recommended", 2: "consumption recommended", 3: "warning",
-             4: "consumption not recommended", 5: "consumption forbidden"}
+# the advisor's words for its tags, written once (registry/advisor.py)
+TAG_WORDS = TAG_MEANINGS
 
 
 def measurement_chart(measurements: list[dict[str, Any]]) -> dict[str, Any] | None:
-    points = sorted((t, m["power_kw"]) for m in measurements
-                    if (t := epoch(m.get("timestamp"))) is not None and _finite(m.get("power_kw")))
+    points = sorted(
+        (t, m["power_kw"])
+        for m in measurements
+        if (t := epoch(m.get("timestamp"))) is not None and _finite(m.get("power_kw"))
+    )
     if not points:
         return None
-    return {"x": [t for t, _ in points], "unit": "kW", "band": None,
-            "series": [{"label": "measured power (kW)", "values": [v for _, v in points]}]}
+    return {
+        "x": [t for t, _ in points],
+        "unit": "kW",
+        "band": None,
+        "series": [{"label": "measured power (kW)", "values": [v for _, v in points]}],
+    }
 
 
 def forecast_chart(forecast: dict[str, Any]) -> dict[str, Any] | None:
@@ -42,8 +51,10 @@ def forecast_chart(forecast: dict[str, Any]) -> dict[str, Any] | None:
     band = None
     low, high = outer_quantiles(forecast.get("quantiles"), len(values))
     if low and high:
-        series = [{"label": low[0], "values": _gaps(low[1]), "dash": True},
-                  {"label": high[0], "values": _gaps(high[1]), "dash": True}] + series
+        series = [
+            {"label": low[0], "values": _gaps(low[1]), "dash": True},
+            {"label": high[0], "values": _gaps(high[1]), "dash": True},
+        ] + series
         band = [0, 1]
     return {"x": x, "unit": "kW", "series": series, "band": band}
 
@@ -118,8 +129,11 @@ def advice_timeline(advice: dict[str, Any]) -> list[Slot]:
     if not isinstance(raw, list):
         tags, codes = advice.get("tags"), advice.get("codes")
         codes = codes if isinstance(codes, list) else []
-        raw = [{"tag": t, "code": codes[i] if i < len(codes) else ""}
-               for i, t in enumerate(tags)] if isinstance(tags, list) else []
+        raw = (
+            [{"tag": t, "code": codes[i] if i < len(codes) else ""} for i, t in enumerate(tags)]
+            if isinstance(tags, list)
+            else []
+        )
     slots = []
     for i, entry in enumerate(raw):
         entry = entry if isinstance(entry, dict) else {"tag": entry}
@@ -127,8 +141,14 @@ def advice_timeline(advice: dict[str, Any]) -> list[Slot]:
         if not isinstance(tag, int) or not 1 <= tag <= 5:
             continue
         moment = parse_api_time(entry.get("start")) or (start + timedelta(seconds=i * step) if start else None)
-        slots.append(Slot(moment.strftime("%H:%M") if moment else str(i), tag,
-                          str(entry.get("code") or ""), str(entry.get("message") or "")))
+        slots.append(
+            Slot(
+                moment.strftime("%H:%M") if moment else str(i),
+                tag,
+                str(entry.get("code") or ""),
+                str(entry.get("message") or ""),
+            )
+        )
     return slots
 
 

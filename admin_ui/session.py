@@ -15,6 +15,7 @@ Hand-written rather than Flask-Session: its MongoDB backend takes a
 msgspec and cachelib along; what the UI needs is an id -> document map with an
 expiry, in the store every worker of a deployment already shares.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,12 +23,13 @@ import itertools
 import logging
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from flask import Flask, Request, Response
-from flask.sessions import SessionInterface, SessionMixin
 from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class ServerSession(CallbackDict, SessionMixin):  # type: ignore[type-arg]
     """A session dict that knows its id and the id it replaced."""
 
     def __init__(self, initial: dict[str, Any] | None = None, sid: str | None = None) -> None:
-        def on_update(session: "ServerSession") -> None:
+        def on_update(session: ServerSession) -> None:
             session.modified = True
 
         super().__init__(initial, on_update)
@@ -94,10 +96,12 @@ class StoreSessions:
 
     def save(self, digest: str, data: str, expires_at: datetime, lifetime: timedelta) -> None:
         collection = self.collection()
-        created = collection.replace_one({"_id": digest}, {"data": data, "expires_at": expires_at},
-                                         upsert=True).upserted_id is not None
+        created = (
+            collection.replace_one({"_id": digest}, {"data": data, "expires_at": expires_at}, upsert=True).upserted_id
+            is not None
+        )
         if created and next(self._new_count) % SWEEP_EVERY == 0:  # mongomock has no TTL index
-            collection.delete_many({"expires_at": {"$lt": datetime.now(timezone.utc)}})
+            collection.delete_many({"expires_at": {"$lt": datetime.now(UTC)}})
 
     def delete(self, digest: str) -> None:
         self.collection().delete_one({"_id": digest})
@@ -118,8 +122,13 @@ class RedisSessions:
         return data.decode("utf-8") if isinstance(data, bytes) else None
 
     def save(self, digest: str, data: str, expires_at: datetime, lifetime: timedelta) -> None:
-        self._call("keep", self.client.set, self.prefix + digest, data.encode("utf-8"),
-                   ex=max(int(lifetime.total_seconds()), 1))
+        self._call(
+            "keep",
+            self.client.set,
+            self.prefix + digest,
+            data.encode("utf-8"),
+            ex=max(int(lifetime.total_seconds()), 1),
+        )
 
     def delete(self, digest: str) -> None:
         self._call("delete", self.client.delete, self.prefix + digest)
@@ -167,16 +176,22 @@ class ServerSessionInterface(SessionInterface):
         if not session:
             if not session.new:
                 self.backend.delete(_digest(session.sid))
-            response.delete_cookie(self.get_cookie_name(app), domain=self.get_cookie_domain(app),
-                                   path=self.get_cookie_path(app))
+            response.delete_cookie(
+                self.get_cookie_name(app), domain=self.get_cookie_domain(app), path=self.get_cookie_path(app)
+            )
             return
-        expires_at = datetime.now(timezone.utc) + self.lifetime
+        expires_at = datetime.now(UTC) + self.lifetime
         self.backend.save(_digest(session.sid), self.serializer.dumps(dict(session)), expires_at, self.lifetime)
         response.set_cookie(
-            self.get_cookie_name(app), session.sid, expires=self.get_expiration_time(app, session),
-            httponly=self.get_cookie_httponly(app), domain=self.get_cookie_domain(app),
-            path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
-            samesite=self.get_cookie_samesite(app))
+            self.get_cookie_name(app),
+            session.sid,
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+        )
 
 
 def session_backend(config: Any, get_db: Callable[[], Any]) -> SessionBackend:
@@ -201,5 +216,5 @@ def _expired(expires_at: Any) -> bool:
     if not isinstance(expires_at, datetime):
         return True
     if expires_at.tzinfo is None:  # a store without tz_aware returns naive UTC
-        expires_at = expires_at.replace(tzinfo=timezone.utc)
-    return expires_at <= datetime.now(timezone.utc)
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return expires_at <= datetime.now(UTC)

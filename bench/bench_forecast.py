@@ -13,6 +13,7 @@ resolution, a scale factor and a standby offset; the output says so.
 
 Run from the repository root:  python -m bench.bench_forecast
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -20,14 +21,14 @@ import os
 import platform
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from registry import baselines
 from registry import forecasting as fc
 
-START = datetime(2023, 4, 3, tzinfo=timezone.utc)  # a Monday
+START = datetime(2023, 4, 3, tzinfo=UTC)  # a Monday
 HISTORY_DAYS = 28
 EVAL_DAYS = 7
 N_DAYS = HISTORY_DAYS + EVAL_DAYS
@@ -40,8 +41,10 @@ SITES = (("TRY2010_05_Jahr.dat", 51.40, 6.97), ("TRY2010_12_Jahr.dat", 49.52, 8.
 
 # --- data: richardsonpy households -----------------------------------------
 
+
 def _richardson_inputs() -> str:
     import richardsonpy
+
     return os.path.join(os.path.dirname(richardsonpy.__file__), "inputs")
 
 
@@ -57,34 +60,33 @@ def simulate_household(seed: int) -> np.ndarray:
     import richardsonpy.classes.lighting as lighting
     import richardsonpy.classes.occupancy as occupancy
     import richardsonpy.classes.stochastic_el_load_wrapper as wrapper
+
     random.seed(seed)
     np.random.seed(seed)
     inputs = _richardson_inputs()
     occupants = random.randint(1, 5)
     annual_kwh = random.choice((1500, 2200, 3000, 3400, 4100, 2700, 3200, 4000, 4400, 5500))
     occ = occupancy.Occupancy(occupants, initial_day=START.isoweekday(), nb_days=N_DAYS)
-    apps = appliance.Appliances(os.path.join(inputs, "Appliances.csv"),
-                                annual_consumption=0.91 * annual_kwh,
-                                randomize_appliances=True)
-    bulbs = lighting.load_lighting_profile(os.path.join(inputs, "LightBulbs.csv"),
-                                           index=random.randrange(100))
+    apps = appliance.Appliances(
+        os.path.join(inputs, "Appliances.csv"), annual_consumption=0.91 * annual_kwh, randomize_appliances=True
+    )
+    bulbs = lighting.load_lighting_profile(os.path.join(inputs, "LightBulbs.csv"), index=random.randrange(100))
     model = wrapper.ElectricityProfile(apps, bulbs)
     weather = load_try(SITES[seed % 2][0])
     irradiance = weather[:, 13] + weather[:, 14]
-    first = (START - datetime(2023, 1, 1, tzinfo=timezone.utc)).days
-    return np.concatenate([
-        _household_day(model, irradiance, occ.occupancy, first, day)
-        for day in range(N_DAYS)]) / 1000.0
+    first = (START - datetime(2023, 1, 1, tzinfo=UTC)).days
+    return (
+        np.concatenate([_household_day(model, irradiance, occ.occupancy, first, day) for day in range(N_DAYS)]) / 1000.0
+    )
 
 
-def _household_day(model, irradiance: np.ndarray, occupancy: np.ndarray,
-                   first: int, day: int) -> np.ndarray:
-    hours = irradiance[24 * (first + day):24 * (first + day + 1)]
+def _household_day(model, irradiance: np.ndarray, occupancy: np.ndarray, first: int, day: int) -> np.ndarray:
+    hours = irradiance[24 * (first + day) : 24 * (first + day + 1)]
     minute_irr = np.interp(np.arange(1440), np.arange(24) * 60 + 30, hours)
     weekend = (START + timedelta(days=day)).weekday() >= 5
-    power, _, _ = model.power_sim(irradiation=minute_irr, weekend=weekend,
-                                  day=first + day + 1,
-                                  occupancy=occupancy[144 * day:144 * (day + 1)])
+    power, _, _ = model.power_sim(
+        irradiation=minute_irr, weekend=weekend, day=first + day + 1, occupancy=occupancy[144 * day : 144 * (day + 1)]
+    )
     return power
 
 
@@ -93,8 +95,7 @@ def households(n_devices: int, rng: np.random.Generator, simulated: int = BASE_H
     with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
         base = np.array(pool.map(simulate_household, range(simulated)))
     picks = np.arange(n_devices) % simulated
-    shifts = np.where(np.arange(n_devices) < simulated, 0,
-                      rng.integers(-45, 46, n_devices))
+    shifts = np.where(np.arange(n_devices) < simulated, 0, rng.integers(-45, 46, n_devices))
     scales = np.where(shifts == 0, 1.0, rng.lognormal(0.0, 0.3, n_devices))
     standby = np.where(shifts == 0, 0.0, rng.uniform(0.0, 0.08, n_devices))
     minutes = np.array([np.roll(base[b], s) for b, s in zip(picks, shifts)])
@@ -104,6 +105,7 @@ def households(n_devices: int, rng: np.random.Generator, simulated: int = BASE_H
 
 # --- data: pvlib generators ------------------------------------------------
 
+
 def pv_generators(n_devices: int, rng: np.random.Generator) -> np.ndarray:
     """(n_devices, N_DAYS*96) kW, negative (export), TRY weather + pvlib."""
     return np.array([_pv_device(SITES[i % 2], rng) for i in range(n_devices)])
@@ -112,6 +114,7 @@ def pv_generators(n_devices: int, rng: np.random.Generator) -> np.ndarray:
 def _weather_at(weather: np.ndarray, mid) -> dict[str, np.ndarray]:
     """TRY columns interpolated to 15-minute slot midpoints (UTC)."""
     import pandas as pd
+
     # TRY row i is the hour ending at i:00 CET after 1 Jan 00:00 CET.
     hour_utc = (mid - pd.Timestamp("2023-01-01", tz="UTC")).total_seconds() / 3600
     row_mid = np.arange(weather.shape[0]) - 1.5
@@ -122,6 +125,7 @@ def _weather_at(weather: np.ndarray, mid) -> dict[str, np.ndarray]:
 def _pv_device(site: tuple[str, float, float], rng: np.random.Generator) -> np.ndarray:
     import pandas as pd
     import pvlib
+
     name, lat, lon = site
     mid = pd.date_range(START, periods=N_DAYS * 96, freq="15min") + pd.Timedelta(minutes=7.5)
     w = _weather_at(load_try(name), mid)
@@ -129,8 +133,14 @@ def _pv_device(site: tuple[str, float, float], rng: np.random.Generator) -> np.n
     cos_zenith = np.cos(np.radians(sun["apparent_zenith"].to_numpy()))
     dni = np.where(cos_zenith > 0.05, w["direct"] / np.maximum(cos_zenith, 0.05), 0.0)
     poa = pvlib.irradiance.get_total_irradiance(
-        rng.uniform(15, 40), rng.uniform(120, 240), sun["apparent_zenith"], sun["azimuth"],
-        np.minimum(dni, 1000.0), w["direct"] + w["diffuse"], w["diffuse"])["poa_global"]
+        rng.uniform(15, 40),
+        rng.uniform(120, 240),
+        sun["apparent_zenith"],
+        sun["azimuth"],
+        np.minimum(dni, 1000.0),
+        w["direct"] + w["diffuse"],
+        w["diffuse"],
+    )["poa_global"]
     cell = pvlib.temperature.sapm_cell(poa, w["temp"], w["wind"], -3.56, -0.075, 3)
     kwp = rng.uniform(3.0, 10.0)
     dc = pvlib.pvsystem.pvwatts_dc(poa, cell, kwp * 1000, -0.004) / 1000
@@ -160,25 +170,30 @@ def evaluate(data: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
     errors: dict[str, list] = {m: [] for m in METHODS}
     inside = []
     for k in range(HISTORY_DAYS, N_DAYS):
-        history = data[:, (k - HISTORY_DAYS) * 96:k * 96]
-        actual = data[:, k * 96:(k + 1) * 96]
+        history = data[:, (k - HISTORY_DAYS) * 96 : k * 96]
+        actual = data[:, k * 96 : (k + 1) * 96]
         target = START + timedelta(days=k)
         model = fc.forecast_day_ahead(history, target)
         inside.append((actual >= model.p10) & (actual <= model.p90))
-        predicted = {MODEL: model.p50, **baseline_forecasts(history, target),
-                     NOON: fc.forecast_day_ahead(history, target - timedelta(hours=12)).p50}
+        predicted = {
+            MODEL: model.p50,
+            **baseline_forecasts(history, target),
+            NOON: fc.forecast_day_ahead(history, target - timedelta(hours=12)).p50,
+        }
         for method, values in predicted.items():
             errors[method].append(np.abs(values - actual))
     return {m: np.stack(e, axis=1) for m, e in errors.items()}, float(np.mean(inside))
 
 
 def table(errors: dict, data: np.ndarray, rows: np.ndarray, title: str) -> str:
-    actual = np.abs(data[rows, HISTORY_DAYS * 96:]).mean()
+    actual = np.abs(data[rows, HISTORY_DAYS * 96 :]).mean()
     best = min(BASELINES, key=lambda m: errors[m][rows].mean())
     daily = {m: errors[m][rows].mean(axis=(0, 2)) for m in METHODS}
     wins = int((daily[MODEL] < daily[best]).sum())
-    lines = [f"{title} ({rows.size} devices, {EVAL_DAYS} target days x 96 slots)",
-             f"  {'method':<28}{'MAE kW':>9}{'nMAE %':>9}"]
+    lines = [
+        f"{title} ({rows.size} devices, {EVAL_DAYS} target days x 96 slots)",
+        f"  {'method':<28}{'MAE kW':>9}{'nMAE %':>9}",
+    ]
     for m in METHODS:
         mae = errors[m][rows].mean()
         lines.append(f"  {m:<28}{mae:>9.4f}{100 * mae / actual:>9.1f}")
@@ -188,7 +203,7 @@ def table(errors: dict, data: np.ndarray, rows: np.ndarray, title: str) -> str:
 
 def throughput(data: np.ndarray) -> tuple[float, float]:
     """Device-forecasts per second, min time of TIMING_RUNS, 1,000 devices."""
-    history = data[:, :HISTORY_DAYS * 96]
+    history = data[:, : HISTORY_DAYS * 96]
     target = START + timedelta(days=HISTORY_DAYS)
     timings = {}
     for backtest in (False, True):
@@ -219,34 +234,52 @@ def run(simulated: int = BASE_HOUSEHOLDS) -> dict:
     for title, rows in groups.items():
         best = min(BASELINES, key=lambda m: errors[m][rows].mean())
         daily = {m: errors[m][rows].mean(axis=(0, 2)) for m in (MODEL, best)}
-        accuracy[title] = {"mae": {m: float(errors[m][rows].mean()) for m in METHODS}, "best_baseline": best,
-                           "wins": int((daily[MODEL] < daily[best]).sum()),
-                           "table": table(errors, data, rows, title)}
+        accuracy[title] = {
+            "mae": {m: float(errors[m][rows].mean()) for m in METHODS},
+            "best_baseline": best,
+            "wins": int((daily[MODEL] < daily[best]).sum()),
+            "table": table(errors, data, rows, title),
+        }
     plain, with_backtest = throughput(data)
-    return {"simulated_households": simulated, "devices": N_DEVICES, "generation_s": generation_s,
-            "accuracy": accuracy, "coverage": coverage, "throughput": plain,
-            "throughput_backtest": with_backtest, "total_s": time.perf_counter() - began}
+    return {
+        "simulated_households": simulated,
+        "devices": N_DEVICES,
+        "generation_s": generation_s,
+        "accuracy": accuracy,
+        "coverage": coverage,
+        "throughput": plain,
+        "throughput_backtest": with_backtest,
+        "total_s": time.perf_counter() - began,
+    }
 
 
 def main() -> None:
     began = time.perf_counter()
-    print(f"Forecast bench: {N_DEVICES} devices = {N_DEVICES - N_PV} households "
-          f"(richardsonpy: {BASE_HOUSEHOLDS} simulated; the others are copies of them "
-          f"time-shifted by up to 45 min, scaled and given a standby offset) + {N_PV} "
-          f"PV generators (pvlib, bundled TRY weather). {HISTORY_DAYS} days of history, "
-          f"rolling over {EVAL_DAYS} target days from "
-          f"{(START + timedelta(days=HISTORY_DAYS)).date()}, issued at 00:00 of the "
-          f"target day unless said otherwise.", flush=True)
-    print(f"machine: {os.cpu_count()} cpu, {platform.platform()}, "
-          f"python {platform.python_version()}, numpy {np.__version__}", flush=True)
+    print(
+        f"Forecast bench: {N_DEVICES} devices = {N_DEVICES - N_PV} households "
+        f"(richardsonpy: {BASE_HOUSEHOLDS} simulated; the others are copies of them "
+        f"time-shifted by up to 45 min, scaled and given a standby offset) + {N_PV} "
+        f"PV generators (pvlib, bundled TRY weather). {HISTORY_DAYS} days of history, "
+        f"rolling over {EVAL_DAYS} target days from "
+        f"{(START + timedelta(days=HISTORY_DAYS)).date()}, issued at 00:00 of the "
+        f"target day unless said otherwise.",
+        flush=True,
+    )
+    print(
+        f"machine: {os.cpu_count()} cpu, {platform.platform()}, "
+        f"python {platform.python_version()}, numpy {np.__version__}",
+        flush=True,
+    )
     figures = run()
     print(f"data generation: {figures['generation_s']:.1f} s\n", flush=True)
     for group in figures["accuracy"].values():
         print(group["table"])
     print(f"\np10-p90 band coverage of actuals: {100 * figures['coverage']:.1f} % (nominal 80 %)")
-    print(f"throughput ({N_DEVICES} devices, {HISTORY_DAYS} days history, min of "
-          f"{TIMING_RUNS} runs): {figures['throughput']:,.0f} device-forecasts/s; with back-test MAE "
-          f"{figures['throughput_backtest']:,.0f}/s")
+    print(
+        f"throughput ({N_DEVICES} devices, {HISTORY_DAYS} days history, min of "
+        f"{TIMING_RUNS} runs): {figures['throughput']:,.0f} device-forecasts/s; with back-test MAE "
+        f"{figures['throughput_backtest']:,.0f}/s"
+    )
     print(f"total bench time: {time.perf_counter() - began:.1f} s")
 
 

@@ -13,6 +13,7 @@ waits for, often with a 10 s HTTP timeout), timed from POST to answer. By defaul
     python -m bench.bench_openadr --registry http://127.0.0.1:5000 \\
         --admin-token "$(python run.py token --role admin)"   # a running registry
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ import logging
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 from openleadr import OpenADRClient, utils
@@ -41,17 +42,19 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", help="a running registry's URL (default: serve the app here)")
     parser.add_argument("--admin-token", help="admin bearer token for --registry (seeding, counting)")
-    parser.add_argument("--service", help="client_id:secret of the bridge's service client "
-                                          "(default: the built-in one of the instance folder)")
+    parser.add_argument(
+        "--service",
+        help="client_id:secret of the bridge's service client (default: the built-in one of the instance folder)",
+    )
     parser.add_argument("--vens", type=int, default=40)
     parser.add_argument("--resources", type=int, default=4, help="resources per VEN")
     parser.add_argument("--messages", type=int, default=10, help="update reports per VEN")
-    parser.add_argument("--readings", type=int, default=15,
-                        help="readings per resource in one update report")
+    parser.add_argument("--readings", type=int, default=15, help="readings per resource in one update report")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=40.0)
-    parser.add_argument("--big-report", type=int, default=200,
-                        help="resources in the one oadrRegisterReport timed at the end (0: skip)")
+    parser.add_argument(
+        "--big-report", type=int, default=200, help="resources in the one oadrRegisterReport timed at the end (0: skip)"
+    )
     return parser.parse_args()
 
 
@@ -64,8 +67,10 @@ class Registry:
 
     def enrol(self, names: list[str], aggregator_id: str) -> dict[str, str]:
         """ven_name -> the secret each enrolment answer carries (once)."""
-        docs = [{"ven_name": name, "account_id": ACCOUNT, "aggregator_id": aggregator_id,
-                 "registration_status": "enrolled"} for name in names]
+        docs = [
+            {"ven_name": name, "account_id": ACCOUNT, "aggregator_id": aggregator_id, "registration_status": "enrolled"}
+            for name in names
+        ]
         answer = requests.post(f"{self.url}/vens", json=docs, headers=self.headers, timeout=30)
         answer.raise_for_status()
         items = answer.json().get("_items", [answer.json()])
@@ -74,9 +79,19 @@ class Registry:
     def time_bulk_devices(self, aggregator_id: str, count: int) -> float:
         """Seconds for one bulk POST of ``count`` new devices of a made-up VEN."""
         ven_id = str(uuid.uuid4())
-        docs = [{"device_id": str(uuid.uuid4()), "device_name": f"bulk-{i}", "ven_id": ven_id,
-                 "account_id": ACCOUNT, "aggregator_id": aggregator_id, "device_class": "otherLoad",
-                 "device_type": "Demand", "availability": "yes"} for i in range(count)]
+        docs = [
+            {
+                "device_id": str(uuid.uuid4()),
+                "device_name": f"bulk-{i}",
+                "ven_id": ven_id,
+                "account_id": ACCOUNT,
+                "aggregator_id": aggregator_id,
+                "device_class": "otherLoad",
+                "device_type": "Demand",
+                "availability": "yes",
+            }
+            for i in range(count)
+        ]
         started = time.perf_counter()
         answer = requests.post(f"{self.url}/devices", json=docs, headers=self.headers, timeout=60)
         seconds = time.perf_counter() - started
@@ -84,8 +99,12 @@ class Registry:
         return seconds
 
     def count(self, resource: str, where: dict) -> int:
-        answer = requests.get(f"{self.url}/{resource}", headers=self.headers, timeout=10,
-                              params={"where": json.dumps(where), "max_results": 1})
+        answer = requests.get(
+            f"{self.url}/{resource}",
+            headers=self.headers,
+            timeout=10,
+            params={"where": json.dumps(where), "max_results": 1},
+        )
         answer.raise_for_status()
         return answer.json()["_meta"]["total"]
 
@@ -102,9 +121,15 @@ def make_ven(vtn_url: str, name: str, secret: str, resources: int, readings: int
         return [(start + step * i, 1000.0 + i) for i in range(readings)]
 
     for index in range(resources):
-        client.add_report(callback=read, resource_id=f"load-{index}", measurement="real_power",
-                          unit="W", data_collection_mode="full",
-                          sampling_rate=timedelta(seconds=60), report_duration=timedelta(hours=1))
+        client.add_report(
+            callback=read,
+            resource_id=f"load-{index}",
+            measurement="real_power",
+            unit="W",
+            data_collection_mode="full",
+            sampling_rate=timedelta(seconds=60),
+            report_duration=timedelta(hours=1),
+        )
     return client
 
 
@@ -114,6 +139,7 @@ async def gather_limited(limit: int, coroutines: list) -> list:
     async def one(coroutine):
         async with semaphore:
             return await coroutine
+
     return await asyncio.gather(*(one(c) for c in coroutines))
 
 
@@ -122,24 +148,27 @@ async def push_reports(client: OpenADRClient, messages: int) -> None:
     for _ in range(messages):
         await client.update_report(report_request_id)
         report = await client.pending_reports.get()
-        message = client._create_message("oadrUpdateReport", ven_id=client.ven_id,
-                                         request_id=utils.generate_id(), reports=[report])
+        message = client._create_message(
+            "oadrUpdateReport", ven_id=client.ven_id, request_id=utils.generate_id(), reports=[report]
+        )
         await client._perform_request("EiReport", message)
 
 
-async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
-                    service: tuple[str, str]) -> None:
+async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str, service: tuple[str, str]) -> None:
     api = ApiClient(api_url, client_id=service[0], client_secret=service[1])
-    bridge = build_vtn(api, port=free_port(), sampling_interval=timedelta(seconds=60),
-                       watch_interval=None,
-                       buffer=MeasurementBuffer(api, batch_size=1000, flush_interval=0.05))
+    bridge = build_vtn(
+        api,
+        port=free_port(),
+        sampling_interval=timedelta(seconds=60),
+        watch_interval=None,
+        buffer=MeasurementBuffer(api, batch_size=1000, flush_interval=0.05),
+    )
     bridge.start_in_thread()
-    run_id = datetime.now(timezone.utc).strftime("%H%M%S")
+    run_id = datetime.now(UTC).strftime("%H%M%S")
     aggregator_id = f"bench-{run_id}"
     names = [f"bench-{run_id}-{i}" for i in range(args.vens)]
     secrets = registry.enrol(names, aggregator_id)
-    clients = [make_ven(bridge.url, name, secrets[name], args.resources, args.readings)
-               for name in names]
+    clients = [make_ven(bridge.url, name, secrets[name], args.resources, args.readings) for name in names]
     try:
         started = time.perf_counter()
         await gather_limited(args.concurrency, [c.create_party_registration() for c in clients])
@@ -164,8 +193,11 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
                 break
             await asyncio.sleep(0.1)
         stored_s = time.perf_counter() - started
-        big = (await asyncio.to_thread(time_big_report, registry, bridge.url, aggregator_id,
-                                       args.big_report) if args.big_report else None)
+        big = (
+            await asyncio.to_thread(time_big_report, registry, bridge.url, aggregator_id, args.big_report)
+            if args.big_report
+            else None
+        )
     finally:
         for client in clients:
             if client.client_session:
@@ -178,8 +210,10 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
         ("telemetry readings accepted by the VTN", expected, delivered_s),
         ("telemetry readings stored in the registry", stored, stored_s),
     ]
-    print(f"\nOpenADR bridge bench — {args.vens} VENs x {args.resources} resources, "
-          f"{args.messages} reports x {args.readings} readings, concurrency {args.concurrency}")
+    print(
+        f"\nOpenADR bridge bench — {args.vens} VENs x {args.resources} resources, "
+        f"{args.messages} reports x {args.readings} readings, concurrency {args.concurrency}"
+    )
     if big is not None:
         rows.append((f"resources in one oadrRegisterReport (answer {big[1]})", big[2], big[0]))
         rows.append(("the registry alone: as many devices, one bulk POST", big[2], big[3]))
@@ -187,20 +221,19 @@ async def run_bench(args: argparse.Namespace, registry: Registry, api_url: str,
     for label, count, seconds in rows:
         print(f"{label:<52}{count:>9}{seconds:>10.2f}{count / seconds:>13.1f}")
     if stored < expected or devices < args.vens * args.resources:
-        print(f"WARNING: {devices} devices and {stored} of {expected} readings stored "
-              f"within {args.timeout}s")
+        print(f"WARNING: {devices} devices and {stored} of {expected} readings stored within {args.timeout}s")
 
 
-def time_big_report(registry: Registry, vtn_url: str, aggregator_id: str,
-                    resources: int) -> tuple[float, int, int, float]:
+def time_big_report(
+    registry: Registry, vtn_url: str, aggregator_id: str, resources: int
+) -> tuple[float, int, int, float]:
     """Seconds from POST to answer for one oadrRegisterReport with ``resources``
     resources, its eiResponse code, the VEN's devices stored when it came, and
     the seconds the registry itself takes to store as many devices in one bulk
     POST (hooks included), for comparison."""
     name = f"{aggregator_id}-big"
     ven = RawVen(vtn_url, name, registry.enrol([name], aggregator_id)[name]).register()
-    body = register_reports(ven.ven_id, [power_description(f"load-{i}", f"r-{i}")
-                                         for i in range(resources)])
+    body = register_reports(ven.ven_id, [power_description(f"load-{i}", f"r-{i}") for i in range(resources)])
     started = time.perf_counter()
     answer = ven.post("EiReport", body)
     seconds = time.perf_counter() - started
@@ -220,8 +253,7 @@ def main() -> None:
         instance_path = settings.INSTANCE_PATH
     else:
         instance_path = tempfile.mkdtemp(prefix="bench-openadr-")
-        served = LoopbackRegistry(instance_path, {"JOBS_EMBEDDED_WORKER": False,
-                                                  "RATE_LIMIT": "1000000 per minute"})
+        served = LoopbackRegistry(instance_path, {"JOBS_EMBEDDED_WORKER": False, "RATE_LIMIT": "1000000 per minute"})
         api_url, token = served.url, served.token("admin")
         print(f"registry: the real app (embedded store) at {api_url}")
     if args.service:

@@ -14,6 +14,7 @@ so the script measures any version of the registry the same way:
     python -m bench.bench_races [--trials 5] [--racers 2] [--latency 0.2 0.2]
     PYTHONPATH=<an older checkout> python -m bench.bench_races   # before / after
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,10 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import requests
 from werkzeug.serving import make_server
@@ -48,6 +50,7 @@ def slowed(latency: tuple[float, float]) -> None:
                 return method(*args, **kwargs)
             finally:
                 pause()
+
         return call
 
     plain_getattr = store.GeoCollection.__getattr__
@@ -55,6 +58,7 @@ def slowed(latency: tuple[float, float]) -> None:
     def getattr_(self: Any, name: str) -> Any:
         attr = plain_getattr(self, name)
         return wrap(attr) if callable(attr) and not name.startswith("_") else attr
+
     store.GeoCollection.__getattr__ = getattr_
     for name in ("find", "count_documents"):
         setattr(store.GeoCollection, name, wrap(getattr(store.GeoCollection, name)))
@@ -70,9 +74,17 @@ def serve() -> tuple[Any, str, Callable[..., dict[str, str]]]:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
     def bearer(role: str, **ids: str) -> dict[str, str]:
-        token = mint_token(app.config["INSTANCE_PATH"], app.config["OAUTH_ISSUER"], app.config["OAUTH_AUDIENCE"],
-                           role, ttl=3600, subject=f"bench-{role}-{ids}", **ids)
+        token = mint_token(
+            app.config["INSTANCE_PATH"],
+            app.config["OAUTH_ISSUER"],
+            app.config["OAUTH_AUDIENCE"],
+            role,
+            ttl=3600,
+            subject=f"bench-{role}-{ids}",
+            **ids,
+        )
         return {"Authorization": f"Bearer {token}"}
+
     return app, f"http://127.0.0.1:{httpd.server_port}", bearer
 
 
@@ -81,30 +93,63 @@ def trial(app: Any, url: str, bearer: Callable[..., dict[str, str]], racers: int
 
     def iso(hours: float) -> str:
         return (base + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     dev = device()
     with app.app_context():
         app.data.driver.db["devices"].insert_one(dict(dev))
-    aggregator, prosumer = bearer("aggregator", aggregator_id=AGGREGATOR), bearer("prosumer",
-                                                                                  account_id=dev["account_id"])
-    proposal = requests.post(f"{url}/contracts", headers=aggregator, timeout=60, json={
-        "aggregator_id": AGGREGATOR, "device_ids": [dev["device_id"]], "direction": "down", "power_kw": 1.0,
-        "price": 0.3, "start": iso(1), "end": iso(2)}).json()
+    aggregator, prosumer = (
+        bearer("aggregator", aggregator_id=AGGREGATOR),
+        bearer("prosumer", account_id=dev["account_id"]),
+    )
+    proposal = requests.post(
+        f"{url}/contracts",
+        headers=aggregator,
+        timeout=60,
+        json={
+            "aggregator_id": AGGREGATOR,
+            "device_ids": [dev["device_id"]],
+            "direction": "down",
+            "power_kw": 1.0,
+            "price": 0.3,
+            "start": iso(1),
+            "end": iso(2),
+        },
+    ).json()
     etag = requests.get(f"{url}/contracts/{proposal['_id']}", headers=prosumer, timeout=60).json()["_etag"]
     gate = threading.Barrier(racers)
 
     def accept(_: int) -> int:
         gate.wait()
-        return requests.patch(f"{url}/contracts/{proposal['_id']}", headers={**prosumer, "If-Match": etag},
-                              json={"status": "accepted"}, timeout=120).status_code
+        return requests.patch(
+            f"{url}/contracts/{proposal['_id']}",
+            headers={**prosumer, "If-Match": etag},
+            json={"status": "accepted"},
+            timeout=120,
+        ).status_code
+
     with ThreadPoolExecutor(racers) as pool:
         codes = sorted(pool.map(accept, range(racers)))
     with app.app_context():
         held = app.data.driver.db["reservations"].count_documents({"device_id": dev["device_id"]})
-    offer = requests.post(f"{url}/offers", headers=prosumer, timeout=60, json={
-        "device_id": dev["device_id"], "start": iso(0), "end": iso(4), "direction": "down", "power_kw": 1.0,
-        "price": 0.1}).json()
-    second = requests.post(f"{url}/contracts", headers=aggregator, timeout=60, json={
-        "aggregator_id": AGGREGATOR, "offers": [offer["_id"]], "start": iso(1.5), "end": iso(2.5)})
+    offer = requests.post(
+        f"{url}/offers",
+        headers=prosumer,
+        timeout=60,
+        json={
+            "device_id": dev["device_id"],
+            "start": iso(0),
+            "end": iso(4),
+            "direction": "down",
+            "power_kw": 1.0,
+            "price": 0.1,
+        },
+    ).json()
+    second = requests.post(
+        f"{url}/contracts",
+        headers=aggregator,
+        timeout=60,
+        json={"aggregator_id": AGGREGATOR, "offers": [offer["_id"]], "start": iso(1.5), "end": iso(2.5)},
+    )
     return {"codes": codes, "slots_held": held, "second_contract": second.status_code}
 
 
@@ -118,15 +163,19 @@ def main() -> None:
     if args.latency[1] > 0:
         slowed(tuple(args.latency))
     app, url, bearer = serve()
-    base = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     doubles = 0
     for i in range(args.trials):
         outcome = trial(app, url, bearer, args.racers, base + timedelta(days=i))
         doubles += outcome["second_contract"] == 201
-        print(f"trial {i + 1}: accepts {outcome['codes']}, slots held {outcome['slots_held']}/4, "
-              f"second contract {outcome['second_contract']}")
-    print(f"double accepts: {doubles} of {args.trials} trials "
-          f"({args.racers} racers, {args.latency[0]:g}-{args.latency[1]:g} s per store call)")
+        print(
+            f"trial {i + 1}: accepts {outcome['codes']}, slots held {outcome['slots_held']}/4, "
+            f"second contract {outcome['second_contract']}"
+        )
+    print(
+        f"double accepts: {doubles} of {args.trials} trials "
+        f"({args.racers} racers, {args.latency[0]:g}-{args.latency[1]:g} s per store call)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ clause; the geo query is reported for the registry alone.
 
     python -m bench.bench_registry [--sizes 1000,10000,50000] [--repeat 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,8 @@ import platform
 import statistics
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -34,8 +36,11 @@ CENTER = [2.1734, 41.3851]
 AGGREGATOR = "coop-iberia"
 GEO = {"$near": {"$geometry": {"type": "Point", "coordinates": CENTER}, "$maxDistance": 25000}}
 FILTER = {"device_class": "dhwDevice", "marketplace_availability": "yes"}
-PARAMS = {"sort": '[("max_capacity", -1)]', "projection": json.dumps({"device_id": 1, "max_capacity": 1}),
-          "max_results": 50}
+PARAMS = {
+    "sort": '[("max_capacity", -1)]',
+    "projection": json.dumps({"device_id": 1, "max_capacity": 1}),
+    "max_results": 50,
+}
 
 
 class SharedStoreMongo(Mongo):
@@ -55,15 +60,23 @@ def devices(n: int, seed: int = 1) -> list[dict[str, Any]]:
         near = i % 10 == 0  # a tenth of the fleet around Barcelona, the rest across Europe
         lng = CENTER[0] + rng.normal(0, 0.2) if near else rng.uniform(-9, 20)
         lat = CENTER[1] + rng.normal(0, 0.15) if near else rng.uniform(37, 60)
-        docs.append({
-            "device_id": demo.stable_id("bench", i), "device_name": f"bench {i}",
-            "account_id": demo.stable_id("bench-account", i // 4), "ven_id": demo.stable_id("bench-ven", i // 4),
-            "aggregator_id": AGGREGATOR if i % 3 else "flex-nordwest",
-            "device_class": classes[int(rng.integers(4))], "availability": "yes",
-            "marketplace_availability": "yes" if rng.random() < 0.8 else "no", "dr_availability": "yes",
-            "device_type": "Demand", "max_capacity": round(float(rng.uniform(0.5, 9)), 2),
-            "available_capacity": 1.0, "location": {"type": "Point", "coordinates": [lng, lat]},
-        })
+        docs.append(
+            {
+                "device_id": demo.stable_id("bench", i),
+                "device_name": f"bench {i}",
+                "account_id": demo.stable_id("bench-account", i // 4),
+                "ven_id": demo.stable_id("bench-ven", i // 4),
+                "aggregator_id": AGGREGATOR if i % 3 else "flex-nordwest",
+                "device_class": classes[int(rng.integers(4))],
+                "availability": "yes",
+                "marketplace_availability": "yes" if rng.random() < 0.8 else "no",
+                "dr_availability": "yes",
+                "device_type": "Demand",
+                "max_capacity": round(float(rng.uniform(0.5, 9)), 2),
+                "available_capacity": 1.0,
+                "location": {"type": "Point", "coordinates": [lng, lat]},
+            }
+        )
     return docs
 
 
@@ -99,13 +112,25 @@ def patcher(client: Any, device_id: str, headers: dict[str, str]) -> Callable[[]
         state["value"] = "no" if state["value"] == "yes" else "yes"
         response = client.patch(url, json={"dr_availability": state["value"]}, headers={**headers, "If-Match": etag})
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
+
     return patch
 
 
 def measure(size: int, repeat: int, instance: str) -> dict[str, float]:
     app = create_app({"INSTANCE_PATH": instance, "RATE_LIMIT": "1000000 per minute"})
-    ours, headers = app.test_client(), {"Authorization": "Bearer " + mint_token(
-        instance, app.config["OAUTH_ISSUER"], app.config["OAUTH_AUDIENCE"], "aggregator", aggregator_id=AGGREGATOR)}
+    ours, headers = (
+        app.test_client(),
+        {
+            "Authorization": "Bearer "
+            + mint_token(
+                instance,
+                app.config["OAUTH_ISSUER"],
+                app.config["OAUTH_AUDIENCE"],
+                "aggregator",
+                aggregator_id=AGGREGATOR,
+            )
+        },
+    )
     with app.app_context():
         db = app.data.driver.db
         bulk_insert(db["devices"], demo.stored(app, devices(size)))
@@ -134,16 +159,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
-          f"embedded store (mongomock); median of {args.repeat} runs, milliseconds")
-    print(f"{'devices':>8} | {'FLEXCoop $near (hits)':>22} | {'query w/o geo':>13} | {'plain Eve':>9} | "
-          f"{'ratio':>5} | {'PATCH':>7} | {'plain Eve':>9} | {'ratio':>5}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
+        f"embedded store (mongomock); median of {args.repeat} runs, milliseconds"
+    )
+    print(
+        f"{'devices':>8} | {'FLEXCoop $near (hits)':>22} | {'query w/o geo':>13} | {'plain Eve':>9} | "
+        f"{'ratio':>5} | {'PATCH':>7} | {'plain Eve':>9} | {'ratio':>5}"
+    )
     with tempfile.TemporaryDirectory() as instance:
         for size in (int(s) for s in args.sizes.split(",")):
             m = measure(size, args.repeat, instance)
-            print(f"{size:>8} | {m['ours_geo']:>14.1f} ({m['geo_total']:>5}) | {m['ours_flat']:>13.1f} | "
-                  f"{m['plain_flat']:>9.1f} | {m['ours_flat'] / m['plain_flat']:>5.2f} | {m['ours_patch']:>7.1f} | "
-                  f"{m['plain_patch']:>9.1f} | {m['ours_patch'] / m['plain_patch']:>5.2f}", flush=True)
+            print(
+                f"{size:>8} | {m['ours_geo']:>14.1f} ({m['geo_total']:>5}) | {m['ours_flat']:>13.1f} | "
+                f"{m['plain_flat']:>9.1f} | {m['ours_flat'] / m['plain_flat']:>5.2f} | {m['ours_patch']:>7.1f} | "
+                f"{m['plain_patch']:>9.1f} | {m['ours_patch'] / m['plain_patch']:>5.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
   (bench/bench_openadr.py, its own defaults);
 * load test: throughput, p50 / p99 and errors of the mixed workload (bench/bench_load.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ import platform
 import re
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
 
 Row = tuple[str, str, str]  # (section, figure, value)
 
@@ -31,8 +32,10 @@ Row = tuple[str, str, str]  # (section, figure, value)
 def machine() -> str:
     import numpy as np
 
-    return (f"{platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}, "
-            f"Python {platform.python_version()}, numpy {np.__version__}")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
 
 
 def registry_rows(sizes: tuple[int, ...], repeat: int) -> list[Row]:
@@ -43,10 +46,16 @@ def registry_rows(sizes: tuple[int, ...], repeat: int) -> list[Row]:
         section = f"registry, {size:,} devices (median ms of {repeat})"
         rows += [
             (section, f"FLEXCoop query with $near ({m['geo_total']} hits)", f"{m['ours_geo']:.1f} ms"),
-            (section, "query without geo: registry / plain Eve",
-             f"{m['ours_flat']:.1f} / {m['plain_flat']:.1f} ms = {m['ours_flat'] / m['plain_flat']:.2f}x"),
-            (section, "item PATCH (GET + If-Match): registry / plain Eve",
-             f"{m['ours_patch']:.1f} / {m['plain_patch']:.1f} ms = {m['ours_patch'] / m['plain_patch']:.2f}x"),
+            (
+                section,
+                "query without geo: registry / plain Eve",
+                f"{m['ours_flat']:.1f} / {m['plain_flat']:.1f} ms = {m['ours_flat'] / m['plain_flat']:.2f}x",
+            ),
+            (
+                section,
+                "item PATCH (GET + If-Match): registry / plain Eve",
+                f"{m['ours_patch']:.1f} / {m['plain_patch']:.1f} ms = {m['ours_patch'] / m['plain_patch']:.2f}x",
+            ),
         ]
     return rows
 
@@ -55,14 +64,26 @@ def forecast_rows(households: int) -> list[Row]:
     from bench import bench_forecast as bf
 
     f = bf.run(households)
-    section = (f"forecasting ({f['devices']} devices from {f['simulated_households']} simulated households "
-               f"+ PV, {bf.EVAL_DAYS} target days)")
-    rows = [(section, "throughput", f"{f['throughput']:,.0f} device-forecasts/s "
-                                    f"({f['throughput_backtest']:,.0f}/s with back-test)")]
+    section = (
+        f"forecasting ({f['devices']} devices from {f['simulated_households']} simulated households "
+        f"+ PV, {bf.EVAL_DAYS} target days)"
+    )
+    rows = [
+        (
+            section,
+            "throughput",
+            f"{f['throughput']:,.0f} device-forecasts/s ({f['throughput_backtest']:,.0f}/s with back-test)",
+        )
+    ]
     for group, a in f["accuracy"].items():
         best = a["best_baseline"]
-        rows.append((section, f"MAE {group}: {bf.MODEL} vs best baseline ({best})",
-                     f"{a['mae'][bf.MODEL]:.4f} vs {a['mae'][best]:.4f} kW, better on {a['wins']}/{bf.EVAL_DAYS} days"))
+        rows.append(
+            (
+                section,
+                f"MAE {group}: {bf.MODEL} vs best baseline ({best})",
+                f"{a['mae'][bf.MODEL]:.4f} vs {a['mae'][best]:.4f} kW, better on {a['wins']}/{bf.EVAL_DAYS} days",
+            )
+        )
     rows.append((section, "p10-p90 band coverage (nominal 80 %)", f"{100 * f['coverage']:.1f} %"))
     return rows
 
@@ -103,13 +124,18 @@ def load_rows(seconds: float) -> list[Row]:
     from bench import bench_load
 
     f = bench_load.run(seconds)
-    section = (f"load test ({f['clients']} clients: {f['aggregators']} aggregators, {f['prosumers']} prosumers, "
-               f"{f['bridges']} bridges; {f['seconds']:.0f} s)")
-    rows = [(section, "throughput", f"{f['throughput']:.1f} requests/s ({f['requests']} requests)"),
-            (section, "latency p50 / p99, all requests", f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} ms"),
-            (section, "errors", str(f["errors"]))]
-    rows += [(section, f"p50 / p99 {op}", f"{o['p50_ms']:.1f} / {o['p99_ms']:.1f} ms")
-             for op, o in f["operations"].items()]
+    section = (
+        f"load test ({f['clients']} clients: {f['aggregators']} aggregators, {f['prosumers']} prosumers, "
+        f"{f['bridges']} bridges; {f['seconds']:.0f} s)"
+    )
+    rows = [
+        (section, "throughput", f"{f['throughput']:.1f} requests/s ({f['requests']} requests)"),
+        (section, "latency p50 / p99, all requests", f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} ms"),
+        (section, "errors", str(f["errors"])),
+    ]
+    rows += [
+        (section, f"p50 / p99 {op}", f"{o['p50_ms']:.1f} / {o['p99_ms']:.1f} ms") for op, o in f["operations"].items()
+    ]
     return rows
 
 
@@ -118,7 +144,7 @@ def render(rows: list[Row], header: str) -> str:
     lines, section = [header, ""], None
     for sec, figure, value in rows:
         if sec != section:
-            lines += (["", sec] if section is not None else [sec])
+            lines += ["", sec] if section is not None else [sec]
             section = sec
         lines.append(f"  {figure:<{width}}{value}")
     return "\n".join(lines)
@@ -148,11 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
             rows += part()
-        except Exception as exc:  # noqa: BLE001 - one broken bench must not hide the others' figures
+        except Exception as exc:
             rows.append((name, "FAILED", f"{type(exc).__name__}: {exc}"))
         print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    header = (f"DER Registry benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
-              f"machine: {machine()}\nembedded store (mongomock); total {time.perf_counter() - began:.0f} s")
+    header = (
+        f"DER Registry benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+        f"machine: {machine()}\nembedded store (mongomock); total {time.perf_counter() - began:.0f} s"
+    )
     table = render(rows, header)
     print(table)
     if args.out:

@@ -9,6 +9,7 @@ worker restarted by gunicorn starts clean. This file imports nothing of the
 app, so prometheus_client is first imported in the workers, after
 PROMETHEUS_MULTIPROC_DIR is set.
 """
+
 import os
 import shutil
 import tempfile
@@ -43,20 +44,30 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": (
-        {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": ["levelname", "name", "message", "process"],
-         "rename_fields": {"levelname": "level", "name": "logger"}, "timestamp": "time"}
-        if LOG_FORMAT == "json" else {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"})},
+    "formatters": {
+        "line": (
+            {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": ["levelname", "name", "message", "process"],
+                "rename_fields": {"levelname": "level", "name": "logger"},
+                "timestamp": "time",
+            }
+            if LOG_FORMAT == "json"
+            else {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"}
+        )
+    },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
     "root": {"level": "INFO", "handlers": []},  # the app adds its own (registry/logs.py)
-    "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["stderr"], "propagate": False},
-                "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False}},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+    },
 }
 
 _made_metrics_dir: list[str] = []
 
 
-def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+def on_starting(server):
     """Before the first fork: tell the workers how many they are, and give them one
     fresh folder for prometheus_client's multiprocess files."""
     os.environ["WEB_CONCURRENCY"] = str(server.cfg.workers)
@@ -71,14 +82,14 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
             os.remove(os.path.join(folder, name))
 
 
-def child_exit(server, worker):  # noqa: ANN001, ANN201
+def child_exit(server, worker):
     """A dead worker's live gauges leave the sums; its counters stay."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def worker_exit(server, worker):  # noqa: ANN001, ANN201
+def worker_exit(server, worker):
     """Let the embedded job thread (the embedded backend only) finish its batch."""
     app = getattr(worker, "wsgi", None)
     if app is not None and "jobs" in getattr(app, "extensions", {}):
@@ -87,6 +98,6 @@ def worker_exit(server, worker):  # noqa: ANN001, ANN201
         jobs.stop_worker(app, timeout=min(graceful_timeout, 10))
 
 
-def on_exit(server):  # noqa: ANN001, ANN201
+def on_exit(server):
     for folder in _made_metrics_dir:
         shutil.rmtree(folder, ignore_errors=True)

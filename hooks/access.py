@@ -8,6 +8,7 @@
 * fields: which fields a role may change, and which it may not see;
 * owners: what a role creates is its own.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,21 +26,34 @@ ALL = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 READ = frozenset({"GET"})
 
 METHODS: dict[str, dict[str, frozenset[str]]] = {
-    "devices": {"aggregator": frozenset({"GET", "PATCH"}), "prosumer": frozenset({"GET", "PATCH"}),
-                "service": frozenset({"GET", "POST", "PATCH"}), "admin": ALL},
+    "devices": {
+        "aggregator": frozenset({"GET", "PATCH"}),
+        "prosumer": frozenset({"GET", "PATCH"}),
+        "service": frozenset({"GET", "POST", "PATCH"}),
+        "admin": ALL,
+    },
     "aggregators": {"aggregator": READ, "prosumer": READ, "service": READ, "admin": ALL},
-    "prosumers": {"aggregator": READ, "prosumer": frozenset({"GET", "PATCH"}),
-                  "service": frozenset({"GET", "POST", "PATCH"}), "admin": ALL},
-    "measurements": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}),
-                     "admin": ALL},
-    "vens": {"aggregator": frozenset({"GET", "POST", "PATCH", "DELETE"}),
-             "prosumer": frozenset({"GET", "POST", "DELETE"}),
-             "service": frozenset({"GET", "PATCH"}), "admin": ALL},
+    "prosumers": {
+        "aggregator": READ,
+        "prosumer": frozenset({"GET", "PATCH"}),
+        "service": frozenset({"GET", "POST", "PATCH"}),
+        "admin": ALL,
+    },
+    "measurements": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
+    "vens": {
+        "aggregator": frozenset({"GET", "POST", "PATCH", "DELETE"}),
+        "prosumer": frozenset({"GET", "POST", "DELETE"}),
+        "service": frozenset({"GET", "PATCH"}),
+        "admin": ALL,
+    },
     "oplog": {"admin": READ},
-    "offers": {"aggregator": READ, "prosumer": frozenset({"GET", "POST", "PATCH"}), "service": READ,
-               "admin": ALL},
-    "contracts": {"aggregator": frozenset({"GET", "POST", "PATCH"}), "prosumer": frozenset({"GET", "PATCH"}),
-                  "service": frozenset({"GET", "PATCH"}), "admin": ALL},
+    "offers": {"aggregator": READ, "prosumer": frozenset({"GET", "POST", "PATCH"}), "service": READ, "admin": ALL},
+    "contracts": {
+        "aggregator": frozenset({"GET", "POST", "PATCH"}),
+        "prosumer": frozenset({"GET", "PATCH"}),
+        "service": frozenset({"GET", "PATCH"}),
+        "admin": ALL,
+    },
     # written by the job layer (registry/jobs); a service may also post its own
     "forecasts": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
     "advice": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
@@ -54,11 +68,22 @@ RESOURCE_OWNER_FIELD: dict[tuple[str, str], str] = {("contracts", "prosumer"): "
 UNSCOPED = frozenset({"aggregators", "prices"})
 
 PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
-    ("devices", "prosumer"): frozenset({"availability", "marketplace_availability", "dr_availability",
-                                        "available_capacity", "status"}),
+    ("devices", "prosumer"): frozenset(
+        {"availability", "marketplace_availability", "dr_availability", "available_capacity", "status"}
+    ),
     ("devices", "aggregator"): frozenset({"dr_availability", "status"}),
-    ("devices", "service"): frozenset({"device_name", "status", "availability", "device_class",
-                                       "device_type", "max_capacity", "available_capacity", "location"}),
+    ("devices", "service"): frozenset(
+        {
+            "device_name",
+            "status",
+            "availability",
+            "device_class",
+            "device_type",
+            "max_capacity",
+            "available_capacity",
+            "location",
+        }
+    ),
     ("prosumers", "prosumer"): frozenset({"display_name", "name", "email", "phone", "address"}),
     ("prosumers", "service"): frozenset({"display_name", "contracted_max_power_kw"}),
     ("vens", "aggregator"): frozenset({"resources", "registration_status", "fingerprint"}),

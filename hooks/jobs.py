@@ -10,11 +10,13 @@ same job, and a queued job absorbs further triggers for its subject.
     consumption forecast     -> flexibility forecast + prosumer advice
     offer, price, contract   -> prosumer advice (accounts that have a forecast)
 """
+
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from eve.methods.common import abort
 from flask import current_app
@@ -46,8 +48,9 @@ def forecast_new_devices(items: list[dict[str, Any]]) -> None:
 def forecast_flexibility_on_change(updates: dict[str, Any], original: dict[str, Any]) -> None:
     if FLEXIBILITY_FIELDS & set(updates):
         version = updates.get("_etag") or iso(updates.get("_updated") or utcnow())
-        jobs.enqueue("flexibility_forecast", original["device_id"], f"{day()}/device@{version}",
-                     owner=jobs.owner_of(original))
+        jobs.enqueue(
+            "flexibility_forecast", original["device_id"], f"{day()}/device@{version}", owner=jobs.owner_of(original)
+        )
 
 
 def forecast_after_measurements(items: list[dict[str, Any]]) -> None:
@@ -64,23 +67,33 @@ def forecast_after_measurements(items: list[dict[str, Any]]) -> None:
 def check_forecast_kind(items: list[dict[str, Any]]) -> None:
     for item in items:
         if (item["kind"] == "flexibility") != ("direction" in item):
-            abort(422, description="a flexibility forecast needs a direction (up or down); "
-                                   "a consumption forecast has none")
+            abort(
+                422,
+                description="a flexibility forecast needs a direction (up or down); a consumption forecast has none",
+            )
 
 
 def follow_new_forecasts(items: list[dict[str, Any]]) -> None:
     consumption = [i for i in items if i["kind"] == "consumption"]
     for item in consumption:
-        jobs.enqueue("flexibility_forecast", item["device_id"], f"{iso(item['start'])}/forecast:{item['_id']}",
-                     owner=jobs.owner_of(item))
+        jobs.enqueue(
+            "flexibility_forecast",
+            item["device_id"],
+            f"{iso(item['start'])}/forecast:{item['_id']}",
+            owner=jobs.owner_of(item),
+        )
     by_account = _group(consumption, "account_id")
     for account_id, group in by_account.items():
         advise(account_id, group[0]["aggregator_id"], f"forecasts:{digest(i['_id'] for i in group)}")
 
 
 def advise(account_id: str, aggregator_id: str, trigger: str) -> None:
-    jobs.enqueue("prosumer_advice", account_id, f"{day()}/{trigger}",
-                 owner={"account_id": account_id, "aggregator_id": aggregator_id})
+    jobs.enqueue(
+        "prosumer_advice",
+        account_id,
+        f"{day()}/{trigger}",
+        owner={"account_id": account_id, "aggregator_id": aggregator_id},
+    )
 
 
 def advise_forecasted(accounts: dict[str, str], trigger: str) -> None:
@@ -88,8 +101,7 @@ def advise_forecasted(accounts: dict[str, str], trigger: str) -> None:
     the others get theirs when their first forecast arrives."""
     if not accounts:
         return
-    ready = _db()["forecasts"].distinct("account_id", {"kind": "consumption",
-                                                       "account_id": {"$in": list(accounts)}})
+    ready = _db()["forecasts"].distinct("account_id", {"kind": "consumption", "account_id": {"$in": list(accounts)}})
     for account_id in sorted(ready):
         advise(account_id, accounts[account_id], trigger)
 
@@ -111,8 +123,10 @@ def _accounts_in_scope(price: dict[str, Any]) -> dict[str, str]:
     elif price.get("area"):
         aggregators = _db()["aggregators"].find({"country": price["area"]}, {"aggregator_id": 1})
         spec["aggregator_id"] = {"$in": [a["aggregator_id"] for a in aggregators]}
-    return {p["account_id"]: p["aggregator_id"]
-            for p in _db()["prosumers"].find(spec, {"account_id": 1, "aggregator_id": 1})}
+    return {
+        p["account_id"]: p["aggregator_id"]
+        for p in _db()["prosumers"].find(spec, {"account_id": 1, "aggregator_id": 1})
+    }
 
 
 def advise_on_contracts(items: list[dict[str, Any]]) -> None:

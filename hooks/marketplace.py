@@ -12,11 +12,13 @@ POST /offers and POST /contracts accept an ``Idempotency-Key``
 (:mod:`registry.idempotency`). A prosumer reading a contract shared with
 other prosumers sees only its own share of it.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from bson import ObjectId
 from eve import Eve
@@ -26,8 +28,16 @@ from flask import current_app
 from hooks import access
 from registry import atomic, idempotency, reservations
 from registry.clock import utcnow
-from registry.marketplace import (RESERVING, SYSTEM, MarketError, check_acceptance, check_contract_update,
-                                  check_new_contract, check_new_offer, check_offer_update)
+from registry.marketplace import (
+    RESERVING,
+    SYSTEM,
+    MarketError,
+    check_acceptance,
+    check_contract_update,
+    check_new_contract,
+    check_new_offer,
+    check_offer_update,
+)
 from registry.metrics import ORPHANS_REPAIRED
 from registry.reservations import Conflict
 
@@ -43,6 +53,7 @@ def _db() -> Any:
 
 def refusals(hook: Callable[..., None]) -> Callable[..., None]:
     """Turn rule refusals into HTTP errors with the rule's message."""
+
     @functools.wraps(hook)
     def wrapped(*args: Any) -> None:
         try:
@@ -51,6 +62,7 @@ def refusals(hook: Callable[..., None]) -> Callable[..., None]:
             abort(exc.status, description=exc.message)
         except Conflict as exc:
             abort(409, description=exc.message)
+
     return wrapped
 
 
@@ -61,6 +73,7 @@ def visible_devices(device_ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 # --- offers ----------------------------------------------------------------------
+
 
 @refusals
 def check_offers_on_insert(items: list[dict[str, Any]]) -> None:
@@ -80,11 +93,14 @@ def check_offer_on_update(updates: dict[str, Any], original: dict[str, Any]) -> 
 
 def refuse_deleting_contracted_offer(item: dict[str, Any]) -> None:
     if item.get("status") == "contracted":
-        abort(409, description=f"offer {item['_id']} belongs to contract {item.get('contract_id')}; "
-                               "cancel the contract first")
+        abort(
+            409,
+            description=f"offer {item['_id']} belongs to contract {item.get('contract_id')}; cancel the contract first",
+        )
 
 
 # --- contracts -------------------------------------------------------------------
+
 
 @refusals
 def check_contracts_on_insert(items: list[dict[str, Any]]) -> None:
@@ -102,11 +118,13 @@ def create_contract(item: dict[str, Any], now: datetime) -> None:
     if item["status"] == "proposed":
         taken = reservations.first_taken(db, item)
         if taken:
-            raise Conflict(f"device {taken['device_id']} is already contracted at "
-                           f"{taken['slot_start']:%Y-%m-%dT%H:%M:%SZ}")
+            raise Conflict(
+                f"device {taken['device_id']} is already contracted at {taken['slot_start']:%Y-%m-%dT%H:%M:%SZ}"
+            )
         return
-    atomic.plan("contracts").before.extend([reservations.reserve_step(item, now),
-                                            reservations.claim_step(offers, item["_id"], now)])
+    atomic.plan("contracts").before.extend(
+        [reservations.reserve_step(item, now), reservations.claim_step(offers, item["_id"], now)]
+    )
 
 
 @refusals
@@ -133,6 +151,7 @@ def closing_steps(contract_id: ObjectId, target: str, now: datetime) -> list[ato
 
 # --- a prosumer's share of a shared contract -------------------------------------
 
+
 def share_item_for_prosumer(item: dict[str, Any]) -> None:
     share_for_prosumer([item])
 
@@ -147,12 +166,26 @@ def share_for_prosumer(contracts: list[dict[str, Any]]) -> None:
     shared = [c for c in contracts if len(c.get("account_ids") or []) > 1]
     if who is None or who.role != "prosumer" or not shared:
         return
-    devices = {d["device_id"] for d in _db()["devices"].find(
-        {"device_id": {"$in": [d for c in shared for d in c.get("device_ids") or []]},
-         "account_id": who.account_id}, {"device_id": 1})}
-    offers = {o["_id"] for o in _db()["offers"].find(
-        {"_id": {"$in": [_offer_id(o) for c in shared for o in c.get("offers") or []]},
-         "account_id": who.account_id}, {"_id": 1})}
+    devices = {
+        d["device_id"]
+        for d in _db()["devices"].find(
+            {
+                "device_id": {"$in": [d for c in shared for d in c.get("device_ids") or []]},
+                "account_id": who.account_id,
+            },
+            {"device_id": 1},
+        )
+    }
+    offers = {
+        o["_id"]
+        for o in _db()["offers"].find(
+            {
+                "_id": {"$in": [_offer_id(o) for c in shared for o in c.get("offers") or []]},
+                "account_id": who.account_id,
+            },
+            {"_id": 1},
+        )
+    }
     for contract in shared:
         _keep_own(contract, who.account_id, devices, offers)
 
@@ -179,11 +212,13 @@ def _offer_id(offer: Any) -> Any:
 
 # --- Idempotency-Key ---------------------------------------------------------------
 
+
 def idempotent(resource: str) -> Callable[[Any], None]:
     def begin(request: Any) -> None:
         who = access.principal()
         if who is not None:
             idempotency.begin(resource, f"{who.issuer} {who.subject}", payload())
+
     return begin
 
 

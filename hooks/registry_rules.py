@@ -1,4 +1,5 @@
 """Registry rules that keep derived fields consistent (no heavy work here)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,7 +12,8 @@ def copy_owner_from_device(items: list[dict[str, Any]]) -> None:
     """Measurements carry their device's owners, so filtering needs no join."""
     device_ids = sorted({item["device_id"] for item in items})
     devices = current_app.data.driver.db["devices"].find(
-        {"device_id": {"$in": device_ids}}, {"device_id": 1, "account_id": 1, "aggregator_id": 1})
+        {"device_id": {"$in": device_ids}}, {"device_id": 1, "account_id": 1, "aggregator_id": 1}
+    )
     owners = {d["device_id"]: d for d in devices}
     missing = [d for d in device_ids if d not in owners]
     if missing:

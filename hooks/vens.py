@@ -5,6 +5,7 @@ both read-only for every client); only the secret's hash is stored and the
 secret is added to the 201 answer, the one place it is ever shown. The answer
 must therefore be JSON: another ``Accept`` is refused before anything is stored.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ from registry.openadr import enrolment
 def require_json_answer(req: Any) -> None:
     # Eve's own choice of renderer for this request (private, but the same decision)
     if "json" not in _best_mime()[0]:
-        abort(406, description="an enrolment's secret is returned once, in a JSON answer: "
-                               "send Accept: application/json")
+        abort(
+            406, description="an enrolment's secret is returned once, in a JSON answer: send Accept: application/json"
+        )
 
 
 def issue_ven_identity(items: list[dict[str, Any]]) -> None:

@@ -1,4 +1,5 @@
 """The DER Registry: ``create_app()`` builds a configured Eve app."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,7 @@ import admin_ui
 import hooks
 import settings
 from hooks import access
-from registry import (advice_requests, auth, credentials, docs, guards, jobs, json_io, limits, logs, observability,
-                      store)
+from registry import advice_requests, auth, credentials, docs, guards, jobs, json_io, limits, logs, observability, store
 from registry.auth.bearer import BearerAuth, PrincipalCache
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
@@ -26,8 +26,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     logs.configure_for(config)  # first: every line from here on has the one format
     os.makedirs(config["INSTANCE_PATH"], exist_ok=True)
     config = credentials.resolve(config)  # configured secrets, or the demo's; none in a deployment fails here
-    app = Eve(import_name=__name__, settings=config, validator=RegistryValidator,
-              data=RegistryMongo, auth=BearerAuth, instance_path=config["INSTANCE_PATH"])
+    app = Eve(
+        import_name=__name__,
+        settings=config,
+        validator=RegistryValidator,
+        data=RegistryMongo,
+        auth=BearerAuth,
+        instance_path=config["INSTANCE_PATH"],
+    )
     app.extensions["principal_cache"] = PrincipalCache(auth.validator_from_config(app.config))
     app.extensions["access_policy"] = access.allowed_methods
     store.init_app(app)

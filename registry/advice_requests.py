@@ -9,6 +9,7 @@
 Same bearer tokens and the same scoping as the API: an aggregator asks about,
 and sees, only its own portfolio and its own requests (another's is a 404).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +24,6 @@ from eve import Eve
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import abort as flask_abort
 
-from hooks import access
 from registry import jobs
 from registry.auth import InvalidToken
 from registry.auth.bearer import current_principal
@@ -39,8 +39,10 @@ REQUEST_SCHEMA: dict[str, Any] = {
     "end": {"type": "string", "required": True, "maxlength": 40},
     "direction": {"type": "string", "allowed": ["up", "down"], "required": True},
     # [longitude, latitude], as in GeoJSON
-    "point": {"type": "list", "items": [{"type": "number", "min": -180, "max": 180},
-                                        {"type": "number", "min": -90, "max": 90}]},
+    "point": {
+        "type": "list",
+        "items": [{"type": "number", "min": -180, "max": 180}, {"type": "number", "min": -90, "max": 90}],
+    },
     "radius_km": {"type": "number", "min": 0, "max": 20000, "dependencies": "point"},
     "aggregator_id": {"type": "string", "minlength": 3, "maxlength": 256},
 }
@@ -106,8 +108,11 @@ def request_key(params: dict[str, Any]) -> str:
 
 
 def links(job_id: Any) -> dict[str, Any]:
-    return {"job": {"href": f"/advice-requests/{job_id}"}, "result": {"href": f"/advice-requests/{job_id}/result"},
-            "jobs_item": {"href": f"/jobs/{job_id}"}}
+    return {
+        "job": {"href": f"/advice-requests/{job_id}"},
+        "result": {"href": f"/advice-requests/{job_id}/result"},
+        "jobs_item": {"href": f"/jobs/{job_id}"},
+    }
 
 
 @bp.post("/advice-requests")
@@ -115,8 +120,7 @@ def create() -> Response:
     who = caller()
     params = parse_request(who)
     aggregator_id = params.pop("aggregator_id")
-    job = jobs.enqueue(KIND, aggregator_id, request_key(params), params=params,
-                       owner={"aggregator_id": aggregator_id})
+    job = jobs.enqueue(KIND, aggregator_id, request_key(params), params=params, owner={"aggregator_id": aggregator_id})
     return pending(job, summary(job))
 
 
@@ -126,7 +130,8 @@ def find_job(job_id: str) -> dict[str, Any]:
         spec: dict[str, Any] = {"_id": ObjectId(job_id), "kind": KIND}
     except InvalidId:
         error(404, "no such advice request")
-    job = current_app.data.driver.db["jobs"].find_one({**spec, **(access.scope_filter("jobs") or {})})
+    # the caller's scope, as the access policy gave it to the data layer (hooks/access.py)
+    job = current_app.data.driver.db["jobs"].find_one({**spec, **(current_app.data.scope_filter("jobs") or {})})
     if job is None:
         error(404, "no such advice request")
     return job
@@ -159,8 +164,19 @@ def pending(job: dict[str, Any], body: dict[str, Any]) -> Response:
 
 
 def summary(job: dict[str, Any]) -> dict[str, Any]:
-    fields = ("kind", "subject", "status", "attempts", "params", "queued_at", "started_at", "finished_at",
-              "error", "result_url", "aggregator_id")
+    fields = (
+        "kind",
+        "subject",
+        "status",
+        "attempts",
+        "params",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "result_url",
+        "aggregator_id",
+    )
     return plain({"_id": job["_id"], **{f: job.get(f) for f in fields}, "_links": links(job["_id"])})
 
 
@@ -181,44 +197,85 @@ def _error_responses(*codes: str) -> dict[str, Any]:
     return {code: {"$ref": "#/components/responses/error"} for code in codes}
 
 
-JOB_SUMMARY: dict[str, Any] = {"type": "object", "properties": {
-    "_id": {"type": "string"}, "kind": {"type": "string"}, "subject": {"type": "string"},
-    "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-    "attempts": {"type": "integer"}, "params": {"type": "object"}, "error": {"type": ["string", "null"]},
-    "_links": {"type": "object"}}}
+JOB_SUMMARY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "_id": {"type": "string"},
+        "kind": {"type": "string"},
+        "subject": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "attempts": {"type": "integer"},
+        "params": {"type": "object"},
+        "error": {"type": ["string", "null"]},
+        "_links": {"type": "object"},
+    },
+}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-f0-9]{24}$"}}
 
 
 def openapi_paths() -> dict[str, Any]:
     """These routes in the OpenAPI document (they are not Eve resources, so
     eve-swagger does not know them)."""
-    body = {"type": "object", "required": ["target_kw", "start", "end", "direction"], "properties": {
-        "target_kw": {"type": "number", "minimum": 0.001, "maximum": 1e7},
-        "start": {"type": "string", "format": "date-time", "maxLength": 40},
-        "end": {"type": "string", "format": "date-time", "maxLength": 40},
-        "direction": {"type": "string", "enum": ["up", "down"]},
-        "point": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"},
-                  "description": "[longitude, latitude]"},
-        "radius_km": {"type": "number", "minimum": 0, "maximum": 20000},
-        "aggregator_id": {"type": "string", "minLength": 3, "maxLength": 256}}}
-    accepted = {"description": "queued or running; poll the Location", "content": {
-        "application/json": {"schema": JOB_SUMMARY}}}
+    body = {
+        "type": "object",
+        "required": ["target_kw", "start", "end", "direction"],
+        "properties": {
+            "target_kw": {"type": "number", "minimum": 0.001, "maximum": 1e7},
+            "start": {"type": "string", "format": "date-time", "maxLength": 40},
+            "end": {"type": "string", "format": "date-time", "maxLength": 40},
+            "direction": {"type": "string", "enum": ["up", "down"]},
+            "point": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": {"type": "number"},
+                "description": "[longitude, latitude]",
+            },
+            "radius_km": {"type": "number", "minimum": 0, "maximum": 20000},
+            "aggregator_id": {"type": "string", "minLength": 3, "maxLength": 256},
+        },
+    }
+    accepted = {
+        "description": "queued or running; poll the Location",
+        "content": {"application/json": {"schema": JOB_SUMMARY}},
+    }
     tag = ["advice-requests"]
     return {
-        "/advice-requests": {"post": {
-            "summary": "Ask for a recommended device set for a target (aggregators)", "tags": tag,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-            "responses": {"202": accepted, **_error_responses("400", "401", "403", "413", "415", "422", "429")}}},
-        "/advice-requests/{job_id}": {"get": {
-            "summary": "The request's job", "tags": tag, "parameters": [JOB_ID],
-            "responses": {"200": {"description": "done or failed", "content": {
-                "application/json": {"schema": JOB_SUMMARY}}}, "202": accepted,
-                **_error_responses("401", "403", "404", "429")}}},
-        "/advice-requests/{job_id}/result": {"get": {
-            "summary": "The advice, once the job is done", "tags": tag, "parameters": [JOB_ID],
-            "responses": {"200": {"description": "the aggregator advice", "content": {
-                "application/json": {"schema": {"type": "object"}}}}, "202": accepted,
-                **_error_responses("401", "403", "404", "422", "429")}}},
+        "/advice-requests": {
+            "post": {
+                "summary": "Ask for a recommended device set for a target (aggregators)",
+                "tags": tag,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {"202": accepted, **_error_responses("400", "401", "403", "413", "415", "422", "429")},
+            }
+        },
+        "/advice-requests/{job_id}": {
+            "get": {
+                "summary": "The request's job",
+                "tags": tag,
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": {"description": "done or failed", "content": {"application/json": {"schema": JOB_SUMMARY}}},
+                    "202": accepted,
+                    **_error_responses("401", "403", "404", "429"),
+                },
+            }
+        },
+        "/advice-requests/{job_id}/result": {
+            "get": {
+                "summary": "The advice, once the job is done",
+                "tags": tag,
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": {
+                        "description": "the aggregator advice",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "202": accepted,
+                    **_error_responses("401", "403", "404", "422", "429"),
+                },
+            }
+        },
     }
 
 

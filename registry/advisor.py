@@ -5,18 +5,25 @@ strongly recommended) to 5 (consumption forbidden), ReDREAM Prosumer Advisor
 style, with a machine-readable code and a short message. Aggregator advice
 picks the devices that should be contracted to reach a flexibility target.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from registry.forecasting import RESOLUTION_S, as_utc, iso
 
-TAG_MEANINGS = {1: "consumption strongly recommended", 2: "consumption recommended",
-                3: "warning", 4: "consumption not recommended", 5: "consumption forbidden"}
+TAG_MEANINGS = {
+    1: "consumption strongly recommended",
+    2: "consumption recommended",
+    3: "warning",
+    4: "consumption not recommended",
+    5: "consumption forbidden",
+}
 MESSAGES = {
     "LOW_PRICE": "Among the cheapest slots of the day: a good time to consume.",
     "BELOW_MEDIAN_PRICE": "Price below the day's median.",
@@ -29,13 +36,23 @@ MESSAGES = {
     "DR_EVENT": "Demand-response event: keep consumption low.",
 }
 # When two rules give the same tag, the first code in this order is reported.
-PRIORITY = ("OVER_POWER_LIMIT", "DR_EVENT", "NEAR_POWER_LIMIT", "NO_PRICE", "HIGH_PRICE",
-            "ABOVE_MEDIAN_PRICE", "FLAT_PRICE", "BELOW_MEDIAN_PRICE", "LOW_PRICE")
+PRIORITY = (
+    "OVER_POWER_LIMIT",
+    "DR_EVENT",
+    "NEAR_POWER_LIMIT",
+    "NO_PRICE",
+    "HIGH_PRICE",
+    "ABOVE_MEDIAN_PRICE",
+    "FLAT_PRICE",
+    "BELOW_MEDIAN_PRICE",
+    "LOW_PRICE",
+)
 NEAR_LIMIT_FRACTION = 0.9
 EARTH_RADIUS_KM = 6371.0088
 
 
 # --- prosumer advice -----------------------------------------------------------
+
 
 def price_tags(prices: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
     """Tags and codes from the day's own price quartiles.
@@ -55,13 +72,13 @@ def price_tags(prices: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
     q25, q50, q75 = np.percentile(p[known], [25, 50, 75])
     bands = [p <= q25, p <= q50, p <= q75]
     tags[known] = np.select(bands, [1, 2, 3], 4)[known]
-    codes[known] = np.select(bands, ["LOW_PRICE", "BELOW_MEDIAN_PRICE",
-                                     "ABOVE_MEDIAN_PRICE"], "HIGH_PRICE")[known]
+    codes[known] = np.select(bands, ["LOW_PRICE", "BELOW_MEDIAN_PRICE", "ABOVE_MEDIAN_PRICE"], "HIGH_PRICE")[known]
     return tags, codes
 
 
-def power_limit_tags(p50: Sequence[float], p90: Sequence[float],
-                     max_power_kw: float | None) -> tuple[np.ndarray, np.ndarray]:
+def power_limit_tags(
+    p50: Sequence[float], p90: Sequence[float], max_power_kw: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """5 OVER_POWER_LIMIT where p50 or p90 exceeds the contracted power, 4
     NEAR_POWER_LIMIT where p90 reaches 90 % of it; 0 (no opinion) elsewhere."""
     peak = np.fmax(np.asarray(p50, dtype=float), np.asarray(p90, dtype=float))
@@ -74,8 +91,9 @@ def power_limit_tags(p50: Sequence[float], p90: Sequence[float],
     return tags, codes
 
 
-def dr_event_tags(slot_starts: Sequence[datetime], dr_events: Iterable[dict],
-                  resolution: int = RESOLUTION_S) -> tuple[np.ndarray, np.ndarray]:
+def dr_event_tags(
+    slot_starts: Sequence[datetime], dr_events: Iterable[dict], resolution: int = RESOLUTION_S
+) -> tuple[np.ndarray, np.ndarray]:
     """Slots overlapping a "down" demand-response contract: 5 DR_EVENT while
     it is active, 4 DR_EVENT when it is only accepted (upcoming)."""
     tags = np.zeros(len(slot_starts), int)
@@ -93,31 +111,45 @@ def dr_event_tags(slot_starts: Sequence[datetime], dr_events: Iterable[dict],
 def combine_tags(*rules: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per slot, the highest tag of all rules; ties go to the PRIORITY order."""
     tags = np.stack([t for t, _ in rules])
-    rank = np.stack([[len(PRIORITY) - PRIORITY.index(c) if c else 0 for c in codes]
-                     for _, codes in rules])
+    rank = np.stack([[len(PRIORITY) - PRIORITY.index(c) if c else 0 for c in codes] for _, codes in rules])
     best = np.argmax(tags * (len(PRIORITY) + 1) + rank, axis=0)
     columns = np.arange(tags.shape[1])
     codes = np.stack([c for _, c in rules])
     return tags[best, columns], codes[best, columns]
 
 
-def prosumer_advice(account_id: str, start: datetime | str, prices: Sequence[float | None],
-                    p50: Sequence[float], p90: Sequence[float], max_power_kw: float | None,
-                    dr_events: Iterable[dict] = (), device_id: str | None = None,
-                    issued_at: datetime | str | None = None,
-                    resolution: int = RESOLUTION_S) -> dict[str, Any]:
+def prosumer_advice(
+    account_id: str,
+    start: datetime | str,
+    prices: Sequence[float | None],
+    p50: Sequence[float],
+    p90: Sequence[float],
+    max_power_kw: float | None,
+    dr_events: Iterable[dict] = (),
+    device_id: str | None = None,
+    issued_at: datetime | str | None = None,
+    resolution: int = RESOLUTION_S,
+) -> dict[str, Any]:
     """An `advice` document of kind "prosumer": one tagged entry per slot."""
     first = as_utc(start)
     slot_starts = [first + timedelta(seconds=resolution * i) for i in range(len(p50))]
     if len(prices) != len(slot_starts) or len(p90) != len(slot_starts):
         raise ValueError("prices, p50 and p90 must have one value per slot")
-    tags, codes = combine_tags(price_tags(prices), power_limit_tags(p50, p90, max_power_kw),
-                               dr_event_tags(slot_starts, dr_events, resolution))
-    slots = [{"start": iso(s), "tag": int(t), "code": str(c), "message": MESSAGES[c]}
-             for s, t, c in zip(slot_starts, tags, codes)]
-    document = {"kind": "prosumer", "account_id": account_id,
-                "issued_at": iso(as_utc(issued_at) if issued_at else datetime.now(first.tzinfo)),
-                "start": iso(first), "resolution": resolution, "slots": slots}
+    tags, codes = combine_tags(
+        price_tags(prices), power_limit_tags(p50, p90, max_power_kw), dr_event_tags(slot_starts, dr_events, resolution)
+    )
+    slots = [
+        {"start": iso(s), "tag": int(t), "code": str(c), "message": MESSAGES[c]}
+        for s, t, c in zip(slot_starts, tags, codes)
+    ]
+    document = {
+        "kind": "prosumer",
+        "account_id": account_id,
+        "issued_at": iso(as_utc(issued_at) if issued_at else datetime.now(first.tzinfo)),
+        "start": iso(first),
+        "resolution": resolution,
+        "slots": slots,
+    }
     if device_id is not None:
         document["device_id"] = device_id
     return document
@@ -125,11 +157,11 @@ def prosumer_advice(account_id: str, start: datetime | str, prices: Sequence[flo
 
 # --- aggregator advice ---------------------------------------------------------
 
+
 def haversine_km(a: Sequence[float], b: Sequence[float]) -> float:
     """Great-circle distance between two [lon, lat] points in km."""
     lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = (math.sin((lat2 - lat1) / 2) ** 2
-         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
@@ -162,9 +194,14 @@ def _in_radius(device: dict, point: Sequence[float] | None, radius_km: float | N
     return coordinates is not None and haversine_km(coordinates, point) <= radius_km
 
 
-def rank_candidates(candidates: Iterable[dict], start: datetime, end: datetime,
-                    direction: str, point: Sequence[float] | None = None,
-                    radius_km: float | None = None) -> list[dict]:
+def rank_candidates(
+    candidates: Iterable[dict],
+    start: datetime,
+    end: datetime,
+    direction: str,
+    point: Sequence[float] | None = None,
+    radius_km: float | None = None,
+) -> list[dict]:
     """Eligible devices with expected_kw and confidence, best first.
 
     Eligible: marketplace_availability "yes", no contracted window overlapping
@@ -174,23 +211,30 @@ def rank_candidates(candidates: Iterable[dict], start: datetime, end: datetime,
     """
     ranked = []
     for device in candidates:
-        if device.get("marketplace_availability") != "yes" \
-                or _overlaps(device.get("contracted") or (), start, end) \
-                or not _in_radius(device, point, radius_km):
+        if (
+            device.get("marketplace_availability") != "yes"
+            or _overlaps(device.get("contracted") or (), start, end)
+            or not _in_radius(device, point, radius_km)
+        ):
             continue
         forecast = (device.get("flexibility") or {}).get(direction)
         expected, firm = window_delivery(forecast, start, end) if forecast else (0.0, 0.0)
         if expected > 0:
-            ranked.append({"device_id": device["device_id"], "expected_kw": expected,
-                           "confidence": firm / expected})
-    return sorted(ranked, key=lambda d: (-d["expected_kw"] * d["confidence"],
-                                         -d["confidence"], d["device_id"]))
+            ranked.append({"device_id": device["device_id"], "expected_kw": expected, "confidence": firm / expected})
+    return sorted(ranked, key=lambda d: (-d["expected_kw"] * d["confidence"], -d["confidence"], d["device_id"]))
 
 
-def aggregator_advice(aggregator_id: str, target_kw: float, start: datetime | str,
-                      end: datetime | str, direction: str, candidates: Iterable[dict],
-                      point: Sequence[float] | None = None, radius_km: float | None = None,
-                      issued_at: datetime | str | None = None) -> dict[str, Any]:
+def aggregator_advice(
+    aggregator_id: str,
+    target_kw: float,
+    start: datetime | str,
+    end: datetime | str,
+    direction: str,
+    candidates: Iterable[dict],
+    point: Sequence[float] | None = None,
+    radius_km: float | None = None,
+    issued_at: datetime | str | None = None,
+) -> dict[str, Any]:
     """An `advice` document of kind "aggregator": the devices to contract.
 
     Greedy: walk the ranked eligible devices (see rank_candidates) and take
@@ -211,15 +255,25 @@ def aggregator_advice(aggregator_id: str, target_kw: float, start: datetime | st
     for device in rank_candidates(candidates, begin, finish, direction, point, radius_km):
         if total >= target_kw:
             break
-        chosen.append({"device_id": device["device_id"],
-                       "expected_kw": round(device["expected_kw"], 3),
-                       "confidence": round(device["confidence"], 3)})
+        chosen.append(
+            {
+                "device_id": device["device_id"],
+                "expected_kw": round(device["expected_kw"], 3),
+                "confidence": round(device["confidence"], 3),
+            }
+        )
         total += device["expected_kw"]
-    document = {"kind": "aggregator", "aggregator_id": aggregator_id,
-                "target_kw": target_kw, "start": iso(begin), "end": iso(finish),
-                "direction": direction, "devices": chosen,
-                "expected_total_kw": round(total, 3),
-                "shortfall_kw": round(max(0.0, target_kw - total), 3)}
+    document = {
+        "kind": "aggregator",
+        "aggregator_id": aggregator_id,
+        "target_kw": target_kw,
+        "start": iso(begin),
+        "end": iso(finish),
+        "direction": direction,
+        "devices": chosen,
+        "expected_total_kw": round(total, 3),
+        "shortfall_kw": round(max(0.0, target_kw - total), 3),
+    }
     if issued_at is not None:
         document["issued_at"] = iso(as_utc(issued_at))
     return document

@@ -14,6 +14,7 @@ Schemathesis checks every answer of the API against this document
 * GeoJSON coordinates are numbers; ObjectIds are 24 hex digits;
 * ``page`` and ``max_results`` are positive.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,9 +34,15 @@ VERB_ERRORS = {
 OBJECT_ID = {"type": "string", "pattern": "^[a-f0-9]{24}$"}
 WRITE_RESULT = {
     "type": "object",
-    "properties": {"_status": {"type": "string"}, "_id": {}, "_etag": {"type": "string"},
-                   "_updated": {"type": "string"}, "_created": {"type": "string"},
-                   "_links": {"type": "object"}, "_items": {"type": "array", "items": {"type": "object"}}},
+    "properties": {
+        "_status": {"type": "string"},
+        "_id": {},
+        "_etag": {"type": "string"},
+        "_updated": {"type": "string"},
+        "_created": {"type": "string"},
+        "_links": {"type": "object"},
+        "_items": {"type": "array", "items": {"type": "object"}},
+    },
 }
 LINK = {"type": "object", "properties": {"title": {"type": "string"}, "href": {"type": "string"}}}
 
@@ -83,8 +90,11 @@ def _route_pattern(url_rule: str) -> str:
 def _fix_query_parameters(parameters: dict[str, Any]) -> None:
     for name in ("query__page", "query__max_results"):
         if name in parameters:
-            parameters[name]["schema"] = {"type": "integer", "minimum": 1,
-                                          "example": parameters[name]["schema"].get("example", 1)}
+            parameters[name]["schema"] = {
+                "type": "integer",
+                "minimum": 1,
+                "example": parameters[name]["schema"].get("example", 1),
+            }
 
 
 def _fix_envelopes(schemas: dict[str, Any]) -> None:
@@ -104,8 +114,10 @@ def _fix_types(node: Any) -> Any:
         properties = fixed.get("properties")
         if isinstance(properties, dict) and properties.get("type", {}).get("enum") == ["Point"]:
             # [longitude, latitude]: 3.0 cannot say per item, so both get longitude's range
-            properties["coordinates"] = {**properties["coordinates"],
-                                         "items": {"type": "number", "minimum": -180, "maximum": 180}}
+            properties["coordinates"] = {
+                **properties["coordinates"],
+                "items": {"type": "number", "minimum": -180, "maximum": 180},
+            }
         return fixed
     if isinstance(node, list):
         return [_fix_types(v) for v in node]
@@ -123,8 +135,7 @@ def _add_variants(components: dict[str, Any]) -> None:
         ref = body["content"]["application/json"]["schema"]["$ref"]
         single = {"$ref": ref}
         bodies[f"{name}_patch"] = _body(body, {"$ref": f"{ref}_patch"})
-        bodies[f"{name}_post"] = _body(body, {"oneOf": [single, {"type": "array", "items": single,
-                                                                 "minItems": 1}]})
+        bodies[f"{name}_post"] = _body(body, {"oneOf": [single, {"type": "array", "items": single, "minItems": 1}]})
 
 
 def _defaults_not_required(schema: dict[str, Any]) -> None:
@@ -135,8 +146,11 @@ def _defaults_not_required(schema: dict[str, Any]) -> None:
 
 
 def _body(body: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": body.get("description", ""), "required": True,
-            "content": {"application/json": {"schema": schema}}}
+    return {
+        "description": body.get("description", ""),
+        "required": True,
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 def _without_required(node: Any) -> Any:

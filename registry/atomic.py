@@ -20,13 +20,15 @@ write of the document:
 Fault points ``after:<step>`` and ``after:write`` let tests kill a request
 between two writes (``app.extensions["faults"][name] = callable``).
 """
+
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
 
@@ -121,7 +123,7 @@ def _with_undo(db: Any, plan: Plan, write: Callable[[], Any]) -> Any:
     for step in plan.after:
         try:
             step.do(db)
-        except Exception:  # noqa: BLE001 - the write is stored; the tick repairs the rest
+        except Exception:
             log.exception("after step %s failed; the lifecycle tick will repair it", step.name)
         fault(f"after:{step.name}")
     return result
@@ -133,7 +135,7 @@ def undo(db: Any, steps: list[Step]) -> None:
             continue
         try:
             step.undo(db)
-        except Exception:  # noqa: BLE001 - the other undos still run; the tick repairs the rest
+        except Exception:
             log.exception("undo of %s failed; the lifecycle tick will repair it", step.name)
 
 
@@ -154,7 +156,7 @@ def supports_transactions(client: Any) -> bool:
     """A replica set member (``setName``) or a mongos router ("isdbgrid")."""
     try:
         hello = client.admin.command("hello")
-    except Exception:  # noqa: BLE001 - servers before 4.4.2 only know isMaster
+    except Exception:
         hello = client.admin.command("isMaster")
     return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 

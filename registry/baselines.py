@@ -4,6 +4,7 @@ Seasonal naive (7 days), yesterday naive, "X of Y" and "high X of Y"
 customer baselines; pure functions over histories as described in
 :mod:`registry.forecasting`.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -29,8 +30,7 @@ def _eligible_days(days: np.ndarray, target_day: datetime | None) -> np.ndarray:
     ok = np.isnan(days).mean(axis=2) < MAX_MISSING_FRACTION
     if target_day is not None:
         n_days = days.shape[1]
-        weekdays = [(as_utc(target_day) - timedelta(days=n_days - i)).weekday()
-                    for i in range(n_days)]
+        weekdays = [(as_utc(target_day) - timedelta(days=n_days - i)).weekday() for i in range(n_days)]
         weekend = np.array(weekdays) >= 5
         ok &= weekend[None, :] == (as_utc(target_day).weekday() >= 5)
     return ok
@@ -42,8 +42,7 @@ def _last_eligible(eligible: np.ndarray, y: int) -> np.ndarray:
     return eligible & (from_end <= y)
 
 
-def x_of_y_baseline(history: np.ndarray, x: int = 10, y: int = 10,
-                    target_day: datetime | None = None) -> np.ndarray:
+def x_of_y_baseline(history: np.ndarray, x: int = 10, y: int = 10, target_day: datetime | None = None) -> np.ndarray:
     """Mean of the `x` most recent of the last `y` eligible days ("10 of 10").
 
     Eligible: less than 20 % missing and, when `target_day` is given, the same
@@ -54,8 +53,7 @@ def x_of_y_baseline(history: np.ndarray, x: int = 10, y: int = 10,
     return _masked_day_mean(days, chosen)
 
 
-def high_x_of_y(history: np.ndarray, x: int = 5, y: int = 10,
-                target_day: datetime | None = None) -> np.ndarray:
+def high_x_of_y(history: np.ndarray, x: int = 5, y: int = 10, target_day: datetime | None = None) -> np.ndarray:
     """Mean of the `x` highest-consumption days among the last `y` eligible."""
     days = to_days(history)
     window = _last_eligible(_eligible_days(days, target_day), y)

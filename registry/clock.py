@@ -6,11 +6,12 @@ date read back is aware UTC; request bodies are parsed to aware UTC
 :func:`utcnow`. Comparisons therefore never mix naive and aware datetimes.
 A naive datetime that still arrives (an old caller, a test) is taken as UTC.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utcnow() -> datetime:

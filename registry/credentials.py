@@ -20,13 +20,15 @@ the UI secret into ``ui-secret-key``, the key ring into
 ``oauth-signing-keys.json`` — by the first process to start; the others read
 what it wrote.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import secrets
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import settings
 from registry import demo
@@ -58,7 +60,8 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
             f"MONGO_URI is set, so this is a deployment whose hosts must share their secrets, and "
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not configured: set each "
             f"variable or its *_FILE ({HELP}), or DEMO_SECRETS=1 to generate them into "
-            f"INSTANCE_PATH for this host alone")
+            f"INSTANCE_PATH for this host alone"
+        )
     if missing and len(missing) < len(SECRETS):  # half configured: another host would not match this one
         log.warning("secrets generated into INSTANCE_PATH for this host alone: %s (%s)", ", ".join(missing), HELP)
     instance_path = str(config["INSTANCE_PATH"])
@@ -85,8 +88,14 @@ def with_ui_client(clients: list[dict[str, Any]], public_url: str) -> list[dict[
         raise ValueError("OAUTH_CLIENTS must be a JSON list of objects")
     if any(client.get("client_id") == UI_CLIENT_ID for client in clients):
         return clients
-    return [*clients, {"client_id": UI_CLIENT_ID, "grant_types": ["authorization_code"],
-                       "redirect_uris": [f"{public_url.rstrip('/')}/ui/callback"]}]
+    return [
+        *clients,
+        {
+            "client_id": UI_CLIENT_ID,
+            "grant_types": ["authorization_code"],
+            "redirect_uris": [f"{public_url.rstrip('/')}/ui/callback"],
+        },
+    ]
 
 
 def _configured(config: Mapping[str, Any], name: str) -> Any:
@@ -121,8 +130,11 @@ def demo_identities() -> dict[str, dict[str, Any]]:
         people[aggregator_id] = {"role": "aggregator", "aggregator_id": aggregator_id}
     for p in range(3):
         city, _, _, aggregator_id = demo.CITIES[p]
-        people[f"prosumer-{city.lower()}"] = {"role": "prosumer", "aggregator_id": aggregator_id,
-                                              "account_id": demo.stable_id("prosumer", p)}
+        people[f"prosumer-{city.lower()}"] = {
+            "role": "prosumer",
+            "aggregator_id": aggregator_id,
+            "account_id": demo.stable_id("prosumer", p),
+        }
     return people
 
 
@@ -132,9 +144,9 @@ def load_or_create(instance_path: str) -> dict[str, dict[str, dict[str, str]]]:
     Hashes are kept beside the secrets because hashing (scrypt) is slow by
     design and every app start would otherwise pay it for each demo user.
     """
+
     def make() -> str:
-        data = {"users": {name: _secret(12) for name in demo_identities()},
-                "clients": {BRIDGE_CLIENT_ID: _secret(32)}}
+        data = {"users": {name: _secret(12) for name in demo_identities()}, "clients": {BRIDGE_CLIENT_ID: _secret(32)}}
         return json.dumps(data, indent=2)
 
     return json.loads(create_once(os.path.join(instance_path, FILE_NAME), make))  # type: ignore[no-any-return]
@@ -155,8 +167,10 @@ def secret_of(instance_path: str, kind: str, name: str) -> str:
     deployment none is made up: the bridge would hold a secret no API host knows."""
     exists = os.path.exists(os.path.join(instance_path, FILE_NAME))
     if not exists and generates_nothing({"MONGO_URI": settings.MONGO_URI, "DEMO_SECRETS": settings.DEMO_SECRETS}):
-        raise SecretsMissing(f"no demo {kind} in a deployment: configure {name}'s secret "
-                             f"(the bridge: OPENADR_CLIENT_ID / OPENADR_CLIENT_SECRET; {HELP})")
+        raise SecretsMissing(
+            f"no demo {kind} in a deployment: configure {name}'s secret "
+            f"(the bridge: OPENADR_CLIENT_ID / OPENADR_CLIENT_SECRET; {HELP})"
+        )
     return load_or_create(instance_path)[kind][name]["secret"]
 
 
@@ -165,13 +179,23 @@ def oauth_settings(instance_path: str, public_url: str) -> dict[str, Any]:
     (username -> password hash): the users the sign-in page may name. A user a
     deployment configures itself never matches, so it is never listed."""
     creds = load_or_create(instance_path)
-    users = [{"username": name, "password_hash": creds["users"][name]["hash"], **claims}
-             for name, claims in demo_identities().items() if name in creds["users"]]
+    users = [
+        {"username": name, "password_hash": creds["users"][name]["hash"], **claims}
+        for name, claims in demo_identities().items()
+        if name in creds["users"]
+    ]
     clients = [
-        {"client_id": BRIDGE_CLIENT_ID, "client_secret_hash": creds["clients"][BRIDGE_CLIENT_ID]["hash"],
-         "grant_types": ["client_credentials"], "role": "service"},
-        {"client_id": UI_CLIENT_ID, "grant_types": ["authorization_code"],
-         "redirect_uris": [f"{public_url}/ui/callback"]},
+        {
+            "client_id": BRIDGE_CLIENT_ID,
+            "client_secret_hash": creds["clients"][BRIDGE_CLIENT_ID]["hash"],
+            "grant_types": ["client_credentials"],
+            "role": "service",
+        },
+        {
+            "client_id": UI_CLIENT_ID,
+            "grant_types": ["authorization_code"],
+            "redirect_uris": [f"{public_url}/ui/callback"],
+        },
     ]
     demo_users = {user["username"]: user["password_hash"] for user in users}
     return {"OAUTH_USERS": users, "OAUTH_CLIENTS": clients, "OAUTH_DEMO_USERS": demo_users}

@@ -1,4 +1,5 @@
 """API documentation: eve-swagger's OpenAPI document and a Swagger UI page."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,7 @@ def _finish_document(response: Response) -> Response:
 def init_app(app: Eve) -> None:
     # the UI page is registered first so it, not eve-swagger's CDN-based
     # ReDoc page, answers /docs: this machine and many deployments are offline
-    app.register_blueprint(get_swaggerui_blueprint("/docs", "/api-docs",
-                                                   config={"app_name": "DER Registry API"}))
+    app.register_blueprint(get_swaggerui_blueprint("/docs", "/api-docs", config={"app_name": "DER Registry API"}))
     swagger = get_swagger_blueprint()
     swagger.after_request(_finish_document)
     app.register_blueprint(swagger)

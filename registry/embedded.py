@@ -11,6 +11,7 @@
   between their writes as they do against a real server.
 * Bulk loads and full reads without mongomock's quadratic costs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,20 +19,35 @@ import functools
 import random
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 EMBEDDED_WRITE_LOCK = threading.RLock()
-WRITE_METHODS = frozenset({"insert_one", "insert_many", "update_one", "update_many", "replace_one",
-                           "delete_one", "delete_many", "find_one_and_update", "find_one_and_replace",
-                           "find_one_and_delete", "bulk_write"})
+WRITE_METHODS = frozenset(
+    {
+        "insert_one",
+        "insert_many",
+        "update_one",
+        "update_many",
+        "replace_one",
+        "delete_one",
+        "delete_many",
+        "find_one_and_update",
+        "find_one_and_replace",
+        "find_one_and_delete",
+        "bulk_write",
+    }
+)
 
 
 def locked(method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` as one atomic write."""
+
     @functools.wraps(method)
     def atomic_write(*args: Any, **kwargs: Any) -> Any:
         with EMBEDDED_WRITE_LOCK:
             return method(*args, **kwargs)
+
     return atomic_write
 
 
@@ -42,6 +58,7 @@ def pause(latency: tuple[float, float] | None) -> None:
 
 def slowed(method: Callable[..., Any], latency: tuple[float, float]) -> Callable[..., Any]:
     """Half the round trip before the call, half after: another request can act in between."""
+
     @functools.wraps(method)
     def slowed(*args: Any, **kwargs: Any) -> Any:
         pause(latency)
@@ -49,6 +66,7 @@ def slowed(method: Callable[..., Any], latency: tuple[float, float]) -> Callable
             return method(*args, **kwargs)
         finally:
             pause(latency)
+
     return slowed
 
 
@@ -105,8 +123,11 @@ def matching(collection: Any, field: str, values: set[Any], projection: list[str
     them: naive UTC. Call it under the write lock when the answer must hold until
     the caller's write."""
     raw = getattr(collection, "raw", collection)
-    return [{name: d.get(name) for name in ("_id", *projection)}
-            for d in list(raw._store._documents.values()) if d.get(field) in values]
+    return [
+        {name: d.get(name) for name in ("_id", *projection)}
+        for d in list(raw._store._documents.values())
+        if d.get(field) in values
+    ]
 
 
 @contextlib.contextmanager
@@ -125,4 +146,3 @@ def unique_checks_skipped(collection: Any) -> Iterator[None]:
         finally:
             for spec in unique:
                 spec["unique"] = True
-

@@ -23,31 +23,72 @@ The usual demand-response baselines (seasonal naive, yesterday naive,
 "X of Y", "high X of Y") live in :mod:`registry.baselines` and are
 importable from here too.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Sequence
 
 import numpy as np
 
 from registry.baselines import high_x_of_y, seasonal_naive, x_of_y_baseline, yesterday_naive
-from registry.timeseries import (MAX_MISSING_FRACTION, RESOLUTION_S, SLOTS_PER_DAY, as_utc,
-                                 hide_unobserved, iso, target_start, to_days)
+from registry.timeseries import (
+    MAX_MISSING_FRACTION,
+    RESOLUTION_S,
+    SLOTS_PER_DAY,
+    as_utc,
+    hide_unobserved,
+    iso,
+    target_start,
+    to_days,
+)
 from registry.timeseries import nanmean as _nanmean
 
-__all__ = ["FEATURES", "KINDS", "MAX_MISSING_FRACTION", "MIN_DAYS", "MODEL_NAME", "RESOLUTION_S",
-           "SLOTS_PER_DAY", "FlexibilityForecast", "ForecastResult", "InsufficientData", "as_utc",
-           "backtest_mae", "check_sufficient", "documents_for", "fit_weights", "flexibility_forecast",
-           "forecast_day_ahead", "hide_unobserved", "high_x_of_y", "iso", "lag_features",
-           "seasonal_naive", "target_start", "to_days", "usable_days", "x_of_y_baseline",
-           "yesterday_naive"]
+__all__ = [
+    "FEATURES",
+    "KINDS",
+    "MAX_MISSING_FRACTION",
+    "MIN_DAYS",
+    "MODEL_NAME",
+    "RESOLUTION_S",
+    "SLOTS_PER_DAY",
+    "FlexibilityForecast",
+    "ForecastResult",
+    "InsufficientData",
+    "as_utc",
+    "backtest_mae",
+    "check_sufficient",
+    "documents_for",
+    "fit_weights",
+    "flexibility_forecast",
+    "forecast_day_ahead",
+    "hide_unobserved",
+    "high_x_of_y",
+    "iso",
+    "lag_features",
+    "seasonal_naive",
+    "target_start",
+    "to_days",
+    "usable_days",
+    "x_of_y_baseline",
+    "yesterday_naive",
+]
 
 MODEL_NAME = "lagblend-v1"
 MIN_DAYS = 7
-FEATURES = ("yesterday", "week_ago", "mean7", "median7", "weekday_mean",
-            "smooth_mean7", "level7", "smooth_day_type_mean28", "smooth_yesterday")
+FEATURES = (
+    "yesterday",
+    "week_ago",
+    "mean7",
+    "median7",
+    "weekday_mean",
+    "smooth_mean7",
+    "level7",
+    "smooth_day_type_mean28",
+    "smooth_yesterday",
+)
 # Prior weights: a robust recent-median profile. Used alone when the history
 # is too short to fit, and as the shrinkage target otherwise.
 PRIOR_WEIGHTS = np.array([0.05, 0.05, 0.1, 0.3, 0.1, 0.1, 0.1, 0.2, 0.0])
@@ -83,22 +124,21 @@ class ForecastResult:
 
 # --- data sufficiency -------------------------------------------------------
 
+
 def usable_days(history: np.ndarray) -> np.ndarray:
     """Per device, the number of days with less than 20 % missing slots."""
     missing = np.isnan(to_days(history)).mean(axis=2)
     return (missing < MAX_MISSING_FRACTION).sum(axis=1)
 
 
-def check_sufficient(history: np.ndarray,
-                     device_ids: Sequence[str] | None = None) -> None:
+def check_sufficient(history: np.ndarray, device_ids: Sequence[str] | None = None) -> None:
     """Raise InsufficientData naming every device with too little history."""
     short = np.flatnonzero(usable_days(history) < MIN_DAYS)
     if short.size:
-        names = [str(device_ids[i]) if device_ids is not None else f"row {i}"
-                 for i in short]
+        names = [str(device_ids[i]) if device_ids is not None else f"row {i}" for i in short]
         raise InsufficientData(
-            f"need at least {MIN_DAYS} days with less than "
-            f"{MAX_MISSING_FRACTION:.0%} missing data for", names)
+            f"need at least {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} missing data for", names
+        )
 
 
 # --- the lagblend model -----------------------------------------------------
@@ -122,8 +162,7 @@ def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarra
     median7 = np.partition(np.where(np.isnan(recent), mean7[..., None], recent), 3, axis=-1)[..., 3]
     weekday = _nanmean(np.stack([lag(k) for k in (7, 14, 21, 28)], axis=2), axis=2)
     daytype = _day_type_mean(padded, weekend, first)
-    columns = (lag(1), lag(7), mean7, median7, weekday, _smooth(mean7), level7,
-               _smooth(daytype), _smooth(lag(1)))
+    columns = (lag(1), lag(7), mean7, median7, weekday, _smooth(mean7), level7, _smooth(daytype), _smooth(lag(1)))
     features = np.stack(columns, axis=-1)
     fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
     return np.where(np.isnan(features), fallback, features)
@@ -139,8 +178,10 @@ def _pad_days(days: np.ndarray) -> np.ndarray:
 
 def _lagger(padded: np.ndarray, first: int, stop: int):
     """lag(k) -> (n, T, 96): the day k before each target day first..stop-1."""
+
     def lag(k: int) -> np.ndarray:
-        return padded[:, _MAX_LAG + first - k:_MAX_LAG + stop - k]
+        return padded[:, _MAX_LAG + first - k : _MAX_LAG + stop - k]
+
     return lag
 
 
@@ -148,8 +189,8 @@ def _day_type_mean(padded: np.ndarray, weekend: np.ndarray, first: int) -> np.nd
     """Mean of the last 28 days of the target's type (weekday / weekend)."""
     kind = np.concatenate([np.zeros(_MAX_LAG, bool), weekend])
     day = np.arange(kind.size)
-    ends = day[_MAX_LAG + first:, None]
-    pick = ((kind[None, :] == kind[ends]) & (day < ends) & (day >= ends - _MAX_LAG))
+    ends = day[_MAX_LAG + first :, None]
+    pick = (kind[None, :] == kind[ends]) & (day < ends) & (day >= ends - _MAX_LAG)
     seen = ~np.isnan(padded)
     total = _per_target_sum(pick, np.where(seen, padded, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -169,8 +210,7 @@ def _smooth(profile: np.ndarray, half_width: int = 2) -> np.ndarray:
     return sum(np.roll(profile, s, axis=-1) for s in shifts) / len(shifts)
 
 
-def fit_weights(features: np.ndarray, target: np.ndarray,
-                iterations: int = 5) -> np.ndarray:
+def fit_weights(features: np.ndarray, target: np.ndarray, iterations: int = 5) -> np.ndarray:
     """Per-device blend weights (n, k) minimising absolute error.
 
     Iteratively reweighted least squares; each pass fits pooled weights
@@ -188,10 +228,8 @@ def fit_weights(features: np.ndarray, target: np.ndarray,
         irls = seen / np.maximum(np.abs(y - (x @ weights[..., None])[..., 0]), 0.05)
         xw = (x * irls[..., None]).transpose(0, 2, 1)
         lhs, rhs = xw @ x, (xw @ y[..., None])[..., 0]
-        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k),
-                                 rhs.sum(0) + RIDGE * PRIOR_WEIGHTS)
-        weights = np.linalg.solve(lhs + DEVICE_RIDGE * np.eye(k),
-                                  (rhs + DEVICE_RIDGE * pooled)[..., None])[..., 0]
+        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k), rhs.sum(0) + RIDGE * PRIOR_WEIGHTS)
+        weights = np.linalg.solve(lhs + DEVICE_RIDGE * np.eye(k), (rhs + DEVICE_RIDGE * pooled)[..., None])[..., 0]
     return weights
 
 
@@ -220,13 +258,16 @@ def _device_scale(days: np.ndarray) -> np.ndarray:
 
 def _weekend_flags(start: datetime, n_days: int) -> np.ndarray:
     """Weekend flags for the n_days history days and the target day."""
-    return np.array([(start - timedelta(days=n_days - i)).weekday() >= 5
-                     for i in range(n_days + 1)])
+    return np.array([(start - timedelta(days=n_days - i)).weekday() >= 5 for i in range(n_days + 1)])
 
 
-def forecast_day_ahead(history: np.ndarray, issued_at: datetime | str,
-                       device_ids: Sequence[str] | None = None,
-                       fit_days: int = FIT_DAYS, backtest: bool = False) -> ForecastResult:
+def forecast_day_ahead(
+    history: np.ndarray,
+    issued_at: datetime | str,
+    device_ids: Sequence[str] | None = None,
+    fit_days: int = FIT_DAYS,
+    backtest: bool = False,
+) -> ForecastResult:
     """Forecast the 96 slots of the day after `history` for every device.
 
     Raises InsufficientData (naming the devices) when any device has fewer
@@ -244,25 +285,23 @@ def forecast_day_ahead(history: np.ndarray, issued_at: datetime | str,
     fitted = (features @ weights[:, None, :, None])[..., 0] * scale
     low, high = _residual_bands(days[:, first:] - fitted[:, :-1])
     p50 = fitted[:, -1]
-    result = _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0),
-                             p50 + np.maximum(high, 0))
+    result = _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0), p50 + np.maximum(high, 0))
     if backtest:
         result = replace(result, backtest_mae=backtest_mae(history, issued_at, fit_days))
     return result
 
 
-def _bounded_result(days: np.ndarray, issued_at: datetime | str, p50: np.ndarray,
-                    p10: np.ndarray, p90: np.ndarray) -> ForecastResult:
+def _bounded_result(
+    days: np.ndarray, issued_at: datetime | str, p50: np.ndarray, p10: np.ndarray, p90: np.ndarray
+) -> ForecastResult:
     """Clip every band to the range each device has shown in its history."""
     low = np.nanmin(days, axis=(1, 2))[:, None]
     high = np.nanmax(days, axis=(1, 2))[:, None]
     p10, p50, p90 = (np.clip(band, low, high) for band in (p10, p50, p90))
-    return ForecastResult(start=target_start(issued_at), issued_at=as_utc(issued_at),
-                          p50=p50, p10=p10, p90=p90)
+    return ForecastResult(start=target_start(issued_at), issued_at=as_utc(issued_at), p50=p50, p10=p10, p90=p90)
 
 
-def backtest_mae(history: np.ndarray, issued_at: datetime | str,
-                 fit_days: int = FIT_DAYS) -> np.ndarray:
+def backtest_mae(history: np.ndarray, issued_at: datetime | str, fit_days: int = FIT_DAYS) -> np.ndarray:
     """Fit on all but the last day, score on the last day: MAE per device.
 
     Devices without enough history for the shorter fit, or with no observed
@@ -281,6 +320,7 @@ def backtest_mae(history: np.ndarray, issued_at: datetime | str,
 
 # --- flexibility and documents ----------------------------------------------
 
+
 @dataclass(frozen=True)
 class FlexibilityForecast:
     """Upward and downward flexibility (kW >= 0) as two forecast results."""
@@ -289,10 +329,13 @@ class FlexibilityForecast:
     down: ForecastResult
 
 
-def flexibility_forecast(consumption_forecast: ForecastResult,
-                         max_capacity: np.ndarray, available_capacity: np.ndarray,
-                         availability_flags: Sequence[str],
-                         min_power: np.ndarray | None = None) -> FlexibilityForecast:
+def flexibility_forecast(
+    consumption_forecast: ForecastResult,
+    max_capacity: np.ndarray,
+    available_capacity: np.ndarray,
+    availability_flags: Sequence[str],
+    min_power: np.ndarray | None = None,
+) -> FlexibilityForecast:
     """How far each device can move from its forecast, per slot.
 
     down = min(forecast - min_power, available_capacity), up =
@@ -318,10 +361,9 @@ def flexibility_forecast(consumption_forecast: ForecastResult,
 
     flex = dict(model=f"{cons.model}+flex", backtest_mae=None)
     return FlexibilityForecast(
-        up=replace(cons, p50=up(cons.p50), p10=up(cons.p90), p90=up(cons.p10),
-                   direction="up", **flex),
-        down=replace(cons, p50=down(cons.p50), p10=down(cons.p10), p90=down(cons.p90),
-                     direction="down", **flex))
+        up=replace(cons, p50=up(cons.p50), p10=up(cons.p90), p90=up(cons.p10), direction="up", **flex),
+        down=replace(cons, p50=down(cons.p50), p10=down(cons.p10), p90=down(cons.p90), direction="down", **flex),
+    )
 
 
 def _column(values: np.ndarray | Sequence[float] | None, missing: float) -> np.ndarray:
@@ -333,22 +375,28 @@ def _column(values: np.ndarray | Sequence[float] | None, missing: float) -> np.n
 KINDS = ("consumption", "flexibility")
 
 
-def documents_for(device_ids: Sequence[str], result: ForecastResult, kind: str,
-                  model: str | None = None) -> list[dict]:
+def documents_for(device_ids: Sequence[str], result: ForecastResult, kind: str, model: str | None = None) -> list[dict]:
     """One `forecasts` document per device, in the order of `device_ids`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if len(device_ids) != result.p50.shape[0]:
         raise ValueError(f"{len(device_ids)} device ids for {result.p50.shape[0]} forecasts")
-    common = {"kind": kind, "issued_at": iso(result.issued_at), "start": iso(result.start),
-              "resolution": RESOLUTION_S, "model": model or result.model}
+    common = {
+        "kind": kind,
+        "issued_at": iso(result.issued_at),
+        "start": iso(result.start),
+        "resolution": RESOLUTION_S,
+        "model": model or result.model,
+    }
     if result.direction:
         common["direction"] = result.direction
-    rows = zip(device_ids, _rounded(result.p50), _rounded(result.p10),
-               _rounded(result.p90), _maes(result, len(device_ids)))
-    return [{**common, "device_id": device_id, "values": p50,
-             "quantiles": {"p10": p10, "p90": p90}, "backtest_mae": mae}
-            for device_id, p50, p10, p90, mae in rows]
+    rows = zip(
+        device_ids, _rounded(result.p50), _rounded(result.p10), _rounded(result.p90), _maes(result, len(device_ids))
+    )
+    return [
+        {**common, "device_id": device_id, "values": p50, "quantiles": {"p10": p10, "p90": p90}, "backtest_mae": mae}
+        for device_id, p50, p10, p90, mae in rows
+    ]
 
 
 def _rounded(values: np.ndarray) -> list[list[float]]:

@@ -7,11 +7,13 @@ clause such as ``{"$near": {"$geometry": …, "$maxDistance": 5000}}`` into a
 equivalent ``$geoWithin`` (MongoDB's own documented rule), the embedded store
 matches points in Python. No library does this for mongomock, hence by hand.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 EARTH_RADIUS_M = 6378100.0  # the radius MongoDB uses to convert radians to metres
 GEO_OPERATORS = ("$near", "$nearSphere", "$geoWithin", "$geoIntersects")
@@ -45,22 +47,27 @@ class GeoClause:
         """The ``$near`` clause as a count-safe ``$geoWithin`` filter."""
         clauses: list[dict[str, Any]] = []
         if self.max_m is not None:
-            clauses.append({self.field: {"$geoWithin": {
-                "$centerSphere": [list(self.center), self.max_m / EARTH_RADIUS_M]}}})
+            clauses.append(
+                {self.field: {"$geoWithin": {"$centerSphere": [list(self.center), self.max_m / EARTH_RADIUS_M]}}}
+            )
         else:
             # $near without a maximum still only returns documents with a location
             clauses.append({self.field: {"$exists": True}})
         if self.min_m:
-            clauses.append({self.field: {"$not": {"$geoWithin": {
-                "$centerSphere": [list(self.center), self.min_m / EARTH_RADIUS_M]}}}})
+            clauses.append(
+                {
+                    self.field: {
+                        "$not": {"$geoWithin": {"$centerSphere": [list(self.center), self.min_m / EARTH_RADIUS_M]}}
+                    }
+                }
+            )
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Great-circle distance in metres between two (lng, lat) points."""
     lng1, lat1, lng2, lat2 = map(math.radians, (*a, *b))
-    h = (math.sin((lat2 - lat1) / 2) ** 2
-         + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2)
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -68,8 +75,11 @@ def point_of(value: Any) -> tuple[float, float] | None:
     """(lng, lat) of a stored GeoJSON point or legacy pair, else None."""
     if isinstance(value, dict) and value.get("type") == "Point":
         value = value.get("coordinates")
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) for c in value):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in value)
+    ):
         return float(value[0]), float(value[1])
     return None
 
@@ -108,8 +118,7 @@ def _parse_near(field: str, op: str, condition: dict[str, Any]) -> GeoClause:
         max_m = _distance(condition.get("$maxDistance"), EARTH_RADIUS_M)
         min_m = _distance(condition.get("$minDistance"), EARTH_RADIUS_M)
     else:
-        raise GeoQueryError(
-            f"{op} needs {{'$geometry': {{'type': 'Point', 'coordinates': [lng, lat]}}}}")
+        raise GeoQueryError(f"{op} needs {{'$geometry': {{'type': 'Point', 'coordinates': [lng, lat]}}}}")
 
     def matches(lng: float, lat: float) -> bool:
         d = haversine_m(center, (lng, lat))
@@ -136,18 +145,28 @@ def _geojson_point(geometry: Any) -> tuple[float, float]:
 def _parse_within(shape: Any) -> Callable[[float, float], bool]:
     if not isinstance(shape, dict) or len(shape) != 1:
         raise GeoQueryError("$geoWithin needs one of $centerSphere, $box, $polygon, $center, $geometry")
-    (kind, value), = shape.items()
-    parsers = {"$centerSphere": _center_sphere, "$box": _box, "$polygon": _polygon,
-               "$center": _center, "$geometry": _geometry_polygon}
+    ((kind, value),) = shape.items()
+    parsers = {
+        "$centerSphere": _center_sphere,
+        "$box": _box,
+        "$polygon": _polygon,
+        "$center": _center,
+        "$geometry": _geometry_polygon,
+    }
     if kind not in parsers:
         raise GeoQueryError(f"$geoWithin: unsupported shape {kind}")
     return parsers[kind](value)
 
 
 def _center_and_radius(value: Any, kind: str) -> tuple[tuple[float, float], float]:
-    if (not isinstance(value, list) or len(value) != 2 or point_of(value[0]) is None
-            or isinstance(value[1], bool) or not isinstance(value[1], (int, float))
-            or value[1] < 0):
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or point_of(value[0]) is None
+        or isinstance(value[1], bool)
+        or not isinstance(value[1], (int, float))
+        or value[1] < 0
+    ):
         raise GeoQueryError(f"{kind} needs [[lng, lat], radius]")
     return point_of(value[0]), float(value[1])
 
@@ -203,5 +222,4 @@ def point_in_ring(point: tuple[float, float], ring: list[tuple[float, float]]) -
 
 def _on_segment(x: float, y: float, x1: float, y1: float, x2: float, y2: float) -> bool:
     cross = (x - x1) * (y2 - y1) - (y - y1) * (x2 - x1)
-    return (abs(cross) < 1e-12 and min(x1, x2) <= x <= max(x1, x2)
-            and min(y1, y2) <= y <= max(y1, y2))
+    return abs(cross) < 1e-12 and min(x1, x2) <= x <= max(x1, x2) and min(y1, y2) <= y <= max(y1, y2)

@@ -6,9 +6,11 @@ evaluates the rest, Python the geo part, then sort, paging and projection are
 applied to the survivors — one pass over the collection whatever the number of
 matches (an ``_id: {$in: [...]}`` rewrite would cost mongomock O(n x m)).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mongomock.filtering import resolve_sort_key
 from werkzeug.exceptions import BadRequest
@@ -21,8 +23,9 @@ LOGICAL = ("$and", "$or", "$nor")
 
 def has_geo(spec: Any) -> bool:
     if isinstance(spec, dict):
-        return any(geo.is_geo_condition(v) or has_geo(v) for k, v in spec.items()
-                   if k in LOGICAL or not k.startswith("$"))
+        return any(
+            geo.is_geo_condition(v) or has_geo(v) for k, v in spec.items() if k in LOGICAL or not k.startswith("$")
+        )
     if isinstance(spec, list):
         return any(has_geo(v) for v in spec)
     return False
@@ -131,7 +134,7 @@ def embedded_find(coll: Any, spec: dict, projection: Any, sort: Any, skip: int, 
             docs.sort(key=lambda d: resolve_sort_key(key, d), reverse=direction < 0)
     elif near is not None:
         docs.sort(key=lambda d: near.distance_m(*geo.point_of(dotted(d, near.field))))
-    page = docs[skip: skip + limit if limit else None]
+    page = docs[skip : skip + limit if limit else None]
     return [project(d, projection) for d in page]
 
 

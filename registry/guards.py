@@ -1,5 +1,6 @@
 """Request guards: malformed bodies and query parameters are refused with a
 clear 400 before Eve sees them (Eve answers some with a 500, ignores others)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,17 @@ from flask import current_app, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 POSITIVE_INT_PARAMS = ("page", "max_results")
-EVE_PARAMS = ("QUERY_WHERE", "QUERY_PROJECTION", "QUERY_SORT", "QUERY_PAGE", "QUERY_MAX_RESULTS",
-              "QUERY_EMBEDDED", "QUERY_AGGREGATION", "VERSION_PARAM", "SHOW_DELETED_PARAM")
+EVE_PARAMS = (
+    "QUERY_WHERE",
+    "QUERY_PROJECTION",
+    "QUERY_SORT",
+    "QUERY_PAGE",
+    "QUERY_MAX_RESULTS",
+    "QUERY_EMBEDDED",
+    "QUERY_AGGREGATION",
+    "VERSION_PARAM",
+    "SHOW_DELETED_PARAM",
+)
 
 
 WRITE_METHODS = ("POST", "PATCH", "PUT")
@@ -32,8 +42,9 @@ def check_content_type() -> None:
     """Writes are JSON only. Eve also decodes form and multipart bodies into
     strings (``"3"``, ``"yes"``) that skip the rules written for JSON types."""
     if request.method in WRITE_METHODS and is_api_endpoint() and not request.is_json:
-        raise UnsupportedMediaType(description="send the body as application/json "
-                                               f"(got {request.mimetype or 'no Content-Type'})")
+        raise UnsupportedMediaType(
+            description=f"send the body as application/json (got {request.mimetype or 'no Content-Type'})"
+        )
 
 
 def check_body() -> None:
@@ -73,8 +84,7 @@ def check_known_params() -> None:
     unknown = sorted(set(request.args) - known)
     if unknown:
         named = ", ".join(name[:40] for name in unknown[:5])
-        raise BadRequest(description=f"unknown query parameter(s): {named}; "
-                                     f"this API takes {', '.join(sorted(known))}")
+        raise BadRequest(description=f"unknown query parameter(s): {named}; this API takes {', '.join(sorted(known))}")
 
 
 def check_field_flags(name: str, text: str) -> None:
@@ -83,9 +93,12 @@ def check_field_flags(name: str, text: str) -> None:
         flags: Any = json.loads(text)
     except (ValueError, RecursionError):
         flags = None
-    if (not isinstance(flags, dict) or not flags
-            or not all(isinstance(k, str) and k and not k.startswith("$") for k in flags)
-            or not all(v in (0, 1) and not isinstance(v, float) for v in flags.values())):
+    if (
+        not isinstance(flags, dict)
+        or not flags
+        or not all(isinstance(k, str) and k and not k.startswith("$") for k in flags)
+        or not all(v in (0, 1) and not isinstance(v, float) for v in flags.values())
+    ):
         raise BadRequest(description=f'`{name}` must be a JSON object like {{"field": 1}} or {{"field": 0}}')
 
 

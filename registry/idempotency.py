@@ -19,15 +19,17 @@ The document ids are recorded before the write and the record is closed in
 the same :mod:`registry.atomic` plan as the write (one transaction on a
 replica set). Keys expire after ``IDEMPOTENCY_KEY_HOURS``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
 import uuid
-from urllib.parse import urljoin
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
+from urllib.parse import urljoin
 
 from bson import ObjectId
 from eve.methods.common import abort
@@ -72,9 +74,18 @@ def begin(resource: str, caller: str, body: Any) -> None:
     if key is None:
         return
     db, now = _db(), utcnow()
-    record = {"caller": caller, "resource": resource, "key": key, "fingerprint": fingerprint(body),
-              "status": "pending", "attempt": uuid.uuid4().hex, "document_ids": None, "response": None,
-              "started_at": now, "expires_at": now + timedelta(hours=_setting("IDEMPOTENCY_KEY_HOURS", 24))}
+    record = {
+        "caller": caller,
+        "resource": resource,
+        "key": key,
+        "fingerprint": fingerprint(body),
+        "status": "pending",
+        "attempt": uuid.uuid4().hex,
+        "document_ids": None,
+        "response": None,
+        "started_at": now,
+        "expires_at": now + timedelta(hours=_setting("IDEMPOTENCY_KEY_HOURS", 24)),
+    }
     identity = {k: record[k] for k in ("caller", "resource", "key")}
     for _ in range(3):
         try:
@@ -90,15 +101,26 @@ def begin(resource: str, caller: str, body: Any) -> None:
 
 def _answer_retry(db: Any, earlier: dict[str, Any], record: dict[str, Any], now: datetime) -> None:
     if earlier["fingerprint"] != record["fingerprint"]:
-        abort(422, description=f"the {HEADER} {record['key']} was used for a different request body; "
-                               "use a new key for a new request")
+        abort(
+            422,
+            description=f"the {HEADER} {record['key']} was used for a different request body; "
+            "use a new key for a new request",
+        )
     if earlier["status"] == "done" or _stored(db, earlier):
         replay(db, earlier)
     if earlier["started_at"] > now - timedelta(seconds=_setting("REQUEST_GRACE_SECONDS", 120)):
-        abort(409, description=f"a request with the {HEADER} {record['key']} is still being processed; "
-                               "retry in a few seconds")
-    taken = db[COLLECTION].update_one({"_id": earlier["_id"], "attempt": earlier["attempt"]}, {"$set": {
-        "attempt": record["attempt"], "started_at": now, "document_ids": None}}).modified_count
+        abort(
+            409,
+            description=f"a request with the {HEADER} {record['key']} is still being processed; retry in a few seconds",
+        )
+    taken = (
+        db[COLLECTION]
+        .update_one(
+            {"_id": earlier["_id"], "attempt": earlier["attempt"]},
+            {"$set": {"attempt": record["attempt"], "started_at": now, "document_ids": None}},
+        )
+        .modified_count
+    )
     if not taken:
         abort(409, description=f"a request with the {HEADER} {record['key']} is being retried; retry shortly")
     if earlier.get("document_ids") and earlier["resource"] in REPAIRS:
@@ -126,9 +148,19 @@ def finish(response: Response) -> Response:
         return response
     db = _db()
     if response.status_code < 400:
-        _set(db, record, {"status": "done", "response": {
-            "status": response.status_code, "body": response.get_data(as_text=True),
-            "content_type": response.content_type, "location": _absolute(response.headers.get("Location"))}})
+        _set(
+            db,
+            record,
+            {
+                "status": "done",
+                "response": {
+                    "status": response.status_code,
+                    "body": response.get_data(as_text=True),
+                    "content_type": response.content_type,
+                    "location": _absolute(response.headers.get("Location")),
+                },
+            },
+        )
     elif _stored(db, record):
         _set(db, record, {"status": "done"})
     else:
@@ -151,9 +183,17 @@ def _rebuilt(db: Any, record: dict[str, Any]) -> dict[str, Any]:
     resource, config = record["resource"], current_app.config
     title = config["DOMAIN"][resource]["item_title"]
     docs = {d["_id"]: d for d in db[resource].find({"_id": {"$in": record["document_ids"]}})}
-    items = [{"_id": str(i), "_updated": _date(docs[i]["_updated"]), "_created": _date(docs[i]["_created"]),
-              "_etag": docs[i].get("_etag"), "_links": {"self": {"title": title, "href": f"{resource}/{i}"}},
-              "_status": "OK"} for i in record["document_ids"]]
+    items = [
+        {
+            "_id": str(i),
+            "_updated": _date(docs[i]["_updated"]),
+            "_created": _date(docs[i]["_created"]),
+            "_etag": docs[i].get("_etag"),
+            "_links": {"self": {"title": title, "href": f"{resource}/{i}"}},
+            "_status": "OK",
+        }
+        for i in record["document_ids"]
+    ]
     body = items[0] if len(items) == 1 else {"_status": "OK", "_items": items}
     location = f"{request.host_url.rstrip('/')}/{resource}/{record['document_ids'][0]}"
     return {"status": 201, "body": json.dumps(body), "content_type": "application/json", "location": location}

@@ -7,6 +7,7 @@ request stored meanwhile); on the embedded store the check and the insert are
 one write under the write lock, with one pass over the stored documents
 (mongomock would scan the whole collection once per document inserted).
 """
+
 from __future__ import annotations
 
 from datetime import datetime

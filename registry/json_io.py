@@ -11,6 +11,7 @@ Out: a non-finite number already in the store (written before these checks,
 or by a tool outside the API) must not turn every listing that includes it
 into a 500: it is rendered as ``null``, as ECMA-262 serialises it.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,7 @@ def depth(value: Any) -> int:
 def strict_loads(text: str | bytes) -> Any:
     """Decode a request body: finite numbers, 64-bit integers, bounded depth."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                           parse_int=_int64)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_int64)
     except RecursionError:
         raise BadRequest(description=f"the JSON body is nested deeper than {MAX_DEPTH} levels") from None
     if depth(value) > MAX_DEPTH:
@@ -83,8 +83,13 @@ class SafeJSONRenderer(JSONRenderer):
 
     def render(self, data: Any) -> str:
         indent = 4 if "GET" in request.method and "pretty" in request.args else None
-        return simplejson.dumps(data, indent=indent, cls=current_app.data.json_encoder_class,
-                                sort_keys=current_app.config["JSON_SORT_KEYS"], ignore_nan=True)
+        return simplejson.dumps(
+            data,
+            indent=indent,
+            cls=current_app.data.json_encoder_class,
+            sort_keys=current_app.config["JSON_SORT_KEYS"],
+            ignore_nan=True,
+        )
 
 
 def init_app(app: Any) -> None:

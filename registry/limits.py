@@ -13,6 +13,7 @@ Counters live in Redis with ``REDIS_URL`` (shared by every process and host);
 without it each process counts alone, which start-up refuses when several
 processes serve (``WEB_CONCURRENCY`` > 1) unless ``RATE_LIMIT_PER_PROCESS_OK``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,12 @@ def caller_key() -> str:
 def sign_in_key() -> str:
     """Client id (Basic auth, form or query) + username (sign-in form) + address."""
     basic = request.authorization
-    client = (basic.username if basic and basic.type == "basic" else None) \
-        or form_field("client_id") or request.args.get("client_id") or ""
+    client = (
+        (basic.username if basic and basic.type == "basic" else None)
+        or form_field("client_id")
+        or request.args.get("client_id")
+        or ""
+    )
     user = form_field("username").strip().lower()
     return f"sign-in:{client[:KEY_PART_LIMIT]}|{user[:KEY_PART_LIMIT]}|{request.remote_addr}"
 
@@ -88,16 +93,27 @@ def init_app(app: Eve) -> None:
     config = app.config
     limits = [
         Limit(limit_for_caller, exempt_when=is_sign_in),
-        Limit(lambda: config["RATE_LIMIT_SIGN_IN"], key_function=sign_in_key,
-              exempt_when=lambda: not is_sign_in()),
-        Limit(lambda: config["RATE_LIMIT_SIGN_IN_ADDRESS"], key_function=address_key,
-              scope="sign-in-address", exempt_when=lambda: not is_sign_in()),
+        Limit(lambda: config["RATE_LIMIT_SIGN_IN"], key_function=sign_in_key, exempt_when=lambda: not is_sign_in()),
+        Limit(
+            lambda: config["RATE_LIMIT_SIGN_IN_ADDRESS"],
+            key_function=address_key,
+            scope="sign-in-address",
+            exempt_when=lambda: not is_sign_in(),
+        ),
     ]
     # a Redis outage must not take the API down: fall back to per-process counters
-    limiter = Limiter(caller_key, app=app, default_limits=limits, storage_uri=storage,
-                      key_prefix=config.get("RATE_LIMIT_KEY_PREFIX", ""),
-                      headers_enabled=True, strategy="moving-window", swallow_errors=True,
-                      in_memory_fallback_enabled=True, storage_options={"socket_connect_timeout": 1})
+    limiter = Limiter(
+        caller_key,
+        app=app,
+        default_limits=limits,
+        storage_uri=storage,
+        key_prefix=config.get("RATE_LIMIT_KEY_PREFIX", ""),
+        headers_enabled=True,
+        strategy="moving-window",
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        storage_options={"socket_connect_timeout": 1},
+    )
     app.extensions[EXTENSION] = limiter
 
 
@@ -116,8 +132,10 @@ def check_per_process_counters(config: dict) -> None:
     processes = int(config.get("WEB_CONCURRENCY") or 1)
     if processes <= 1:
         return
-    message = (f"{processes} web processes (WEB_CONCURRENCY) but no REDIS_URL: every process would "
-               f"count rate limits and sign-in attempts alone, allowing {processes} times each limit")
+    message = (
+        f"{processes} web processes (WEB_CONCURRENCY) but no REDIS_URL: every process would "
+        f"count rate limits and sign-in attempts alone, allowing {processes} times each limit"
+    )
     if not config.get("RATE_LIMIT_PER_PROCESS_OK"):
         log.error("%s; refusing to start (set REDIS_URL, or RATE_LIMIT_PER_PROCESS_OK=1 to accept it)", message)
         raise RuntimeError(f"{message}. Set REDIS_URL, or RATE_LIMIT_PER_PROCESS_OK=1 to accept it.")

@@ -6,6 +6,7 @@ pymongo and RQ come out the same way (deploy/gunicorn.conf.py formats
 gunicorn's own lines with the same keys). Calling it again replaces the
 handler rather than adding a second one.
 """
+
 from __future__ import annotations
 
 import logging

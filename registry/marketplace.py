@@ -3,11 +3,13 @@ lifecycle of offers and contracts. Inputs are plain documents and a clock;
 the answer is derived fields or a :class:`MarketError` (status + message).
 Settlement lives in :mod:`registry.settlement`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, NoReturn
+from typing import Any, NoReturn
 
 SLOT = timedelta(minutes=15)
 MAX_WINDOW = timedelta(days=7)
@@ -57,8 +59,7 @@ TABLES = {"offer": OFFER_TRANSITIONS, "contract": CONTRACT_TRANSITIONS}
 RESERVING = ("accepted", "active")  # contract states that hold their devices' slots
 
 
-def check_window(start: datetime, end: datetime, now: datetime,
-                 max_length: timedelta = MAX_WINDOW) -> None:
+def check_window(start: datetime, end: datetime, now: datetime, max_length: timedelta = MAX_WINDOW) -> None:
     """A market window: ordered, on 15-minute boundaries, future, bounded."""
     if start >= end:
         refuse(422, f"start ({start:%Y-%m-%dT%H:%M:%SZ}) must be before end ({end:%Y-%m-%dT%H:%M:%SZ})")
@@ -79,8 +80,11 @@ def slot_starts(start: datetime, end: datetime) -> list[datetime]:
 
 def check_on_market(device: dict[str, Any]) -> None:
     if device.get("marketplace_availability") != "yes":
-        refuse(409, f"device {device['device_id']} is not available to the marketplace "
-                    "(marketplace_availability must be \"yes\")")
+        refuse(
+            409,
+            f"device {device['device_id']} is not available to the marketplace "
+            '(marketplace_availability must be "yes")',
+        )
 
 
 def check_power(power_kw: float, device: dict[str, Any], offer: dict[str, Any] | None = None) -> None:
@@ -108,8 +112,9 @@ def check_new_offer(offer: dict[str, Any], device: dict[str, Any], now: datetime
 OFFER_CHANGEABLE = frozenset({"status", "price", "power_kw"})
 
 
-def check_offer_update(original: dict[str, Any], updates: dict[str, Any], actor: str,
-                       device: dict[str, Any] | None, now: datetime) -> None:
+def check_offer_update(
+    original: dict[str, Any], updates: dict[str, Any], actor: str, device: dict[str, Any] | None, now: datetime
+) -> None:
     """An open offer may change its price and power, or be withdrawn."""
     fixed = sorted(k for k in updates if not k.startswith("_") and k not in OFFER_CHANGEABLE)
     if fixed:
@@ -128,19 +133,21 @@ def check_transition(kind: str, doc: dict[str, Any], target: str, actor: str, no
     rule = TABLES[kind].get((current, target))
     if rule is None:
         onward = sorted(t for (f, t) in TABLES[kind] if f == current) or ["nothing (final)"]
-        refuse(409, f"a {kind} cannot go from {current} to {target}; from {current} it can go to "
-                    f"{', '.join(onward)}")
+        refuse(409, f"a {kind} cannot go from {current} to {target}; from {current} it can go to {', '.join(onward)}")
     if actor not in rule.actors:
-        refuse(403, f"a {actor} may not move a {kind} from {current} to {target} "
-                    f"(who may: {', '.join(sorted(rule.actors))})")
+        refuse(
+            403,
+            f"a {actor} may not move a {kind} from {current} to {target} (who may: {', '.join(sorted(rule.actors))})",
+        )
     _check_timing(kind, doc, current, target, rule.when, now)
 
 
-def _check_timing(kind: str, doc: dict[str, Any], current: str, target: str, when: str | None,
-                  now: datetime) -> None:
+def _check_timing(kind: str, doc: dict[str, Any], current: str, target: str, when: str | None, now: datetime) -> None:
     if when == "before_start" and now >= doc["start"]:
-        refuse(409, f"the {kind} started at {doc['start']:%Y-%m-%dT%H:%M:%SZ}; "
-                    f"it can no longer go from {current} to {target}")
+        refuse(
+            409,
+            f"the {kind} started at {doc['start']:%Y-%m-%dT%H:%M:%SZ}; it can no longer go from {current} to {target}",
+        )
     if when == "after_start" and now < doc["start"]:
         refuse(409, f"the {kind} starts at {doc['start']:%Y-%m-%dT%H:%M:%SZ}; it cannot be {target} before")
     if when == "after_end" and now < doc["end"]:
@@ -151,8 +158,9 @@ def unique_accounts(devices: Iterable[dict[str, Any]]) -> list[str]:
     return sorted({d["account_id"] for d in devices})
 
 
-def check_new_contract(contract: dict[str, Any], offers: list[dict[str, Any]],
-                       devices: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
+def check_new_contract(
+    contract: dict[str, Any], offers: list[dict[str, Any]], devices: dict[str, dict[str, Any]], now: datetime
+) -> dict[str, Any]:
     """Terms of a new contract; returns the fields derived from its offers and devices.
 
     With offers it is ``accepted`` at once (the offers are the prosumers'
@@ -160,19 +168,22 @@ def check_new_contract(contract: dict[str, Any], offers: list[dict[str, Any]],
     ``devices`` maps device_id to the devices the caller may see.
     """
     if contract.get("status") is not None:
-        refuse(422, "status is set by the marketplace: accepted when offers cover the contract, "
-                    "proposed otherwise")
+        refuse(422, "status is set by the marketplace: accepted when offers cover the contract, proposed otherwise")
     if contract.get("ven_response") is not None:
-        refuse(422, "ven_response is recorded by the OpenADR bridge once the contract is accepted; "
-                    "it cannot be set on creation")
+        refuse(
+            422,
+            "ven_response is recorded by the OpenADR bridge once the contract is accepted; "
+            "it cannot be set on creation",
+        )
     check_window(contract["start"], contract["end"], now)
     if contract.get("offers"):
         return _terms_from_offers(contract, offers, devices)
     return _terms_of_proposal(contract, devices)
 
 
-def _terms_from_offers(contract: dict[str, Any], offers: list[dict[str, Any]],
-                       devices: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _terms_from_offers(
+    contract: dict[str, Any], offers: list[dict[str, Any]], devices: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     wanted = contract["offers"]
     missing = sorted(str(i) for i in set(wanted) - {o["_id"] for o in offers})
     if missing or len(set(wanted)) != len(wanted):
@@ -206,8 +217,11 @@ def _check_offer_covers(contract: dict[str, Any], offer: dict[str, Any], device:
     if contract["aggregator_id"] != offer["aggregator_id"]:
         refuse(422, f"{name} is not in aggregator {contract['aggregator_id']}'s portfolio")
     if not offer["start"] <= contract["start"] < contract["end"] <= offer["end"]:
-        refuse(422, f"the contract window must lie inside {name}'s window "
-                    f"{offer['start']:%Y-%m-%dT%H:%M:%SZ} – {offer['end']:%Y-%m-%dT%H:%M:%SZ}")
+        refuse(
+            422,
+            f"the contract window must lie inside {name}'s window "
+            f"{offer['start']:%Y-%m-%dT%H:%M:%SZ} – {offer['end']:%Y-%m-%dT%H:%M:%SZ}",
+        )
     if contract["direction"] != offer["direction"]:
         refuse(422, f"direction {contract['direction']} does not match {name} ({offer['direction']})")
     if contract["price"] < offer["price"]:
@@ -233,8 +247,7 @@ def _terms_of_proposal(contract: dict[str, Any], devices: dict[str, dict[str, An
         refuse(422, "a proposed contract concerns the devices of one prosumer (one account_id)")
     for device in chosen:
         if device["aggregator_id"] != contract["aggregator_id"]:
-            refuse(422, f"device {device['device_id']} is not in aggregator "
-                        f"{contract['aggregator_id']}'s portfolio")
+            refuse(422, f"device {device['device_id']} is not in aggregator {contract['aggregator_id']}'s portfolio")
         check_on_market(device)
         check_power(contract["power_kw"], device)
     return {"account_ids": accounts, "status": "proposed", "currency": contract.get("currency") or "EUR"}
@@ -259,14 +272,16 @@ CONTRACT_CHANGEABLE = frozenset({"status", "ven_response"})
 VEN_RESPONSE_STATES = frozenset({"accepted", "active", "completed"})
 
 
-def check_contract_update(original: dict[str, Any], updates: dict[str, Any], actor: str,
-                          now: datetime) -> None:
+def check_contract_update(original: dict[str, Any], updates: dict[str, Any], actor: str, now: datetime) -> None:
     """After creation only the status moves and the VEN's response is recorded."""
     fixed = sorted(k for k in updates if not k.startswith("_") and k not in CONTRACT_CHANGEABLE)
     if fixed:
         refuse(422, f"a contract's {', '.join(fixed)} cannot change; cancel it and create a new one")
     if "ven_response" in updates and original["status"] not in VEN_RESPONSE_STATES:
-        refuse(409, f"the contract is {original['status']}; a VEN response is recorded only on "
-                    f"{', '.join(sorted(VEN_RESPONSE_STATES))} contracts")
+        refuse(
+            409,
+            f"the contract is {original['status']}; a VEN response is recorded only on "
+            f"{', '.join(sorted(VEN_RESPONSE_STATES))} contracts",
+        )
     if updates.get("status", original["status"]) != original["status"]:
         check_transition("contract", original, updates["status"], actor, now)

@@ -15,6 +15,7 @@ Two kinds of figures:
 A store that does not answer within READY_TIMEOUT_SECONDS costs the scrape its
 store figures (``der_registry_store_up 0``), never the scrape itself.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,13 +48,18 @@ disable_created_metrics()  # no *_created series: they double what a scrape carr
 # the app's own registry, not prometheus_client's global one (several apps per test process)
 PROCESS = CollectorRegistry(auto_describe=True)
 REQUEST_SECONDS = Histogram(
-    "der_registry_request_duration_seconds", "Time to answer a request, by resource, method and status",
-    ["resource", "method", "status"], registry=PROCESS,
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+    "der_registry_request_duration_seconds",
+    "Time to answer a request, by resource, method and status",
+    ["resource", "method", "status"],
+    registry=PROCESS,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 ORPHANS_REPAIRED = Counter(
     "der_registry_orphans_repaired_total",
     "Orphans repaired outside the tick by this process (the tick's repairs: der_registry_tick_events_total)",
-    ["kind"], registry=PROCESS)
+    ["kind"],
+    registry=PROCESS,
+)
 
 
 def utcnow() -> datetime:
@@ -84,7 +90,7 @@ class StoreCollector:
         try:
             with self.app.app_context(), pymongo.timeout(float(self.app.config["READY_TIMEOUT_SECONDS"])):
                 figures = list(self._read(self.app.data.driver.db, utcnow()))
-        except Exception as error:  # noqa: BLE001 - a scrape must not fail with the store
+        except Exception as error:
             log.warning("metrics: the store did not answer (%s)", type(error).__name__)
             up.add_metric([], 0)
             yield up
@@ -98,11 +104,15 @@ class StoreCollector:
         for status in JOB_STATUSES:
             jobs.add_metric([status], db["jobs"].count_documents({"status": status}))
         yield jobs
-        oldest = db["jobs"].find_one({"status": "queued", "not_before": {"$lte": now}},
-                                     {"not_before": 1}, sort=[("not_before", 1)])
+        oldest = db["jobs"].find_one(
+            {"status": "queued", "not_before": {"$lte": now}}, {"not_before": 1}, sort=[("not_before", 1)]
+        )
         waited = (now - _aware(oldest["not_before"])).total_seconds() if oldest else 0.0
-        yield GaugeMetricFamily("der_registry_jobs_oldest_due_seconds",
-                                "How long the oldest due queued job has waited (0: none)", value=max(0.0, waited))
+        yield GaugeMetricFamily(
+            "der_registry_jobs_oldest_due_seconds",
+            "How long the oldest due queued job has waited (0: none)",
+            value=max(0.0, waited),
+        )
         yield from self._tick(db[HEARTBEATS].find_one({"_id": TICK}), now)
 
     def _tick(self, heartbeat: dict[str, Any] | None, now: datetime) -> Iterator[Metric]:
@@ -111,12 +121,17 @@ class StoreCollector:
         if heartbeat is not None:
             at = _aware(heartbeat["at"])
             lag = max(0.0, (now - at).total_seconds() - period)
-            yield GaugeMetricFamily("der_registry_tick_last_timestamp_seconds",
-                                    "When the last tick finished (Unix time)", value=at.timestamp())
-        yield GaugeMetricFamily("der_registry_tick_lag_seconds",
-                                "Seconds the tick is overdue (+Inf: never ran)", value=lag)
-        events = CounterMetricFamily("der_registry_tick_events", "What all ticks did, by event "
-                                     "(orphan_* are orphans repaired)", labels=["event"])
+            yield GaugeMetricFamily(
+                "der_registry_tick_last_timestamp_seconds",
+                "When the last tick finished (Unix time)",
+                value=at.timestamp(),
+            )
+        yield GaugeMetricFamily(
+            "der_registry_tick_lag_seconds", "Seconds the tick is overdue (+Inf: never ran)", value=lag
+        )
+        events = CounterMetricFamily(
+            "der_registry_tick_events", "What all ticks did, by event (orphan_* are orphans repaired)", labels=["event"]
+        )
         for event, total in sorted(((heartbeat or {}).get("totals") or {}).items()):
             events.add_metric([event], total)
         yield events

@@ -12,6 +12,7 @@ from the limiter, a 401, a 500 — carries ``X-Request-ID``, is timed into
 ``ORPHANS_REPAIRED`` is the counter for code that repairs orphans outside the
 tick (the tick's own repairs are counted from its heartbeat).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -80,10 +81,22 @@ def observe(environ: dict[str, Any], status: str, seconds: float) -> None:
     resource, method = resource_of(environ), environ.get("REQUEST_METHOD", "")
     metrics.REQUEST_SECONDS.labels(resource, method, status).observe(seconds)
     level = logging.DEBUG if resource in QUIET_ENDPOINTS else logging.INFO
-    access_log.log(level, "%s %s %s", method, environ.get("PATH_INFO", ""), status, extra={
-        "method": method, "path": environ.get("PATH_INFO", ""), "status": int(status),
-        "duration_ms": round(seconds * 1000, 1), "resource": resource,
-        "remote_addr": environ.get("REMOTE_ADDR"), "request_id": request_ids.current()})
+    access_log.log(
+        level,
+        "%s %s %s",
+        method,
+        environ.get("PATH_INFO", ""),
+        status,
+        extra={
+            "method": method,
+            "path": environ.get("PATH_INFO", ""),
+            "status": int(status),
+            "duration_ms": round(seconds * 1000, 1),
+            "resource": resource,
+            "remote_addr": environ.get("REMOTE_ADDR"),
+            "request_id": request_ids.current(),
+        },
+    )
 
 
 def may_scrape() -> bool:
@@ -104,8 +117,13 @@ def may_scrape() -> bool:
 
 def serve_metrics() -> Response:
     if not may_scrape():
-        response = jsonify(_status="ERR", _error={"code": 403, "message": (
-            "/metrics answers loopback, or a request with Authorization: Bearer <METRICS_TOKEN>")})
+        response = jsonify(
+            _status="ERR",
+            _error={
+                "code": 403,
+                "message": ("/metrics answers loopback, or a request with Authorization: Bearer <METRICS_TOKEN>"),
+            },
+        )
         response.status_code = 403
         return response
     body, content_type = metrics.exposition(current_app._get_current_object())  # type: ignore[attr-defined]

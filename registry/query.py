@@ -5,12 +5,14 @@ unless DEBUG is on, and does not sanitise ``where`` given in Python syntax
 (``?where="$where" == "sleep(1000)"`` reaches MongoDB). Here both syntaxes go
 through one operator allow-list and every refusal says what was wrong.
 """
+
 from __future__ import annotations
 
 import ast
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eve.io.mongo import Mongo
 from eve.io.mongo.parser import parse as parse_python_where
@@ -45,8 +47,10 @@ def _parse_python(text: str) -> Any:
     try:
         return parse_python_where(text)
     except Exception as exc:  # Eve's visitor raises KeyError, TypeError… on unsupported syntax
-        raise BadRequest(description="Unable to parse `where`: use a JSON (Mongo) query or a "
-                                     "Python condition with ==, !=, <, <=, >, >=, and, or") from exc
+        raise BadRequest(
+            description="Unable to parse `where`: use a JSON (Mongo) query or a "
+            "Python condition with ==, !=, <, <=, >, >=, and, or"
+        ) from exc
 
 
 def check_operators(node: Any, allowed: set[str], blacklist: list[str], depth: int = 0) -> None:
@@ -75,12 +79,14 @@ def _is_number(value: Any) -> bool:
 def _is_bitmask(value: Any) -> bool:
     def position(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
     return position(value) or (isinstance(value, list) and all(position(v) for v in value))
 
 
 def _is_type_name(value: Any) -> bool:
     def name(v: Any) -> bool:
         return isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+
     return name(value) or (isinstance(value, list) and bool(value) and all(name(v) for v in value))
 
 
@@ -90,21 +96,31 @@ OPERAND_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "$in": (lambda v: isinstance(v, list), "a list"),
     "$nin": (lambda v: isinstance(v, list), "a list"),
     "$all": (lambda v: isinstance(v, list), "a list"),
-    "$and": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
-             "a non-empty list of conditions"),
-    "$or": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
-            "a non-empty list of conditions"),
-    "$nor": (lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
-             "a non-empty list of conditions"),
-    "$not": (lambda v: isinstance(v, dict) and bool(v), "an operator expression such as {\"$gt\": 1}"),
+    "$and": (
+        lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
+        "a non-empty list of conditions",
+    ),
+    "$or": (
+        lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
+        "a non-empty list of conditions",
+    ),
+    "$nor": (
+        lambda v: isinstance(v, list) and bool(v) and all(isinstance(c, dict) for c in v),
+        "a non-empty list of conditions",
+    ),
+    "$not": (lambda v: isinstance(v, dict) and bool(v), 'an operator expression such as {"$gt": 1}'),
     "$elemMatch": (lambda v: isinstance(v, dict), "an object"),
-    "$mod": (lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] != 0,
-             "[divisor, remainder] with a non-zero divisor"),
+    "$mod": (
+        lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] != 0,
+        "[divisor, remainder] with a non-zero divisor",
+    ),
     "$size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
     "$exists": (lambda v: isinstance(v, (bool, int)), "true or false"),
     "$type": (_is_type_name, "a BSON type name or number, or a list of them"),
-    **{op: (_is_bitmask, "a non-negative integer or a list of bit positions")
-       for op in ("$bitsAllSet", "$bitsAllClear", "$bitsAnySet", "$bitsAnyClear")},
+    **{
+        op: (_is_bitmask, "a non-negative integer or a list of bit positions")
+        for op in ("$bitsAllSet", "$bitsAllClear", "$bitsAnySet", "$bitsAnyClear")
+    },
 }
 
 
@@ -127,8 +143,7 @@ def parse_sort(text: str) -> list[tuple[str, int]]:
     try:
         sort = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
-        sort = [(s[1:], -1) if s.startswith("-") else (s, 1)
-                for s in (part.strip() for part in text.split(",")) if s]
+        sort = [(s[1:], -1) if s.startswith("-") else (s, 1) for s in (part.strip() for part in text.split(",")) if s]
     if isinstance(sort, tuple) and len(sort) == 2 and isinstance(sort[0], str):
         sort = [sort]
     if not isinstance(sort, list) or not sort or not all(_is_sort_key(k) for k in sort):
@@ -141,5 +156,10 @@ SORT_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
 
 
 def _is_sort_key(key: Any) -> bool:
-    return (isinstance(key, (list, tuple)) and len(key) == 2 and isinstance(key[0], str)
-            and SORT_FIELD.match(key[0]) is not None and key[1] in (1, -1))
+    return (
+        isinstance(key, (list, tuple))
+        and len(key) == 2
+        and isinstance(key[0], str)
+        and SORT_FIELD.match(key[0]) is not None
+        and key[1] in (1, -1)
+    )

@@ -6,6 +6,7 @@ READY_VTN_URL is set; each within READY_TIMEOUT_SECONDS. 200 when all pass,
 types only (no URLs, hosts or messages: it needs no token); the details go
 to the log.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,7 +60,7 @@ def run_checks(app: Flask) -> dict[str, str]:
     for name, check in checks_for(app.config).items():
         try:
             check(app, timeout)
-        except Exception as error:  # noqa: BLE001 - any failure makes the process unready, never a 500
+        except Exception as error:
             log.warning("ready: %s check failed: %s: %s", name, type(error).__name__, error)
             results[name] = f"failed: {type(error).__name__}"
         else:
@@ -75,4 +76,5 @@ def ready_view(app: Flask) -> Callable[[], Response]:
         response.status_code = 503 if failed else 200
         response.headers["Cache-Control"] = "no-store"
         return response
+
     return ready

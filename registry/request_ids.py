@@ -7,6 +7,7 @@ it goes back in the response header. The id lives in a context variable, so
 code far from the request (a job's record, a log filter, the bridge's HTTP
 client) reads it without being handed it.
 """
+
 from __future__ import annotations
 
 import contextvars

@@ -13,6 +13,7 @@ The steps are run by :mod:`registry.atomic` (one transaction on a replica
 set); ``reserved_at`` lets the lifecycle tick tell a request in flight from an
 orphan.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -45,9 +46,17 @@ def reservation_docs(contract: dict[str, Any], now: datetime) -> list[dict[str, 
     """In one global order (device, then time), so racing requests meet on
     their first shared slot instead of each holding a part."""
     slots = slot_starts(contract["start"], contract["end"])
-    return [{"_id": ObjectId(), "device_id": device_id, "slot_start": slot, "contract_id": contract["_id"],
-             "reserved_at": now}
-            for device_id in sorted(contract["device_ids"]) for slot in slots]
+    return [
+        {
+            "_id": ObjectId(),
+            "device_id": device_id,
+            "slot_start": slot,
+            "contract_id": contract["_id"],
+            "reserved_at": now,
+        }
+        for device_id in sorted(contract["device_ids"])
+        for slot in slots
+    ]
 
 
 def reserve(db: Any, docs: list[dict[str, Any]]) -> None:
@@ -80,8 +89,11 @@ def _duplicate(exc: Exception) -> bool:
 def _taken_message(exc: Exception) -> str:
     errors = getattr(exc, "details", None) or {}
     op = (errors.get("writeErrors") or [{}])[0].get("op") or {}
-    where = (f"device {op['device_id']} at {op['slot_start']:%Y-%m-%dT%H:%M:%SZ}"
-             if "device_id" in op else "a device of this contract")
+    where = (
+        f"device {op['device_id']} at {op['slot_start']:%Y-%m-%dT%H:%M:%SZ}"
+        if "device_id" in op
+        else "a device of this contract"
+    )
     return f"{where} is already held by another accepted or active contract"
 
 
@@ -92,14 +104,23 @@ def release(db: Any, contract_id: ObjectId) -> int:
 
 def first_taken(db: Any, contract: dict[str, Any]) -> dict[str, Any] | None:
     """A courtesy check for proposals; acceptance reserves atomically."""
-    return db[COLLECTION].find_one({
-        "device_id": {"$in": contract["device_ids"]},
-        "slot_start": {"$gte": contract["start"], "$lt": contract["end"]},
-    })
+    return db[COLLECTION].find_one(
+        {
+            "device_id": {"$in": contract["device_ids"]},
+            "slot_start": {"$gte": contract["start"], "$lt": contract["end"]},
+        }
+    )
 
 
-def flip(db: Any, resource: str, doc: dict[str, Any], target: str, now: datetime,
-         extra: dict[str, Any] | None = None, match: dict[str, Any] | None = None) -> bool:
+def flip(
+    db: Any,
+    resource: str,
+    doc: dict[str, Any],
+    target: str,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+    match: dict[str, Any] | None = None,
+) -> bool:
     """Compare-and-set ``doc``'s status to ``target`` (and ``match``, if given);
     False if it moved meanwhile. The ETag changes too, so clients holding the
     old one get a 412."""
@@ -118,8 +139,11 @@ def claim_offers(db: Any, offers: list[dict[str, Any]], contract_id: ObjectId, n
 
 def claim_step(offers: list[dict[str, Any]], contract_id: ObjectId, now: datetime) -> Step:
     """Undone by reopening only the offers that carry this (new) contract's id."""
-    return Step("claim_offers", lambda db: claim_offers(db, offers, contract_id, now),
-                lambda db: reopen_offers(db, contract_id, now))
+    return Step(
+        "claim_offers",
+        lambda db: claim_offers(db, offers, contract_id, now),
+        lambda db: reopen_offers(db, contract_id, now),
+    )
 
 
 def reopen_offers(db: Any, contract_id: ObjectId, now: datetime) -> int:

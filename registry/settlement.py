@@ -14,13 +14,15 @@ Per 15-minute slot (an ISP) of the contract window:
 
 Power is signed as in measurements: + consumption, − export.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from registry.marketplace import SLOT, slot_starts
 
@@ -41,7 +43,7 @@ class BaselineRule:
     lookback_days: int = 28
 
     @classmethod
-    def parse(cls, text: str) -> "BaselineRule":
+    def parse(cls, text: str) -> BaselineRule:
         """``"high 4 of 5"``, ``"recent 3 of 5"`` or ``"10 of 10"`` (= high)."""
         match = RULE_TEXT.match(text)
         if not match or not 0 < int(match[2]) <= int(match[3]):
@@ -71,12 +73,10 @@ def comparable_offsets(start: datetime, end: datetime, lookback_days: int) -> li
     before ``start``, most recent first."""
     span = math.ceil((end - start) / timedelta(days=1))
     weekend = start.weekday() >= 5
-    return [k for k in range(span, lookback_days + 1)
-            if ((start - timedelta(days=k)).weekday() >= 5) == weekend]
+    return [k for k in range(span, lookback_days + 1) if ((start - timedelta(days=k)).weekday() >= 5) == weekend]
 
 
-def baseline_kw(means: dict[datetime, float], start: datetime, end: datetime,
-                rule: BaselineRule) -> list[float]:
+def baseline_kw(means: dict[datetime, float], start: datetime, end: datetime, rule: BaselineRule) -> list[float]:
     """The baseline per slot of [start, end) from one device's slot means."""
     starts = slot_starts(start, end)
     days: list[list[float]] = []
@@ -88,14 +88,15 @@ def baseline_kw(means: dict[datetime, float], start: datetime, end: datetime,
         if len(days) == rule.y:
             break
     if len(days) < rule.x:
-        raise SettlementError(f"only {len(days)} complete comparable day(s) of history before "
-                              f"{start:%Y-%m-%dT%H:%M:%SZ}; the {rule} baseline needs {rule.x}")
-    chosen = sorted(days, key=sum, reverse=True)[:rule.x] if rule.select == "high" else days[:rule.x]
+        raise SettlementError(
+            f"only {len(days)} complete comparable day(s) of history before "
+            f"{start:%Y-%m-%dT%H:%M:%SZ}; the {rule} baseline needs {rule.x}"
+        )
+    chosen = sorted(days, key=sum, reverse=True)[: rule.x] if rule.select == "high" else days[: rule.x]
     return [sum(column) / len(chosen) for column in zip(*chosen)]
 
 
-def delivered_kw(baseline: list[float], measured: list[float | None], direction: str,
-                 cap_kw: float) -> list[float]:
+def delivered_kw(baseline: list[float], measured: list[float | None], direction: str, cap_kw: float) -> list[float]:
     """Delivered flexibility per slot, clipped to [0, cap_kw]."""
     out = []
     for base, meas in zip(baseline, measured):
@@ -107,8 +108,13 @@ def delivered_kw(baseline: list[float], measured: list[float | None], direction:
     return out
 
 
-def settle(contract: dict[str, Any], readings: dict[str, list[Reading]], rule: BaselineRule,
-           penalty_factor: float, now: datetime) -> dict[str, Any]:
+def settle(
+    contract: dict[str, Any],
+    readings: dict[str, list[Reading]],
+    rule: BaselineRule,
+    penalty_factor: float,
+    now: datetime,
+) -> dict[str, Any]:
     """The ``settlement`` of a contract from its devices' readings (history and window)."""
     starts = slot_starts(contract["start"], contract["end"])
     baseline = [0.0] * len(starts)
@@ -117,29 +123,42 @@ def settle(contract: dict[str, Any], readings: dict[str, list[Reading]], rule: B
         means = means_by_slot(readings.get(device_id, []))
         own = baseline_kw(means, contract["start"], contract["end"], rule)
         baseline = [b + o for b, o in zip(baseline, own)]
-        measured = [None if m is None or means.get(s) is None else m + means[s]
-                    for m, s in zip(measured, starts)]
+        measured = [None if m is None or means.get(s) is None else m + means[s] for m, s in zip(measured, starts)]
     cap_kw = contract["power_kw"] * len(contract["device_ids"])
     delivered = delivered_kw(baseline, measured, contract["direction"], cap_kw)
     return settlement_document(baseline, measured, delivered, cap_kw, contract, rule, penalty_factor, now)
 
 
-def settle_shares(contract: dict[str, Any], readings: dict[str, list[Reading]], rule: BaselineRule,
-                  penalty_factor: float, now: datetime, owners: dict[str, str]) -> list[dict[str, Any]]:
+def settle_shares(
+    contract: dict[str, Any],
+    readings: dict[str, list[Reading]],
+    rule: BaselineRule,
+    penalty_factor: float,
+    now: datetime,
+    owners: dict[str, str],
+) -> list[dict[str, Any]]:
     """Each prosumer's part of a contract several share: the same settlement over
     its own devices only, so no party reads another's measurements."""
     by_account: dict[str, list[str]] = {}
     for device_id in contract["device_ids"]:
         if owners.get(device_id):
             by_account.setdefault(owners[device_id], []).append(device_id)
-    return [{"account_id": account_id, **settle({**contract, "device_ids": ids}, readings, rule,
-                                                penalty_factor, now)}
-            for account_id, ids in sorted(by_account.items())]
+    return [
+        {"account_id": account_id, **settle({**contract, "device_ids": ids}, readings, rule, penalty_factor, now)}
+        for account_id, ids in sorted(by_account.items())
+    ]
 
 
-def settlement_document(baseline: list[float], measured: list[float | None], delivered: list[float],
-                        cap_kw: float, contract: dict[str, Any], rule: BaselineRule,
-                        penalty_factor: float, now: datetime) -> dict[str, Any]:
+def settlement_document(
+    baseline: list[float],
+    measured: list[float | None],
+    delivered: list[float],
+    cap_kw: float,
+    contract: dict[str, Any],
+    rule: BaselineRule,
+    penalty_factor: float,
+    now: datetime,
+) -> dict[str, Any]:
     delivered_kwh = sum(delivered) * SLOT_HOURS
     contracted_kwh = cap_kw * SLOT_HOURS * len(delivered)
     shortfall_kwh = max(contracted_kwh - delivered_kwh, 0.0)

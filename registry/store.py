@@ -13,12 +13,14 @@ session of a running transaction (:mod:`registry.atomic`) to every call, and
 can add latency to each embedded call (``STORE_LATENCY``), so tests see the
 interleavings a network round trip allows.
 """
+
 from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import mongomock
 from eve.io.mongo import Mongo
@@ -31,9 +33,18 @@ from werkzeug.exceptions import BadRequest
 
 from registry import atomic, geo_filters, ingestion, query
 from registry.clock import as_utc
+
 # the embedded helpers are imported from here by the jobs, the demo and the benches
-from registry.embedded import (EMBEDDED_WRITE_LOCK, WRITE_METHODS, bulk_insert, find_all,  # noqa: F401
-                               locked, pause, slowed, unique_indexes_suspended)
+from registry.embedded import (  # noqa: F401
+    EMBEDDED_WRITE_LOCK,
+    WRITE_METHODS,
+    bulk_insert,
+    find_all,
+    locked,
+    pause,
+    slowed,
+    unique_indexes_suspended,
+)
 
 # calls that join the transaction bound by registry.atomic (find, find_one and
 # count_documents are GeoCollection's own methods and join it too)
@@ -45,7 +56,7 @@ class Connection:
     """What Eve expects of a driver entry: a client and its database."""
 
     cx: Any
-    db: "GeoDatabase"
+    db: GeoDatabase
 
 
 def _as_date(value: Any) -> Any:
@@ -68,8 +79,12 @@ class RegistryMongo(Mongo):
 
     # Eve turns true into 1.0 and "2" into 2 before validating; a JSON API takes numbers
     # as numbers, so only those are converted and anything else is left to the validator
-    serializers = {**Mongo.serializers, "integer": lambda v: _as_number(v, int),
-                   "float": lambda v: _as_number(v, float), "datetime": _as_date}
+    serializers = {
+        **Mongo.serializers,
+        "integer": lambda v: _as_number(v, int),
+        "float": lambda v: _as_number(v, float),
+        "datetime": _as_date,
+    }
     scope_filter: Callable[[str], dict[str, Any] | None] = staticmethod(lambda resource: None)
     hidden_fields: Callable[[str], frozenset[str]] = staticmethod(lambda resource: frozenset())
 
@@ -119,7 +134,7 @@ class RegistryMongo(Mongo):
             return super().update(resource, id_, updates, original)
         self._run(resource, plan, lambda: self._update_if_unchanged(resource, id_, updates, original))
 
-    def _run(self, resource: str, plan: "atomic.Plan", write: Callable[[], Any]) -> Any:
+    def _run(self, resource: str, plan: atomic.Plan, write: Callable[[], Any]) -> Any:
         connection = self.pymongo(resource)
         try:
             return atomic.run(connection.db, connection.cx, plan, write)
@@ -130,8 +145,7 @@ class RegistryMongo(Mongo):
         datasource, _, _, _ = self._datasource_ex(resource)
         return self.get_collection_with_write_concern(datasource, resource)
 
-    def _update_if_unchanged(self, resource: str, id_: Any, updates: dict[str, Any],
-                             original: dict[str, Any]) -> None:
+    def _update_if_unchanged(self, resource: str, id_: Any, updates: dict[str, Any], original: dict[str, Any]) -> None:
         """Eve's update (the caller's scope, the ETag it read), with errors left to
         the transaction; a document that changed meanwhile is a 412."""
         spec = {self.app.config["DOMAIN"][resource]["id_field"]: id_}
@@ -158,8 +172,12 @@ class RegistryMongo(Mongo):
             return Connection(client.cx, GeoDatabase(client.db, embedded=False))
         client = self.app.extensions.setdefault("embedded_mongo", embedded_client(self.app.config))
         latency = self.app.config.get("STORE_LATENCY")
-        return Connection(client, GeoDatabase(client[self.app.config["MONGO_DBNAME"]], embedded=True,
-                                              latency=tuple(latency) if latency else None))
+        return Connection(
+            client,
+            GeoDatabase(
+                client[self.app.config["MONGO_DBNAME"]], embedded=True, latency=tuple(latency) if latency else None
+            ),
+        )
 
 
 def embedded_client(config: dict[str, Any]) -> mongomock.MongoClient:
@@ -178,10 +196,10 @@ class GeoDatabase:
         self.embedded = embedded
         self.latency = latency
 
-    def __getitem__(self, name: str) -> "GeoCollection":
+    def __getitem__(self, name: str) -> GeoCollection:
         return GeoCollection(self._db[name], self.embedded, self.latency)
 
-    def get_collection(self, name: str, **kwargs: Any) -> "GeoCollection":
+    def get_collection(self, name: str, **kwargs: Any) -> GeoCollection:
         return GeoCollection(self._db.get_collection(name, **kwargs), self.embedded, self.latency)
 
     def __getattr__(self, name: str) -> Any:
@@ -211,7 +229,7 @@ class GeoCollection:
             attr = _in_session(attr)
         return slowed(attr, self.latency) if self.latency else attr
 
-    def with_options(self, *args: Any, **kwargs: Any) -> "GeoCollection":
+    def with_options(self, *args: Any, **kwargs: Any) -> GeoCollection:
         # Eve writes through with_options(write_concern=…): keep the wrapper
         return GeoCollection(self._coll.with_options(*args, **kwargs), self.embedded, self.latency)
 
@@ -219,16 +237,26 @@ class GeoCollection:
     def raw(self) -> Any:
         return self._coll
 
-    def find(self, filter: dict | None = None, projection: Any = None, *args: Any,
-             sort: Any = None, skip: int = 0, limit: int = 0, **kwargs: Any) -> Any:
+    def find(
+        self,
+        filter: dict | None = None,
+        projection: Any = None,
+        *args: Any,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+        **kwargs: Any,
+    ) -> Any:
         pause(self.latency)
         if not geo_filters.has_geo(filter):
-            return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit,
-                                   **self._session(kwargs))
+            return self._coll.find(
+                filter, projection, *args, sort=sort, skip=skip, limit=limit, **self._session(kwargs)
+            )
         if not self.embedded:
             geo_filters.check(filter)
-            return self._coll.find(filter, projection, *args, sort=sort, skip=skip, limit=limit,
-                                   **self._session(kwargs))
+            return self._coll.find(
+                filter, projection, *args, sort=sort, skip=skip, limit=limit, **self._session(kwargs)
+            )
         return geo_filters.embedded_find(self._coll, filter, projection, sort, skip, limit)
 
     def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -241,8 +269,9 @@ class GeoCollection:
         a 400 saying why instead of a 500."""
         cause = sys.exc_info()[1]
         if isinstance(cause, NotImplementedError):
-            raise BadRequest(description=f"`where`: {cause} (the embedded store lacks this operator; "
-                                         "MongoDB has it)") from cause
+            raise BadRequest(
+                description=f"`where`: {cause} (the embedded store lacks this operator; MongoDB has it)"
+            ) from cause
         if isinstance(cause, (OperationFailure, TypeError, ValueError)):
             raise BadRequest(description=f"`where` was refused by the store: {cause}") from cause
         raise TypeError("count() is not supported: use count_documents()")
@@ -273,6 +302,7 @@ def _in_session(method: Callable[..., Any]) -> Callable[..., Any]:
         if session is not None and "session" not in kwargs:
             kwargs["session"] = session
         return method(*args, **kwargs)
+
     return joined
 
 
@@ -290,5 +320,3 @@ def refuse_client_ids(domain: dict[str, Any]) -> None:
     for settings in domain.values():
         if settings.get("id_field", "_id") == "_id" and "schema" in settings:
             settings["schema"]["_id"] = {"type": "objectid", "readonly": True}
-
-

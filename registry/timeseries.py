@@ -3,6 +3,7 @@
 A history is a 2-D array (n_devices, n_slots) of 15-minute mean power in kW,
 NaN where missing, aligned to UTC days (see :mod:`registry.forecasting`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -35,8 +36,7 @@ def to_days(history: np.ndarray) -> np.ndarray:
     """View (n, n_slots) as (n, n_days, 96); n_slots must be whole days."""
     history = np.asarray(history, dtype=float)
     if history.ndim != 2 or history.shape[1] % SLOTS_PER_DAY:
-        raise ValueError(f"history must be (n_devices, k*{SLOTS_PER_DAY}), "
-                         f"got shape {history.shape}")
+        raise ValueError(f"history must be (n_devices, k*{SLOTS_PER_DAY}), got shape {history.shape}")
     return history.reshape(history.shape[0], -1, SLOTS_PER_DAY)
 
 

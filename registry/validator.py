@@ -1,5 +1,6 @@
 """The registry's Cerberus validator: Eve's, plus the ``uuid`` type, numbers that
 are numbers (not booleans) and GeoJSON points on Earth."""
+
 from __future__ import annotations
 
 import math
@@ -57,11 +58,13 @@ class Int64(metaclass=_Int64Meta):
 class RegistryValidator(Validator):
     # Cerberus's float and integer accept True / False (bool is an int): a
     # `"power_kw": true` would be stored as 1 kW, so booleans are refused
-    types_mapping = {**Validator.types_mapping,
-                     "float": TypeDefinition("float", (FiniteNumber,), ()),
-                     "integer": TypeDefinition("integer", (Int64,), ()),
-                     "number": TypeDefinition("number", (FiniteNumber,), ()),
-                     "uuid": TypeDefinition("uuid", (CanonicalUUID,), ())}
+    types_mapping = {
+        **Validator.types_mapping,
+        "float": TypeDefinition("float", (FiniteNumber,), ()),
+        "integer": TypeDefinition("integer", (Int64,), ()),
+        "number": TypeDefinition("number", (FiniteNumber,), ()),
+        "uuid": TypeDefinition("uuid", (CanonicalUUID,), ()),
+    }
 
     def _validate_type_point(self, value: Any) -> bool:
         """A GeoJSON Point at [longitude, latitude] on Earth: MongoDB's 2dsphere

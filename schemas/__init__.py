@@ -1,8 +1,20 @@
 """One module per resource: SCHEMA (Cerberus) and RESOURCE (Eve keys)."""
+
 from __future__ import annotations
 
-from schemas import (advice, aggregators, contracts, devices, forecasts, jobs, measurements, offers, prices,
-                     prosumers, vens)
+from schemas import (
+    advice,
+    aggregators,
+    contracts,
+    devices,
+    forecasts,
+    jobs,
+    measurements,
+    offers,
+    prices,
+    prosumers,
+    vens,
+)
 
 MODULES = {
     "devices": devices,

@@ -4,6 +4,7 @@ prosumer: one tagged entry per 15-minute slot (1 consumption strongly
 recommended … 5 forbidden) with a machine-readable code; aggregator: the
 devices to contract for a flexibility target.
 """
+
 from __future__ import annotations
 
 from typing import Any

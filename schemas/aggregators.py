@@ -1,4 +1,5 @@
 """aggregators: the parties that contract prosumers' flexibility."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Schema fragments shared by several resources."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,12 +31,3 @@ STATUS: dict[str, Any] = {
 
 DEVICE_CLASSES = ["hvacDevice", "lightingLoad", "dhwDevice", "otherLoad"]
 DEVICE_TYPES = ["Demand", "Generation", "Storage"]
-
-
-def owned_by_prosumer(**extra: Any) -> dict[str, Any]:
-    """Ownership fields every prosumer-owned document carries."""
-    return {
-        "account_id": {**UUID_FIELD, "required": True},
-        "aggregator_id": {**AGGREGATOR_ID, "required": True},
-        **extra,
-    }

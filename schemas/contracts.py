@@ -4,6 +4,7 @@ Created ``accepted`` when open offers cover it, or ``proposed`` (device_ids,
 no offers) for the prosumer to accept; the lifecycle is in
 :mod:`registry.marketplace`, the settlement in :mod:`registry.settlement`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,7 @@ VEN_RESPONSE: dict[str, Any] = {
     "type": "dict",
     "schema": {
         **VEN_ANSWER,
-        "history": {"type": "list", "maxlength": 100,
-                    "schema": {"type": "dict", "schema": VEN_ANSWER}},
+        "history": {"type": "list", "maxlength": 100, "schema": {"type": "dict", "schema": VEN_ANSWER}},
     },
 }
 
@@ -48,8 +48,12 @@ SETTLEMENT: dict[str, Any] = {
 }
 
 SCHEMA: dict[str, Any] = {
-    "offers": {"type": "list", "maxlength": 100, "default": [],
-               "schema": {"type": "objectid", "data_relation": {"resource": "offers", "embeddable": True}}},
+    "offers": {
+        "type": "list",
+        "maxlength": 100,
+        "default": [],
+        "schema": {"type": "objectid", "data_relation": {"resource": "offers", "embeddable": True}},
+    },
     # derived from the offers, or given for a proposal
     "device_ids": {"type": "list", "maxlength": 100, "schema": UUID_FIELD},
     "aggregator_id": {**AGGREGATOR_ID, "required": True},
@@ -66,9 +70,11 @@ SCHEMA: dict[str, Any] = {
     "ven_response": VEN_RESPONSE,
     "settlement": SETTLEMENT,
     # per prosumer of a contract several share; a prosumer reads its own as `settlement`
-    "settlement_shares": {"type": "list", "readonly": True,
-                          "schema": {"type": "dict", "schema": {"account_id": UUID_FIELD,
-                                                                **SETTLEMENT["schema"]}}},
+    "settlement_shares": {
+        "type": "list",
+        "readonly": True,
+        "schema": {"type": "dict", "schema": {"account_id": UUID_FIELD, **SETTLEMENT["schema"]}},
+    },
     "settlement_error": {"type": "string", "readonly": True, "nullable": True},
     "settlement_checked_at": {"type": "datetime", "readonly": True},
 }

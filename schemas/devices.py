@@ -1,10 +1,10 @@
 """devices: exactly the FLEXCoop CIM schema (SPEC §3.1)."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from schemas.common import (AGGREGATOR_ID, DEVICE_CLASSES, DEVICE_TYPES, POINT, STATUS,
-                            UUID_FIELD, YES_NO)
+from schemas.common import AGGREGATOR_ID, DEVICE_CLASSES, DEVICE_TYPES, POINT, STATUS, UUID_FIELD, YES_NO
 
 SCHEMA: dict[str, Any] = {
     "device_id": {**UUID_FIELD, "required": True, "unique": True},

@@ -1,4 +1,5 @@
 """forecasts: day-ahead, 96 x 15 min per device, written by forecasting jobs (SPEC §5)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,8 +7,12 @@ from typing import Any
 from schemas.common import AGGREGATOR_ID, DIRECTION, UUID_FIELD
 
 SLOTS = 96
-KW_VALUES: dict[str, Any] = {"type": "list", "minlength": SLOTS, "maxlength": SLOTS,
-                             "schema": {"type": "float", "min": -100000, "max": 100000}}
+KW_VALUES: dict[str, Any] = {
+    "type": "list",
+    "minlength": SLOTS,
+    "maxlength": SLOTS,
+    "schema": {"type": "float", "min": -100000, "max": 100000},
+}
 
 SCHEMA: dict[str, Any] = {
     "device_id": {**UUID_FIELD, "required": True},

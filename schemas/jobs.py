@@ -3,6 +3,7 @@
 status: queued -> running -> done | failed; a failed attempt with attempts
 left goes back to queued with a back-off (not_before).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """measurements: device telemetry, 15-minute or finer; bulk POST, idempotent per (device_id, timestamp)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """offers: one device's flexibility on the market (SPEC §3.2, docs/marketplace.md)."""
+
 from __future__ import annotations
 
 from typing import Any

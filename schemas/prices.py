@@ -4,6 +4,7 @@ Scope: an aggregator's own tariff (aggregator_id), a bidding area (area,
 e.g. the ISO country code "ES"), or neither (applies everywhere). The
 advisor takes the most specific series that covers a slot.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,13 @@ SCHEMA: dict[str, Any] = {
     "start": {"type": "datetime", "required": True},
     "resolution": {"type": "integer", "allowed": [900, 1800, 3600], "default": 900},
     # per kWh, one value per slot from start
-    "values": {"type": "list", "required": True, "minlength": 1, "maxlength": 2976,
-               "schema": {"type": "float", "min": -100000, "max": 100000}},
+    "values": {
+        "type": "list",
+        "required": True,
+        "minlength": 1,
+        "maxlength": 2976,
+        "schema": {"type": "float", "min": -100000, "max": 100000},
+    },
     "currency": {**CURRENCY, "default": "EUR"},
     "source": {"type": "string", "maxlength": 256},
 }

@@ -1,11 +1,10 @@
 """prosumers: device owners; personal fields are hidden from aggregators."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, UUID_FIELD
-
-PERSONAL_FIELDS = ("name", "email", "phone", "address")
 
 SCHEMA: dict[str, Any] = {
     "account_id": {**UUID_FIELD, "required": True, "unique": True},

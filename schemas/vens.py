@@ -4,6 +4,7 @@
 created (hooks/vens.py) and never written by a client; the secret itself is
 in the POST answer only (docs/openadr.md).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,16 +23,25 @@ RESOURCE_HINT: dict[str, Any] = {
 }
 
 SCHEMA: dict[str, Any] = {
-    "ven_name": {"type": "string", "required": True, "unique": True, "minlength": 1,
-                 "maxlength": 128, "regex": r"^[\w.:-]+$"},
+    "ven_name": {
+        "type": "string",
+        "required": True,
+        "unique": True,
+        "minlength": 1,
+        "maxlength": 128,
+        "regex": r"^[\w.:-]+$",
+    },
     "ven_id": {**UUID_FIELD, "readonly": True},
     # SHA-256 of the per-enrolment secret a VEN proves itself with over plain HTTP;
     # seen by the service (the VTN checks it) and admins only
     "secret_hash": {"type": "string", "readonly": True},
     "account_id": {**UUID_FIELD, "required": True},
     "aggregator_id": {**AGGREGATOR_ID, "required": True},
-    "registration_status": {"type": "string", "allowed": ["enrolled", "registered", "cancelled"],
-                            "default": "enrolled"},
+    "registration_status": {
+        "type": "string",
+        "allowed": ["enrolled", "registered", "cancelled"],
+        "default": "enrolled",
+    },
     "registered_at": {"type": "datetime"},
     "resources": {"type": "list", "maxlength": 256, "schema": RESOURCE_HINT},
     # OpenADR fingerprint of the VEN's TLS client certificate; when set, only

@@ -1,8 +1,10 @@
 """Fixtures: a fresh app and store per test, a client, and request helpers."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -33,21 +35,30 @@ def token(app) -> Callable[..., str]:
     """token(role, aggregator_id=…, account_id=…) from the built-in provider's key."""
     from registry.auth import mint_token
 
-    def token(role: str, aggregator_id: str | None = None, account_id: str | None = None,
-              ttl: int = 3600) -> str:
-        return mint_token(app.config["INSTANCE_PATH"], app.config["OAUTH_ISSUER"],
-                          app.config["OAUTH_AUDIENCE"], role, aggregator_id=aggregator_id,
-                          account_id=account_id, ttl=ttl, subject=f"test-{role}-{aggregator_id}-{account_id}")
+    def token(role: str, aggregator_id: str | None = None, account_id: str | None = None, ttl: int = 3600) -> str:
+        return mint_token(
+            app.config["INSTANCE_PATH"],
+            app.config["OAUTH_ISSUER"],
+            app.config["OAUTH_AUDIENCE"],
+            role,
+            aggregator_id=aggregator_id,
+            account_id=account_id,
+            ttl=ttl,
+            subject=f"test-{role}-{aggregator_id}-{account_id}",
+        )
+
     return token
 
 
 @pytest.fixture
 def client_as(app, token) -> Callable[..., Any]:
     """A test client sending a bearer token for the given role and ids."""
+
     def client_as(role: str, **ids: str | None) -> Any:
         client = app.test_client()
         client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token(role, **ids)}"
         return client
+
     return client_as
 
 
@@ -113,6 +124,7 @@ def insert(app, db) -> Callable[..., list[dict]]:
                 d["_etag"] = document_etag(d)
         ids = db[resource].insert_many([dict(d) for d in stored]).inserted_ids
         return [{**d, "_id": i} for d, i in zip(stored, ids)]
+
     return insert
 
 

@@ -1,4 +1,5 @@
 """Test documents: valid by default, overridable per test."""
+
 from __future__ import annotations
 
 import uuid

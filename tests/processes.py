@@ -1,9 +1,10 @@
 """Real app processes for tests: gunicorn on a free loopback port, stopped for sure.
 
-    with gunicorn(tmp_path, {"REDIS_URL": ...}, workers=2) as served:
-        requests.get(served.url + "/health")
-    served.stderr_lines()  # what it logged, after it stopped
+with gunicorn(tmp_path, {"REDIS_URL": ...}, workers=2) as served:
+    requests.get(served.url + "/health")
+served.stderr_lines()  # what it logged, after it stopped
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
 from tests.support.redis_server import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +28,19 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 CONFIG = str(ROOT / "deploy" / "gunicorn.conf.py")
 REDIS_URL = redis_url(0)
 # variables of the developer's shell that would change what the app under test does
-CLEARED = ("MONGO_URI", "REDIS_URL", "JOBS_BACKEND", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR",
-           "TRUSTED_PROXIES", "METRICS_TOKEN", "OAUTH_USERS", "OAUTH_CLIENTS", "PUBLIC_URL", "OAUTH_ISSUER")
+CLEARED = (
+    "MONGO_URI",
+    "REDIS_URL",
+    "JOBS_BACKEND",
+    "WEB_CONCURRENCY",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "TRUSTED_PROXIES",
+    "METRICS_TOKEN",
+    "OAUTH_USERS",
+    "OAUTH_CLIENTS",
+    "PUBLIC_URL",
+    "OAUTH_ISSUER",
+)
 
 
 def free_port() -> int:
@@ -56,15 +69,28 @@ class Served:
 def app_env(instance_path: str, port: int, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     url = f"http://127.0.0.1:{port}"
-    env.update({"INSTANCE_PATH": instance_path, "PORT": str(port), "PUBLIC_URL": url,
-                "OAUTH_ISSUER": url, "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "INSTANCE_PATH": instance_path,
+            "PORT": str(port),
+            "PUBLIC_URL": url,
+            "OAUTH_ISSUER": url,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
 @contextlib.contextmanager
-def gunicorn(tmp_path: Path, extra: dict[str, str] | None = None, workers: int = 1,
-             instance_path: str | None = None, wait: bool = True, timeout: float = 60.0) -> Iterator[Served]:
+def gunicorn(
+    tmp_path: Path,
+    extra: dict[str, str] | None = None,
+    workers: int = 1,
+    instance_path: str | None = None,
+    wait: bool = True,
+    timeout: float = 60.0,
+) -> Iterator[Served]:
     """`gunicorn -c deploy/gunicorn.conf.py -w N 'registry:create_app()'`, in ROOT."""
     port = free_port()
     instance = instance_path or str(tmp_path / f"instance-{port}")
@@ -72,8 +98,9 @@ def gunicorn(tmp_path: Path, extra: dict[str, str] | None = None, workers: int =
     stderr_path = tmp_path / f"gunicorn-{port}.log"
     command = [GUNICORN, "-c", CONFIG, "-w", str(workers), "-b", f"127.0.0.1:{port}", "registry:create_app()"]
     with open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
     served = Served(f"http://127.0.0.1:{port}", process, stderr_path, instance, env)
     try:
         if wait:
@@ -87,8 +114,9 @@ def wait_until_up(served: Served, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if served.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {served.process.returncode}:\n"
-                               + "\n".join(served.stderr_lines()[-30:]))
+            raise RuntimeError(
+                f"gunicorn exited with {served.process.returncode}:\n" + "\n".join(served.stderr_lines()[-30:])
+            )
         try:
             if requests.get(served.url + "/health", timeout=1).status_code == 200:
                 return

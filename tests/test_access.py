@@ -3,6 +3,7 @@
 World: aggregators A and B; prosumers a1, a2 (of A) and b1 (of B); one
 device, one VEN enrolment and two measurements each.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,7 @@ ROLES = {  # name -> (role, ids)
     "prosumer": ("prosumer", {"account_id": ACCOUNTS["a1"], "aggregator_id": A}),
 }
 # which parties each role sees
-SEES = {"admin": {"a1", "a2", "b1"}, "service": {"a1", "a2", "b1"},
-        "aggregator": {"a1", "a2"}, "prosumer": {"a1"}}
+SEES = {"admin": {"a1", "a2", "b1"}, "service": {"a1", "a2", "b1"}, "aggregator": {"a1", "a2"}, "prosumer": {"a1"}}
 RESOURCES = ["devices", "prosumers", "measurements", "vens"]
 
 
@@ -34,13 +34,22 @@ def world(insert) -> dict[str, dict[str, dict[str, Any]]]:
     docs: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in RESOURCES}
     for name, agg in PARTIES.items():
         owner = {"account_id": ACCOUNTS[name], "aggregator_id": agg}
-        docs["prosumers"][name] = {**owner, "display_name": f"home {name}", "name": f"Real Name {name}",
-                                   "email": f"{name}@example.org", "phone": "+34 600 000 000",
-                                   "address": f"{name} street"}
+        docs["prosumers"][name] = {
+            **owner,
+            "display_name": f"home {name}",
+            "name": f"Real Name {name}",
+            "email": f"{name}@example.org",
+            "phone": "+34 600 000 000",
+            "address": f"{name} street",
+        }
         docs["devices"][name] = device(**owner, device_name=f"device {name}")
         docs["vens"][name] = {**owner, "ven_name": f"osb-{name}", "registration_status": "enrolled"}
-        docs["measurements"][name] = {**owner, "device_id": docs["devices"][name]["device_id"],
-                                      "timestamp": _dt("2026-11-20T10:00:00Z"), "power_kw": 1.0}
+        docs["measurements"][name] = {
+            **owner,
+            "device_id": docs["devices"][name]["device_id"],
+            "timestamp": _dt("2026-11-20T10:00:00Z"),
+            "power_kw": 1.0,
+        }
     for resource in RESOURCES:
         stored = insert(resource, *docs[resource].values())
         for name, doc in zip(docs[resource], stored):
@@ -51,6 +60,7 @@ def world(insert) -> dict[str, dict[str, dict[str, Any]]]:
 
 def _dt(text: str):
     from datetime import datetime
+
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -125,10 +135,15 @@ def test_patch_by_role(app, client_as, world, db, resource, role, body, own, for
 
 # (resource, role, expected for own, for foreign)
 DELETES = [
-    ("devices", "admin", 204, 204), ("devices", "service", 403, 403),
-    ("devices", "aggregator", 403, 403), ("devices", "prosumer", 403, 403),
-    ("vens", "prosumer", 204, 404), ("vens", "aggregator", 204, 404), ("vens", "service", 403, 403),
-    ("prosumers", "aggregator", 403, 403), ("measurements", "prosumer", 403, 403),
+    ("devices", "admin", 204, 204),
+    ("devices", "service", 403, 403),
+    ("devices", "aggregator", 403, 403),
+    ("devices", "prosumer", 403, 403),
+    ("vens", "prosumer", 204, 404),
+    ("vens", "aggregator", 204, 404),
+    ("vens", "service", 403, 403),
+    ("prosumers", "aggregator", 403, 403),
+    ("measurements", "prosumer", 403, 403),
 ]
 
 
@@ -151,13 +166,16 @@ def test_only_service_and_admin_insert_devices(client_as, world, db, role, expec
     assert (db["devices"].find_one({"device_id": doc["device_id"]}) is not None) == (expected == 201)
 
 
-@pytest.mark.parametrize("role,account,aggregator,expected", [
-    ("prosumer", "a1", A, 201),     # its own enrolment
-    ("prosumer", "a2", A, 403),     # someone else's account
-    ("aggregator", "a2", A, 201),   # a prosumer of its own
-    ("aggregator", "b1", B, 403),   # another aggregator's prosumer
-    ("aggregator", "b1", A, 422),   # a prosumer that is not its own
-])
+@pytest.mark.parametrize(
+    "role,account,aggregator,expected",
+    [
+        ("prosumer", "a1", A, 201),  # its own enrolment
+        ("prosumer", "a2", A, 403),  # someone else's account
+        ("aggregator", "a2", A, 201),  # a prosumer of its own
+        ("aggregator", "b1", B, 403),  # another aggregator's prosumer
+        ("aggregator", "b1", A, 422),  # a prosumer that is not its own
+    ],
+)
 def test_insert_owner_fields_are_checked(client_as, world, db, role, account, aggregator, expected):
     name, ids = ROLES[role]
     enrolment = {"ven_name": f"new-{role}-{account}", "account_id": ACCOUNTS[account], "aggregator_id": aggregator}
@@ -175,23 +193,29 @@ def test_aggregators_see_prosumers_pseudonymously(client_as, world):
     assert mine["email"] == "a1@example.org"
 
 
-@pytest.mark.parametrize("params", [
-    {"where": json.dumps({"email": "a2@example.org"})},
-    {"where": 'name == "Real Name a2"'},
-    {"sort": "address"},
-    {"projection": json.dumps({"phone": 1})},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"where": json.dumps({"email": "a2@example.org"})},
+        {"where": 'name == "Real Name a2"'},
+        {"sort": "address"},
+        {"projection": json.dumps({"phone": 1})},
+    ],
+)
 def test_aggregators_cannot_probe_personal_fields(client_as, world, params):
     response = client_as("aggregator", aggregator_id=A).get(f"/prosumers?{urlencode(params)}")
     assert response.status_code == 400
     assert "not visible" in response.json["_error"]["message"]
 
 
-@pytest.mark.parametrize("where", [
-    {"aggregator_id": B},
-    {"$or": [{"aggregator_id": B}, {"aggregator_id": A}]},
-    {"account_id": ACCOUNTS["b1"]},
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"aggregator_id": B},
+        {"$or": [{"aggregator_id": B}, {"aggregator_id": A}]},
+        {"account_id": ACCOUNTS["b1"]},
+    ],
+)
 def test_where_cannot_escape_the_scope(client_as, world, where):
     body = client_as("aggregator", aggregator_id=A).get(f"/devices?{urlencode({'where': json.dumps(where)})}").json
     assert {d["aggregator_id"] for d in body["_items"]} <= {A}
@@ -208,8 +232,12 @@ def test_tokens_without_their_owner_claim_are_refused(client_as, world, role, id
 def test_audit_trail_records_who_changed_what(client_as, world):
     prosumer = client_as("prosumer", account_id=ACCOUNTS["a1"], aggregator_id=A)
     doc = world["devices"]["a1"]
-    assert prosumer.patch(item_url("devices", doc), headers={"If-Match": doc["_etag"]},
-                          **as_json({"availability": "no"})).status_code == 200
+    assert (
+        prosumer.patch(
+            item_url("devices", doc), headers={"If-Match": doc["_etag"]}, **as_json({"availability": "no"})
+        ).status_code
+        == 200
+    )
     entries = client_as("admin").get("/oplog").json["_items"]
     entry = next(e for e in entries if e["o"] == "PATCH")
     assert entry["r"] == "devices" and entry["i"] == doc["device_id"]
@@ -226,14 +254,41 @@ def test_embedded_documents_are_scoped_too(client_as, insert):
     from datetime import datetime, timedelta
 
     from bson import ObjectId
+
     start = datetime(2030, 1, 2, 16)
-    offers = insert("offers", *[{
-        "_id": ObjectId(), "device_id": new_uuid(), "start": start, "end": start + timedelta(hours=2),
-        "direction": "down", "power_kw": 1.0, "price": 0.1, "currency": "EUR", "status": "contracted",
-        "account_id": ACCOUNTS[name], "aggregator_id": A} for name in ("a1", "a2")])
-    insert("contracts", {"offers": [o["_id"] for o in offers], "device_ids": [o["device_id"] for o in offers],
-                         "aggregator_id": A, "account_ids": [ACCOUNTS["a1"], ACCOUNTS["a2"]], "start": start,
-                         "end": start + timedelta(hours=1), "power_kw": 1.0, "price": 0.1, "status": "accepted"})
+    offers = insert(
+        "offers",
+        *[
+            {
+                "_id": ObjectId(),
+                "device_id": new_uuid(),
+                "start": start,
+                "end": start + timedelta(hours=2),
+                "direction": "down",
+                "power_kw": 1.0,
+                "price": 0.1,
+                "currency": "EUR",
+                "status": "contracted",
+                "account_id": ACCOUNTS[name],
+                "aggregator_id": A,
+            }
+            for name in ("a1", "a2")
+        ],
+    )
+    insert(
+        "contracts",
+        {
+            "offers": [o["_id"] for o in offers],
+            "device_ids": [o["device_id"] for o in offers],
+            "aggregator_id": A,
+            "account_ids": [ACCOUNTS["a1"], ACCOUNTS["a2"]],
+            "start": start,
+            "end": start + timedelta(hours=1),
+            "power_kw": 1.0,
+            "price": 0.1,
+            "status": "accepted",
+        },
+    )
     url = '/contracts?embedded={"offers": 1}'
     mine = client_as("prosumer", account_id=ACCOUNTS["a1"], aggregator_id=A).get(url).json["_items"][0]
     assert [o["account_id"] for o in mine["offers"]] == [ACCOUNTS["a1"]]

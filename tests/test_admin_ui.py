@@ -5,6 +5,7 @@ provider's login page. Screenshots go to ``test-artifacts/ui/``.
 What a role sees is compared with what the REST API returns to a token of
 that role: the UI must show exactly what the registry allows, no more.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,10 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -25,8 +27,14 @@ from registry import create_app, credentials, demo
 from registry.auth import mint_token
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
 TIMEOUT_MS = 10_000
 BARCELONA = (41.3851, 2.1734)
@@ -45,12 +53,18 @@ class Live:
 
     def api(self, username: str, path: str, **params: Any) -> dict[str, Any]:
         claims = credentials.demo_identities()[username]
-        token = mint_token(self.instance_path, self.app.config["OAUTH_ISSUER"],
-                           self.app.config["OAUTH_AUDIENCE"], claims["role"],
-                           aggregator_id=claims.get("aggregator_id"), account_id=claims.get("account_id"))
+        token = mint_token(
+            self.instance_path,
+            self.app.config["OAUTH_ISSUER"],
+            self.app.config["OAUTH_AUDIENCE"],
+            claims["role"],
+            aggregator_id=claims.get("aggregator_id"),
+            account_id=claims.get("account_id"),
+        )
         query = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
-        response = requests.get(f"{self.url}/{path}", params=query, timeout=10,
-                                headers={"Authorization": f"Bearer {token}"})
+        response = requests.get(
+            f"{self.url}/{path}", params=query, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -65,8 +79,9 @@ def live(instance_path: str) -> Iterator[Live]:
 
     server = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
-    app = create_app({"INSTANCE_PATH": instance_path, "PUBLIC_URL": url, "OAUTH_ISSUER": url,
-                      "RATE_LIMIT": "100000 per minute"})
+    app = create_app(
+        {"INSTANCE_PATH": instance_path, "PUBLIC_URL": url, "OAUTH_ISSUER": url, "RATE_LIMIT": "100000 per minute"}
+    )
     demo.seed(app, demo.build_demo(24), measurement_days_count=2, progress=False)
     server.app = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -108,8 +123,11 @@ def shot(page: Any, name: str) -> None:
 
 
 def shown_devices(page: Any) -> list[dict[str, str]]:
-    return page.eval_on_selector_all("tr[data-device-id]", """rows => rows.map(r => ({
-        device_id: r.dataset.deviceId, account_id: r.dataset.accountId, aggregator_id: r.dataset.aggregatorId}))""")
+    return page.eval_on_selector_all(
+        "tr[data-device-id]",
+        """rows => rows.map(r => ({
+        device_id: r.dataset.deviceId, account_id: r.dataset.accountId, aggregator_id: r.dataset.aggregatorId}))""",
+    )
 
 
 def shown_total(page: Any) -> int:
@@ -117,6 +135,7 @@ def shown_total(page: Any) -> int:
 
 
 # --- signing in ---------------------------------------------------------------
+
 
 def test_login_page_lists_providers_and_sets_safe_cookies(browser, live):
     context = browser.new_context()
@@ -164,6 +183,7 @@ def test_another_partys_device_is_not_found(browser, live):
 
 # --- the devices panel ----------------------------------------------------------
 
+
 def test_filters_match_the_api(browser, live):
     page = sign_in(browser, live, "coop-iberia")
     page.select_option("select[name=device_class]", "hvacDevice")
@@ -174,8 +194,11 @@ def test_filters_match_the_api(browser, live):
     page.select_option("select[name=sort]", "-capacity")
     page.click("form.filters button[type=submit]")
     page.wait_for_url(re.compile(r"radius_km=50"))
-    where = {"device_class": "hvacDevice", "availability": "yes",
-             "location": {"$geoWithin": {"$centerSphere": [[BARCELONA[1], BARCELONA[0]], 50 / EARTH_RADIUS_KM]}}}
+    where = {
+        "device_class": "hvacDevice",
+        "availability": "yes",
+        "location": {"$geoWithin": {"$centerSphere": [[BARCELONA[1], BARCELONA[0]], 50 / EARTH_RADIUS_KM]}},
+    }
     expected = live.api("coop-iberia", "devices", where=where, sort="-max_capacity", max_results=25)
     assert 0 < expected["_meta"]["total"] < live.api("coop-iberia", "devices")["_meta"]["total"]
     assert shown_total(page) == expected["_meta"]["total"]
@@ -214,6 +237,7 @@ def test_device_detail_draws_the_measurement_chart(browser, live):
 
 
 # --- the marketplace --------------------------------------------------------------
+
 
 def marketplace_ready(live: Live) -> None:
     missing = [r for r in ("offers", "contracts") if r not in live.app.config["DOMAIN"]]
@@ -264,6 +288,7 @@ def test_offer_is_contracted_and_seen_by_the_prosumer(browser, live):
 
 # --- admins -----------------------------------------------------------------------
 
+
 def test_admin_sees_jobs_and_the_audit_trail(browser, live):
     page = sign_in(browser, live, "admin")
     for label in ("Devices", "Offers", "Contracts", "Advice", "Jobs", "Audit"):
@@ -295,11 +320,17 @@ def test_prosumer_has_no_admin_panels(browser, live):
 
 # --- without a browser: sessions, CSRF, and the pure parts ------------------------------
 
+
 def test_a_token_the_api_refuses_sends_the_user_back_to_login(live):
     client = live.app.test_client()
     with client.session_transaction() as session:
-        session["ui_user"] = {"token": "not.a.jwt", "expires_at": 4e9, "role": "admin",
-                              "subject": "admin", "provider": "builtin"}
+        session["ui_user"] = {
+            "token": "not.a.jwt",
+            "expires_at": 4e9,
+            "role": "admin",
+            "subject": "admin",
+            "provider": "builtin",
+        }
     response = client.get("/ui/devices")
     assert response.status_code == 302 and response.headers["Location"].endswith("/ui/login")
     assert "sign in again" in client.get("/ui/login").get_data(as_text=True)
@@ -308,14 +339,20 @@ def test_a_token_the_api_refuses_sends_the_user_back_to_login(live):
 def test_an_expired_session_sends_the_user_back_to_login(live):
     client = live.app.test_client()
     with client.session_transaction() as session:
-        session["ui_user"] = {"token": "x", "expires_at": 1.0, "role": "admin", "subject": "admin",
-                              "provider": "builtin"}
+        session["ui_user"] = {
+            "token": "x",
+            "expires_at": 1.0,
+            "role": "admin",
+            "subject": "admin",
+            "provider": "builtin",
+        }
     response = client.get("/ui/devices")
     assert response.status_code == 302 and response.headers["Location"].endswith("/ui/login")
 
 
-@pytest.mark.parametrize("path", ["/ui/logout", "/ui/login/builtin", "/ui/offers",
-                                  "/ui/devices/x/toggle", "/ui/contracts/x/cancel"])
+@pytest.mark.parametrize(
+    "path", ["/ui/logout", "/ui/login/builtin", "/ui/offers", "/ui/devices/x/toggle", "/ui/contracts/x/cancel"]
+)
 def test_a_post_without_the_csrf_token_is_refused(live, path):
     response = live.app.test_client().post(path, data={"field": "availability", "value": "no"})
     assert response.status_code == 400
@@ -323,12 +360,25 @@ def test_a_post_without_the_csrf_token_is_refused(live, path):
 
 
 def test_device_query_builds_a_geo_circle_and_reports_bad_input():
-    query = device_query({"device_class": "dhwDevice", "marketplace_availability": "yes",
-                          "cap_min": "1.5", "lat": "41.4", "lng": "2.2", "radius_km": "10",
-                          "sort": "-capacity", "per_page": "50", "page": "2"})
+    query = device_query(
+        {
+            "device_class": "dhwDevice",
+            "marketplace_availability": "yes",
+            "cap_min": "1.5",
+            "lat": "41.4",
+            "lng": "2.2",
+            "radius_km": "10",
+            "sort": "-capacity",
+            "per_page": "50",
+            "page": "2",
+        }
+    )
     assert query.params["where"] == {
-        "device_class": "dhwDevice", "marketplace_availability": "yes", "max_capacity": {"$gte": 1.5},
-        "location": {"$geoWithin": {"$centerSphere": [[2.2, 41.4], 10 / EARTH_RADIUS_KM]}}}
+        "device_class": "dhwDevice",
+        "marketplace_availability": "yes",
+        "max_capacity": {"$gte": 1.5},
+        "location": {"$geoWithin": {"$centerSphere": [[2.2, 41.4], 10 / EARTH_RADIUS_KM]}},
+    }
     assert (query.params["sort"], query.params["max_results"], query.params["page"]) == ("-max_capacity", 50, 2)
     bad = device_query({"device_class": "toaster", "cap_max": "lots", "lat": "41", "per_page": "7"})
     assert "where" not in bad.params and bad.per_page == 25
@@ -336,8 +386,13 @@ def test_device_query_builds_a_geo_circle_and_reports_bad_input():
 
 
 def test_forecast_chart_uses_the_outer_quantiles_as_a_band():
-    forecast = {"kind": "consumption", "start": "2026-01-01T00:00:00Z", "resolution": 900,
-                "values": [1.0, 2.0], "quantiles": {"p50": [1, 2], "p10": [0.5, 1.5], "p90": [1.5, 2.5]}}
+    forecast = {
+        "kind": "consumption",
+        "start": "2026-01-01T00:00:00Z",
+        "resolution": 900,
+        "values": [1.0, 2.0],
+        "quantiles": {"p50": [1, 2], "p10": [0.5, 1.5], "p90": [1.5, 2.5]},
+    }
     chart = forecast_chart(forecast)
     assert chart["x"][1] - chart["x"][0] == 900
     assert [s["label"] for s in chart["series"]][:2] == ["p10", "p90"] and chart["band"] == [0, 1]
@@ -346,26 +401,39 @@ def test_forecast_chart_uses_the_outer_quantiles_as_a_band():
 
 
 def test_advice_timeline_reads_tags_per_slot():
-    slots = advice_timeline({"start": "2026-01-01T00:00:00Z", "resolution": 900,
-                             "slots": [{"tag": 1, "code": "CHEAP"}, {"tag": 5, "code": "PEAK"}, {"tag": 9}]})
+    slots = advice_timeline(
+        {
+            "start": "2026-01-01T00:00:00Z",
+            "resolution": 900,
+            "slots": [{"tag": 1, "code": "CHEAP"}, {"tag": 5, "code": "PEAK"}, {"tag": 9}],
+        }
+    )
     assert [(s.time, s.tag, s.code) for s in slots] == [("00:00", 1, "CHEAP"), ("00:15", 5, "PEAK")]
     assert [s.tag for s in advice_timeline({"tags": [2, 3]})] == [2, 3]
 
 
 def test_advice_panel_draws_a_day_of_tags(live):
-    advice = {"kind": "prosumer", "start": "2026-01-01T00:00:00Z", "resolution": 900,
-              "slots": [{"tag": 1 + i % 5, "code": "LOW_PRICE", "message": "cheap"} for i in range(96)]}
+    advice = {
+        "kind": "prosumer",
+        "start": "2026-01-01T00:00:00Z",
+        "resolution": 900,
+        "slots": [{"tag": 1 + i % 5, "code": "LOW_PRICE", "message": "cheap"} for i in range(96)],
+    }
     ranked = {"kind": "aggregator", "target_kw": 5, "devices": [{"device_id": "d" * 36, "expected_kw": 2.5}]}
     with live.app.test_request_context("/ui/advice"):
         from flask import render_template
 
         from admin_ui.series import TAG_WORDS, recommended_devices
-        html = render_template("admin_ui/advice.html", tag_words=TAG_WORDS, entries=[
-            {"doc": d, "timeline": advice_timeline(d), "devices": recommended_devices(d)} for d in (advice, ranked)])
+
+        html = render_template(
+            "admin_ui/advice.html",
+            tag_words=TAG_WORDS,
+            entries=[
+                {"doc": d, "timeline": advice_timeline(d), "devices": recommended_devices(d)} for d in (advice, ranked)
+            ],
+        )
     assert html.count('<li class="tag tag-') == 96 and "Prosumer advice for 2026-01-01" in html
     assert "d" * 8 + "…" in html and "2.5" in html
-
-
 
 
 def test_offers_status_filter_keeps_its_selection(live):
@@ -373,9 +441,22 @@ def test_offers_status_filter_keeps_its_selection(live):
     from flask import render_template
 
     from admin_ui.views.market import OFFER_STATUSES
+
     with live.app.test_request_context("/ui/offers?status=withdrawn"):
-        html = render_template("admin_ui/offers.html", offers=[], total=0, own_devices=[], can_contract=False,
-                               default_start="", default_end="", form={}, page=1, pages=1, args={},
-                               status="withdrawn", statuses=OFFER_STATUSES)
+        html = render_template(
+            "admin_ui/offers.html",
+            offers=[],
+            total=0,
+            own_devices=[],
+            can_contract=False,
+            default_start="",
+            default_end="",
+            form={},
+            page=1,
+            pages=1,
+            args={},
+            status="withdrawn",
+            statuses=OFFER_STATUSES,
+        )
     assert "<option selected>withdrawn</option>" in html
     assert "No offers match." in html

@@ -7,6 +7,7 @@
 
 Contracts racing for one device and time are in test_marketplace_concurrency.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import requests
 
 from tests.factories import device
@@ -23,8 +23,6 @@ from tests.factories import device
 RACERS = 16
 WRITERS, BULKS, READINGS = 4, 8, 96
 READERS = 4
-
-
 
 
 def bearer(token: Any, role: str, **ids: str) -> dict[str, str]:
@@ -41,8 +39,9 @@ def test_patches_racing_on_one_etag_have_exactly_one_winner(server, insert, toke
 
     def patch(value: float) -> requests.Response:
         gate.wait()
-        return requests.patch(url, json={"available_capacity": value}, timeout=30,
-                              headers={**prosumer, "If-Match": etag})
+        return requests.patch(
+            url, json={"available_capacity": value}, timeout=30, headers={**prosumer, "If-Match": etag}
+        )
 
     with ThreadPoolExecutor(RACERS) as pool:
         responses = list(pool.map(patch, [float(i) for i in range(RACERS)]))
@@ -54,8 +53,9 @@ def test_patches_racing_on_one_etag_have_exactly_one_winner(server, insert, toke
     assert stored["available_capacity"] == float(winner)
     assert stored["_etag"] == responses[winner].json()["_etag"] != etag
     # the winner's ETag is the one that now works; the old one still fails
-    again = requests.patch(url, json={"available_capacity": 0.5}, timeout=10,
-                           headers={**prosumer, "If-Match": stored["_etag"]})
+    again = requests.patch(
+        url, json={"available_capacity": 0.5}, timeout=10, headers={**prosumer, "If-Match": stored["_etag"]}
+    )
     assert again.status_code == 200
     stale = requests.patch(url, json={"available_capacity": 0.7}, timeout=10, headers={**prosumer, "If-Match": etag})
     assert stale.status_code == 412
@@ -72,9 +72,14 @@ def test_bulk_measurement_inserts_while_others_read_lists(server, insert, token,
     def write(dev: dict[str, Any]) -> list[int]:
         codes = []
         for b in range(BULKS):
-            bulk = [{"device_id": dev["device_id"], "power_kw": 1.0 + i / 100, "timestamp":
-                     (start + timedelta(minutes=15 * (b * READINGS + i))).strftime("%Y-%m-%dT%H:%M:%SZ")}
-                    for i in range(READINGS)]
+            bulk = [
+                {
+                    "device_id": dev["device_id"],
+                    "power_kw": 1.0 + i / 100,
+                    "timestamp": (start + timedelta(minutes=15 * (b * READINGS + i))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+                for i in range(READINGS)
+            ]
             codes.append(requests.post(f"{server}/measurements", json=bulk, headers=service, timeout=60).status_code)
         return codes
 
@@ -82,8 +87,12 @@ def test_bulk_measurement_inserts_while_others_read_lists(server, insert, token,
         codes, totals = [], []
         where = json.dumps({"device_id": devices[n % WRITERS]["device_id"]})
         while writing.is_set() or not totals:
-            listed = requests.get(f"{server}/measurements", params={"where": where, "max_results": 50,
-                                                                    "sort": "-timestamp"}, headers=admin, timeout=60)
+            listed = requests.get(
+                f"{server}/measurements",
+                params={"where": where, "max_results": 50, "sort": "-timestamp"},
+                headers=admin,
+                timeout=60,
+            )
             codes.append(listed.status_code)
             if listed.ok:
                 totals.append(listed.json()["_meta"]["total"])
@@ -104,6 +113,7 @@ def test_bulk_measurement_inserts_while_others_read_lists(server, insert, token,
     expected = WRITERS * BULKS * READINGS
     listed = requests.get(f"{server}/measurements", params={"max_results": 1}, headers=admin, timeout=30).json()
     assert listed["_meta"]["total"] == expected == db["measurements"].count_documents({})
-    per_device = {d["device_id"]: len(db["measurements"].distinct("timestamp", {"device_id": d["device_id"]}))
-                  for d in devices}
+    per_device = {
+        d["device_id"]: len(db["measurements"].distinct("timestamp", {"device_id": d["device_id"]})) for d in devices
+    }
     assert per_device == {d["device_id"]: BULKS * READINGS for d in devices}

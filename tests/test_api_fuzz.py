@@ -12,6 +12,7 @@ FUZZ_EXAMPLES (10) generated ones per operation and role, derandomised, no
 example database, no deadline, no shrinking (a failure prints its curl).
 docs/hardening.md lists what this found.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -25,15 +26,25 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
-                                               response_headers_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from registry import create_app, demo
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "10"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, response_headers_conformance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+]
 
 DEMO = demo.build_demo(6)
 PROSUMER = DEMO["prosumers"][1]
@@ -65,15 +76,29 @@ def bearer(role: str) -> dict[str, str]:
     from registry.auth import mint_token
 
     config = APP.config
-    return {"Authorization": "Bearer " + mint_token(config["INSTANCE_PATH"], config["OAUTH_ISSUER"],
-                                                    config["OAUTH_AUDIENCE"], role, subject=f"fuzz-{role}",
-                                                    **ROLES[role])}
+    return {
+        "Authorization": "Bearer "
+        + mint_token(
+            config["INSTANCE_PATH"],
+            config["OAUTH_ISSUER"],
+            config["OAUTH_AUDIENCE"],
+            role,
+            subject=f"fuzz-{role}",
+            **ROLES[role],
+        )
+    }
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 @schema.parametrize()
-@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_operation_for_every_role(case: Any, role: str) -> None:
     case.call_and_validate(headers=bearer(role), checks=CHECKS)
 
@@ -85,8 +110,11 @@ def item_operations() -> list[tuple[str, Any, Any]]:
         operation = result.ok()
         if operation.method != "get" or "{" in operation.path:
             continue
-        items = [o.ok() for o in schema.get_all_operations()
-                 if o.ok().method == "get" and o.ok().path.startswith(operation.path + "/{")]
+        items = [
+            o.ok()
+            for o in schema.get_all_operations()
+            if o.ok().method == "get" and o.ok().path.startswith(operation.path + "/{")
+        ]
         # the id-field lookup, not the additional one (/aggregators/{Aggregator_Id})
         by_id = [o for o in items if o.path_parameters[0].name[0].islower()]
         found.append((operation.path, operation, by_id[0] if by_id else None))

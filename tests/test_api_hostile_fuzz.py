@@ -11,6 +11,7 @@ syntaxes naming hidden fields in every disguise. For every role:
 * a refused write changes nothing in the store;
 * a hidden field, however it is spelled, is never filterable by an aggregator.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,38 @@ from hypothesis import strategies as st
 from tests.test_access import ROLES, item_url, world  # noqa: F401  (world is a fixture)
 from tests.test_security_api import snapshot
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-FIELDS = ["device_id", "device_name", "account_id", "aggregator_id", "ven_id", "available_capacity",
-          "max_capacity", "power_kw", "price", "status", "location", "availability", "_id", "_etag",
-          "_created", "registration_status", "email", "name", "display_name", "$set", "a.b", ""]
+FIELDS = [
+    "device_id",
+    "device_name",
+    "account_id",
+    "aggregator_id",
+    "ven_id",
+    "available_capacity",
+    "max_capacity",
+    "power_kw",
+    "price",
+    "status",
+    "location",
+    "availability",
+    "_id",
+    "_etag",
+    "_created",
+    "registration_status",
+    "email",
+    "name",
+    "display_name",
+    "$set",
+    "a.b",
+    "",
+]
 HIDDEN = ["email", "name", "phone", "address"]
 
 
@@ -38,8 +65,22 @@ def escaped(name: str, draw: Any) -> str:
     return '"' + "".join(f"\\u{ord(c):04x}" if m else c for c, m in zip(name, mask)) + '"'
 
 
-NUMBERS = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "123456789012345678901234567890",
-                           "0", "-1", "2.5", "1e308", "true", "null"])
+NUMBERS = st.sampled_from(
+    [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e400",
+        "-1e999",
+        "123456789012345678901234567890",
+        "0",
+        "-1",
+        "2.5",
+        "1e308",
+        "true",
+        "null",
+    ]
+)
 SCALARS = st.one_of(NUMBERS, st.text(max_size=12).map(json.dumps))
 
 
@@ -64,16 +105,24 @@ def hostile_body(draw: Any) -> str:
     return body
 
 
-WRITES = [("prosumer", "patch", "devices"), ("aggregator", "patch", "devices"), ("prosumer", "post", "offers"),
-          ("aggregator", "post", "contracts"), ("service", "post", "measurements"), ("aggregator", "post", "vens"),
-          ("prosumer", "patch", "prosumers"), ("admin", "post", "devices"), ("admin", "patch", "devices")]
+WRITES = [
+    ("prosumer", "patch", "devices"),
+    ("aggregator", "patch", "devices"),
+    ("prosumer", "post", "offers"),
+    ("aggregator", "post", "contracts"),
+    ("service", "post", "measurements"),
+    ("aggregator", "post", "vens"),
+    ("prosumer", "patch", "prosumers"),
+    ("admin", "post", "devices"),
+    ("admin", "patch", "devices"),
+]
 RESOURCES = ["devices", "offers", "contracts", "measurements", "vens", "prosumers"]
 
 
 @pytest.mark.parametrize("role,verb,resource", WRITES)
 @FUZZ
 @given(body=hostile_body(), encoding=st.sampled_from(["json", "json", "json", "form", "multipart"]))
-def test_hostile_writes(client_as, world, db, role, verb, resource, body, encoding):  # noqa: F811
+def test_hostile_writes(client_as, world, db, role, verb, resource, body, encoding):
     name, ids = ROLES[role]
     api = client_as(name, **ids)
     url, headers = f"/{resource}", {}
@@ -100,7 +149,7 @@ def where_naming(draw: Any, field: str) -> tuple[str, str]:
     operator = draw(st.sampled_from(["$lt", "$gte", "$ne", "$exists", "$in"]))
     operand = {"$exists": "true", "$in": '["a"]'}.get(operator, '"m"')
     key = escaped(field, draw) if draw(st.booleans()) else json.dumps(field + draw(st.sampled_from(["", ".x"])))
-    clause = "{%s: {\"%s\": %s}}" % (key, operator, operand)
+    clause = '{%s: {"%s": %s}}' % (key, operator, operand)
     style = draw(st.sampled_from(["plain", "or", "and", "python", "python-wide"]))
     if style == "or":
         return "where", '{"$or": [{"display_name": "x"}, %s]}' % clause
@@ -126,7 +175,7 @@ def hidden_query(draw: Any) -> dict[str, str]:
 
 @FUZZ
 @given(params=hidden_query())
-def test_hidden_fields_in_every_disguise(client_as, world, params):  # noqa: F811
+def test_hidden_fields_in_every_disguise(client_as, world, params):
     name, ids = ROLES["aggregator"]
     response = client_as(name, **ids).get("/prosumers", query_string=params)
     assert response.status_code == 400, (params, response.get_data(as_text=True)[:300])
@@ -136,9 +185,34 @@ def test_hidden_fields_in_every_disguise(client_as, world, params):  # noqa: F81
 def hostile_where(draw: Any, depth: int = 0) -> str:
     if depth > 3 or draw(st.integers(0, 2)) == 0:
         return draw(SCALARS)
-    operator = draw(st.sampled_from(["$in", "$nin", "$all", "$mod", "$size", "$type", "$not", "$elemMatch",
-                                     "$or", "$and", "$nor", "$exists", "$bitsAllSet", "$near", "$geoWithin",
-                                     "$options", "$regex", "$where", "$gt", "$eq", "max_capacity", "$comment"]))
+    operator = draw(
+        st.sampled_from(
+            [
+                "$in",
+                "$nin",
+                "$all",
+                "$mod",
+                "$size",
+                "$type",
+                "$not",
+                "$elemMatch",
+                "$or",
+                "$and",
+                "$nor",
+                "$exists",
+                "$bitsAllSet",
+                "$near",
+                "$geoWithin",
+                "$options",
+                "$regex",
+                "$where",
+                "$gt",
+                "$eq",
+                "max_capacity",
+                "$comment",
+            ]
+        )
+    )
     inner = draw(st.lists(hostile_where(depth + 1), max_size=3))
     operand = draw(st.sampled_from(["[" + ", ".join(inner) + "]", inner[0] if inner else "{}"]))
     return "{%s: %s}" % (json.dumps(operator), operand)
@@ -147,7 +221,7 @@ def hostile_where(draw: Any, depth: int = 0) -> str:
 @pytest.mark.parametrize("role", ["admin", "service", "aggregator", "prosumer"])
 @FUZZ
 @given(where=hostile_where(), page=st.sampled_from([None, "1", "²", "0", "-3", "1e2", "٣"]))
-def test_hostile_queries(client_as, world, role, where, page):  # noqa: F811
+def test_hostile_queries(client_as, world, role, where, page):
     name, ids = ROLES[role]
     params = {"where": where, **({"page": page} if page else {})}
     for resource in ("devices", "prosumers", "offers"):

@@ -1,4 +1,5 @@
 """Tokens at the API: attacks get 401, two issuers at once, rate limits."""
+
 from __future__ import annotations
 
 import base64
@@ -23,8 +24,15 @@ def signing_key(app) -> RSAKey:
 
 def claims(app, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"iss": app.config["OAUTH_ISSUER"], "aud": app.config["OAUTH_AUDIENCE"], "sub": "svc",
-            "iat": now, "nbf": now, "exp": now + 600, "role": "service"}
+    base = {
+        "iss": app.config["OAUTH_ISSUER"],
+        "aud": app.config["OAUTH_AUDIENCE"],
+        "sub": "svc",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "role": "service",
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -34,12 +42,13 @@ def attacks(app, key: RSAKey) -> dict[str, str]:
     other = RSAKey.generate_key(2048, parameters={"kid": "other"})
     return {
         "alg none": forge({"alg": "none", "kid": key.kid}, claims(app), None),
-        "HS256 signed with the public key": forge({"alg": "HS256", "kid": key.kid}, claims(app),
-                                                  key.as_bytes(private=False)),
-        "expired": jwt.encode({"alg": "RS256", "kid": key.kid},
-                              claims(app, iat=now - 900, nbf=now - 900, exp=now - 100), key),
-        "not yet valid": jwt.encode({"alg": "RS256", "kid": key.kid},
-                                    claims(app, nbf=now + 600, exp=now + 1200), key),
+        "HS256 signed with the public key": forge(
+            {"alg": "HS256", "kid": key.kid}, claims(app), key.as_bytes(private=False)
+        ),
+        "expired": jwt.encode(
+            {"alg": "RS256", "kid": key.kid}, claims(app, iat=now - 900, nbf=now - 900, exp=now - 100), key
+        ),
+        "not yet valid": jwt.encode({"alg": "RS256", "kid": key.kid}, claims(app, nbf=now + 600, exp=now + 1200), key),
         "wrong issuer": jwt.encode({"alg": "RS256", "kid": key.kid}, claims(app, iss="https://evil"), key),
         "wrong audience": jwt.encode({"alg": "RS256", "kid": key.kid}, claims(app, aud="other-api"), key),
         "another issuer's key": jwt.encode({"alg": "RS256", "kid": key.kid}, claims(app), other),
@@ -48,16 +57,27 @@ def attacks(app, key: RSAKey) -> dict[str, str]:
     }
 
 
-ATTACK_NAMES = ["alg none", "HS256 signed with the public key", "expired", "not yet valid",
-                "wrong issuer", "wrong audience", "another issuer's key", "unknown kid", "garbage"]
+ATTACK_NAMES = [
+    "alg none",
+    "HS256 signed with the public key",
+    "expired",
+    "not yet valid",
+    "wrong issuer",
+    "wrong audience",
+    "another issuer's key",
+    "unknown kid",
+    "garbage",
+]
 
 
 @pytest.mark.parametrize("attack", ATTACK_NAMES)
 def test_token_attacks_are_401_and_change_nothing(app, anon, db, signing_key, attack):
     token = attacks(app, signing_key)[attack]
     headers = {"Authorization": f"Bearer {token}"}
-    for response in (anon.get("/devices", headers=headers),
-                     anon.post("/devices", headers=headers, **as_json(device()))):
+    for response in (
+        anon.get("/devices", headers=headers),
+        anon.post("/devices", headers=headers, **as_json(device())),
+    ):
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert response.json["_error"]["message"]
@@ -79,8 +99,9 @@ def test_missing_or_non_bearer_credentials_are_401(anon, header):
 def test_client_credentials_token_from_the_provider_works_on_the_api(app, anon, db):
     secret = credentials.secret_of(app.config["INSTANCE_PATH"], "clients", credentials.BRIDGE_CLIENT_ID)
     basic = base64.b64encode(f"{credentials.BRIDGE_CLIENT_ID}:{secret}".encode()).decode()
-    issued = anon.post("/oauth/token", data={"grant_type": "client_credentials"},
-                       headers={"Authorization": f"Basic {basic}"})
+    issued = anon.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+    )
     assert issued.status_code == 200
     assert issued.json["expires_in"] <= 3600
     headers = {"Authorization": f"Bearer {issued.json['access_token']}"}
@@ -90,15 +111,31 @@ def test_client_credentials_token_from_the_provider_works_on_the_api(app, anon, 
 
 def test_two_issuers_at_once(instance_path, jwks_server: JwksServer, token):
     keycloak = jwks_server
-    app = create_app({"INSTANCE_PATH": instance_path, "OAUTH_PROVIDERS": [{
-        "issuer": keycloak.issuer, "audience": "account",
-        "discovery_url": f"{keycloak.base}/.well-known/openid-configuration",
-        "role_claim": "realm_access.roles"}]})
+    app = create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "OAUTH_PROVIDERS": [
+                {
+                    "issuer": keycloak.issuer,
+                    "audience": "account",
+                    "discovery_url": f"{keycloak.base}/.well-known/openid-configuration",
+                    "role_claim": "realm_access.roles",
+                }
+            ],
+        }
+    )
     with app.app_context():
         app.data.driver.db["devices"].insert_many([device(aggregator_id="agg-kc"), device(aggregator_id="agg-x")])
     now = int(time.time())
-    kc_claims = {"iss": keycloak.issuer, "aud": "account", "sub": "kc-user", "iat": now, "exp": now + 300,
-                 "realm_access": {"roles": ["offline_access", "aggregator"]}, "aggregator_id": "agg-kc"}
+    kc_claims = {
+        "iss": keycloak.issuer,
+        "aud": "account",
+        "sub": "kc-user",
+        "iat": now,
+        "exp": now + 300,
+        "realm_access": {"roles": ["offline_access", "aggregator"]},
+        "aggregator_id": "agg-kc",
+    }
     kc_key = keycloak.keys[0]
     kc_token = jwt.encode({"alg": "RS256", "kid": kc_key.kid}, kc_claims, kc_key)
     client = app.test_client()
@@ -123,7 +160,7 @@ def test_rate_limit_is_per_subject(instance_path, token):
     first = token("admin")
     assert [get(first) for _ in range(3)] == [200, 200, 200]
     assert get(first) == 429
-    assert get(token("admin")) == 429             # a fresh token of the same subject: same budget
+    assert get(token("admin")) == 429  # a fresh token of the same subject: same budget
     assert get(token("aggregator", aggregator_id="agg")) == 200  # another subject has its own budget
     service = token("service")
     assert [get(service) for _ in range(5)] == [200] * 5  # services have RATE_LIMIT_SERVICE

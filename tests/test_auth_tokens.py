@@ -4,6 +4,7 @@ Issuer A is the built-in provider (static RSA key, one-hour cap), issuer B
 signs ES256 with its own static key, issuer C is a Keycloak-like provider
 serving OIDC discovery and JWKS over real HTTP on loopback.
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,15 +13,21 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from registry.auth import (
-    IssuerConfig, InvalidToken, Principal, TokenValidator, load_or_create_signing_key, public_jwks,
+    InvalidToken,
+    IssuerConfig,
+    Principal,
+    TokenValidator,
+    load_or_create_signing_key,
+    public_jwks,
 )
 from registry.auth.issuing import builtin_issuer_config
 
@@ -48,7 +55,7 @@ class JwksServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 if self.path not in owner.hits:
                     self.send_error(404)
                     return
@@ -109,26 +116,50 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture()
-def validator(instance_dir: str, key_a: RSAKey, key_b: ECKey, jwks_server: JwksServer,
-              clock: FakeClock) -> TokenValidator:
-    return TokenValidator([
-        builtin_issuer_config({"INSTANCE_PATH": instance_dir, "OAUTH_ISSUER": ISSUER_A,
-                               "OAUTH_AUDIENCE": AUDIENCE}),
-        IssuerConfig(issuer=ISSUER_B, audience=AUDIENCE, keys=key_b.as_dict(private=False),
-                     algorithms=["ES256"], role_claim="ext.role",
-                     aggregator_id_claim="ext.aggregator", account_id_claim="ext.account"),
-        IssuerConfig(issuer=jwks_server.issuer, audience="account",
-                     discovery_url=f"{jwks_server.base}/.well-known/openid-configuration",
-                     role_claim="realm_access.roles", aggregator_id_claim="aggregator_id",
-                     account_id_claim="account_id"),
-    ], clock=clock)
+def validator(
+    instance_dir: str, key_a: RSAKey, key_b: ECKey, jwks_server: JwksServer, clock: FakeClock
+) -> TokenValidator:
+    return TokenValidator(
+        [
+            builtin_issuer_config(
+                {"INSTANCE_PATH": instance_dir, "OAUTH_ISSUER": ISSUER_A, "OAUTH_AUDIENCE": AUDIENCE}
+            ),
+            IssuerConfig(
+                issuer=ISSUER_B,
+                audience=AUDIENCE,
+                keys=key_b.as_dict(private=False),
+                algorithms=["ES256"],
+                role_claim="ext.role",
+                aggregator_id_claim="ext.aggregator",
+                account_id_claim="ext.account",
+            ),
+            IssuerConfig(
+                issuer=jwks_server.issuer,
+                audience="account",
+                discovery_url=f"{jwks_server.base}/.well-known/openid-configuration",
+                role_claim="realm_access.roles",
+                aggregator_id_claim="aggregator_id",
+                account_id_claim="account_id",
+            ),
+        ],
+        clock=clock,
+    )
 
 
 def claims_a(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": ISSUER_A, "aud": AUDIENCE, "sub": "agg-client", "iat": now, "nbf": now,
-              "exp": now + 600, "jti": "j1", "client_id": "agg-client", "role": "aggregator",
-              "aggregator_id": "AGG-1"}
+    claims = {
+        "iss": ISSUER_A,
+        "aud": AUDIENCE,
+        "sub": "agg-client",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "j1",
+        "client_id": "agg-client",
+        "role": "aggregator",
+        "aggregator_id": "AGG-1",
+    }
     claims.update(changes)
     return {key: value for key, value in claims.items() if value is not None}
 
@@ -149,48 +180,71 @@ def forge(header: dict[str, Any], claims: dict[str, Any], secret: bytes | None) 
 
 def test_builtin_token_becomes_principal(validator: TokenValidator, key_a: RSAKey) -> None:
     principal = validator.validate(sign(key_a, claims_a()))
-    assert principal == Principal(subject="agg-client", role="aggregator", aggregator_id="AGG-1",
-                                  account_id=None, issuer=ISSUER_A, client_id="agg-client")
+    assert principal == Principal(
+        subject="agg-client",
+        role="aggregator",
+        aggregator_id="AGG-1",
+        account_id=None,
+        issuer=ISSUER_A,
+        client_id="agg-client",
+    )
 
 
 def test_es256_token_from_second_issuer(validator: TokenValidator, key_b: ECKey) -> None:
-    claims = claims_a(iss=ISSUER_B, role=None, aggregator_id=None,
-                      ext={"role": "prosumer", "account": "acc-7", "aggregator": "AGG-2"})
+    claims = claims_a(
+        iss=ISSUER_B, role=None, aggregator_id=None, ext={"role": "prosumer", "account": "acc-7", "aggregator": "AGG-2"}
+    )
     principal = validator.validate(sign(key_b, claims, alg="ES256"))
     assert (principal.issuer, principal.role, principal.account_id, principal.aggregator_id) == (
-        ISSUER_B, "prosumer", "acc-7", "AGG-2")
+        ISSUER_B,
+        "prosumer",
+        "acc-7",
+        "AGG-2",
+    )
 
 
-@pytest.mark.parametrize("roles, expected", [
-    (["offline_access", "uma_authorization", "prosumer"], "prosumer"),
-    (["service", "admin"], "service"),
-    (["admin"], "admin"),
-])
-def test_keycloak_realm_roles_over_http(validator: TokenValidator, jwks_server: JwksServer,
-                                        roles: list[str], expected: str) -> None:
-    claims = claims_a(iss=jwks_server.issuer, aud=["account", "broker"], role=None,
-                      azp="admin-ui", client_id=None, realm_access={"roles": roles},
-                      account_id="acc-1")
+@pytest.mark.parametrize(
+    "roles, expected",
+    [
+        (["offline_access", "uma_authorization", "prosumer"], "prosumer"),
+        (["service", "admin"], "service"),
+        (["admin"], "admin"),
+    ],
+)
+def test_keycloak_realm_roles_over_http(
+    validator: TokenValidator, jwks_server: JwksServer, roles: list[str], expected: str
+) -> None:
+    claims = claims_a(
+        iss=jwks_server.issuer,
+        aud=["account", "broker"],
+        role=None,
+        azp="admin-ui",
+        client_id=None,
+        realm_access={"roles": roles},
+        account_id="acc-1",
+    )
     principal = validator.validate(sign(jwks_server.keys[0], claims))
     assert (principal.role, principal.client_id, principal.account_id) == (expected, "admin-ui", "acc-1")
     assert jwks_server.hits == {"/jwks.json": 1, "/.well-known/openid-configuration": 1}
 
 
-def test_two_issuers_share_one_validator_and_cache(validator: TokenValidator, key_a: RSAKey,
-                                                   jwks_server: JwksServer) -> None:
-    keycloak = claims_a(iss=jwks_server.issuer, aud="account", role=None,
-                        realm_access={"roles": ["aggregator"]})
+def test_two_issuers_share_one_validator_and_cache(
+    validator: TokenValidator, key_a: RSAKey, jwks_server: JwksServer
+) -> None:
+    keycloak = claims_a(iss=jwks_server.issuer, aud="account", role=None, realm_access={"roles": ["aggregator"]})
     for _ in range(3):
         assert validator.validate(sign(jwks_server.keys[0], keycloak)).issuer == jwks_server.issuer
         assert validator.validate(sign(key_a, claims_a())).issuer == ISSUER_A
     assert jwks_server.hits["/jwks.json"] == 1
 
 
-def test_rotation_refetches_once_per_interval(validator: TokenValidator, jwks_server: JwksServer,
-                                              clock: FakeClock) -> None:
+def test_rotation_refetches_once_per_interval(
+    validator: TokenValidator, jwks_server: JwksServer, clock: FakeClock
+) -> None:
     def token_for(key: RSAKey) -> str:
-        return sign(key, claims_a(iss=jwks_server.issuer, aud="account", role=None,
-                                  realm_access={"roles": ["service"]}))
+        return sign(
+            key, claims_a(iss=jwks_server.issuer, aud="account", role=None, realm_access={"roles": ["service"]})
+        )
 
     old, new, newest = jwks_server.keys[0], new_rsa("c-2"), new_rsa("c-3")
     validator.validate(token_for(old))
@@ -210,17 +264,24 @@ def test_rotation_refetches_once_per_interval(validator: TokenValidator, jwks_se
 
 
 def test_unreachable_jwks_is_invalid_token_not_crash(key_a: RSAKey) -> None:
-    validator = TokenValidator([IssuerConfig(issuer="https://gone.example", audience=AUDIENCE,
-                                             jwks_uri="http://127.0.0.1:9/jwks.json")],
-                               http_timeout=1.0)
+    validator = TokenValidator(
+        [IssuerConfig(issuer="https://gone.example", audience=AUDIENCE, jwks_uri="http://127.0.0.1:9/jwks.json")],
+        http_timeout=1.0,
+    )
     with pytest.raises(InvalidToken, match="unavailable"):
         validator.validate(sign(key_a, claims_a(iss="https://gone.example")))
 
 
 def test_discovery_naming_another_issuer_is_refused(jwks_server: JwksServer) -> None:
-    validator = TokenValidator([IssuerConfig(
-        issuer="https://impostor.example", audience="account",
-        discovery_url=f"{jwks_server.base}/.well-known/openid-configuration")])
+    validator = TokenValidator(
+        [
+            IssuerConfig(
+                issuer="https://impostor.example",
+                audience="account",
+                discovery_url=f"{jwks_server.base}/.well-known/openid-configuration",
+            )
+        ]
+    )
     token = sign(jwks_server.keys[0], claims_a(iss="https://impostor.example", aud="account"))
     with pytest.raises(InvalidToken, match="unavailable"):
         validator.validate(token)
@@ -250,13 +311,16 @@ ATTACKS: dict[str, Callable[[RSAKey, ECKey, RSAKey], str]] = {
     "alg none": lambda a, b, o: forge({"alg": "none", "kid": a.kid}, claims_a(), None),
     "alg None": lambda a, b, o: forge({"alg": "None", "kid": a.kid}, claims_a(), None),
     "HS256 with public PEM": lambda a, b, o: forge(
-        {"alg": "HS256", "kid": a.kid}, claims_a(), a.as_bytes(private=False)),
+        {"alg": "HS256", "kid": a.kid}, claims_a(), a.as_bytes(private=False)
+    ),
     "HS256 with public JWK": lambda a, b, o: forge(
-        {"alg": "HS256", "kid": a.kid}, claims_a(), json.dumps(public_jwks(a)["keys"][0]).encode()),
+        {"alg": "HS256", "kid": a.kid}, claims_a(), json.dumps(public_jwks(a)["keys"][0]).encode()
+    ),
     "ES256 not allowed for A": lambda a, b, o: sign(b, claims_a(), alg="ES256"),
     "RS256 not allowed for B": lambda a, b, o: sign(a, claims_a(iss=ISSUER_B)),
     "PS256 not allowed for A": lambda a, b, o: jwt.encode(
-        {"alg": "PS256", "kid": a.kid}, claims_a(), _unbound(a), algorithms=["PS256"]),
+        {"alg": "PS256", "kid": a.kid}, claims_a(), _unbound(a), algorithms=["PS256"]
+    ),
     "expired": lambda a, b, o: sign(a, claims_a(iat=NOW - 900, nbf=NOW - 900, exp=NOW - 120)),
     "nbf in future": lambda a, b, o: sign(a, claims_a(nbf=NOW + 600, exp=NOW + 1200)),
     "iat in future": lambda a, b, o: sign(a, claims_a(iat=NOW + 600, exp=NOW + 1200)),
@@ -270,8 +334,7 @@ ATTACKS: dict[str, Callable[[RSAKey, ECKey, RSAKey], str]] = {
     "missing aud": lambda a, b, o: sign(a, claims_a(aud=None)),
     "missing sub": lambda a, b, o: sign(a, claims_a(sub=None)),
     "other key claiming A, own kid": lambda a, b, o: sign(o, claims_a()),
-    "other key claiming A, A's kid": lambda a, b, o: jwt.encode(
-        {"alg": "RS256", "kid": a.kid}, claims_a(), o),
+    "other key claiming A, A's kid": lambda a, b, o: jwt.encode({"alg": "RS256", "kid": a.kid}, claims_a(), o),
     "unknown kid": lambda a, b, o: jwt.encode({"alg": "RS256", "kid": "nope"}, claims_a(), a),
     "tampered payload": lambda a, b, o: _tampered(sign(a, claims_a())),
     "missing role": lambda a, b, o: sign(a, claims_a(role=None)),
@@ -287,44 +350,45 @@ ATTACKS: dict[str, Callable[[RSAKey, ECKey, RSAKey], str]] = {
 
 
 REASONS = {
-    'alg none': 'algorithm',
-    'alg None': 'algorithm',
-    'HS256 with public PEM': 'algorithm',
-    'HS256 with public JWK': 'algorithm',
-    'ES256 not allowed for A': 'algorithm',
-    'RS256 not allowed for B': 'algorithm',
-    'PS256 not allowed for A': 'algorithm',
-    'expired': 'expired',
-    'nbf in future': 'not yet valid',
-    'iat in future': 'issued in the future',
-    'missing exp': "'exp'",
-    'missing iat at builtin': "'iat'",
-    'ttl over one hour': 'lifetime',
-    'wrong iss': 'issuer',
-    'missing iss': 'issuer',
-    'iss as list': 'issuer',
-    'wrong aud': "'aud'",
-    'missing aud': "'aud'",
-    'missing sub': "'sub'",
-    'other key claiming A, own kid': 'unknown key',
-    "other key claiming A, A's kid": 'signature',
-    'unknown kid': 'unknown key',
-    'tampered payload': 'signature',
-    'missing role': 'role',
-    'unknown role': 'role',
-    'role list without known role': 'role',
-    'empty': 'compact',
-    'garbage': 'compact',
-    'three dots': 'well-formed',
-    'bad base64': 'well-formed',
-    'json array header': 'well-formed',
-    'four parts': 'compact',
+    "alg none": "algorithm",
+    "alg None": "algorithm",
+    "HS256 with public PEM": "algorithm",
+    "HS256 with public JWK": "algorithm",
+    "ES256 not allowed for A": "algorithm",
+    "RS256 not allowed for B": "algorithm",
+    "PS256 not allowed for A": "algorithm",
+    "expired": "expired",
+    "nbf in future": "not yet valid",
+    "iat in future": "issued in the future",
+    "missing exp": "'exp'",
+    "missing iat at builtin": "'iat'",
+    "ttl over one hour": "lifetime",
+    "wrong iss": "issuer",
+    "missing iss": "issuer",
+    "iss as list": "issuer",
+    "wrong aud": "'aud'",
+    "missing aud": "'aud'",
+    "missing sub": "'sub'",
+    "other key claiming A, own kid": "unknown key",
+    "other key claiming A, A's kid": "signature",
+    "unknown kid": "unknown key",
+    "tampered payload": "signature",
+    "missing role": "role",
+    "unknown role": "role",
+    "role list without known role": "role",
+    "empty": "compact",
+    "garbage": "compact",
+    "three dots": "well-formed",
+    "bad base64": "well-formed",
+    "json array header": "well-formed",
+    "four parts": "compact",
 }
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
-def test_attack_is_invalid_token(validator: TokenValidator, key_a: RSAKey, key_b: ECKey,
-                                 key_other: RSAKey, attack: str) -> None:
+def test_attack_is_invalid_token(
+    validator: TokenValidator, key_a: RSAKey, key_b: ECKey, key_other: RSAKey, attack: str
+) -> None:
     token = ATTACKS[attack](key_a, key_b, key_other)
     with pytest.raises(InvalidToken, match=REASONS[attack]):
         validator.validate(token)
@@ -339,8 +403,7 @@ def test_attack_baseline_is_accepted(validator: TokenValidator, key_a: RSAKey) -
 @pytest.mark.parametrize("algorithms", [["HS256"], ["none"], ["RS256", "HS512"]])
 def test_symmetric_algorithms_cannot_be_configured(algorithms: list[str]) -> None:
     with pytest.raises(ValueError):
-        IssuerConfig(issuer=ISSUER_B, audience=AUDIENCE, jwks_uri="https://x/jwks",
-                     algorithms=algorithms)
+        IssuerConfig(issuer=ISSUER_B, audience=AUDIENCE, jwks_uri="https://x/jwks", algorithms=algorithms)
 
 
 def test_issuer_without_keys_is_a_config_error() -> None:

@@ -1,4 +1,5 @@
 """Bad input gets a clear 4xx with a message and changes nothing."""
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,17 @@ def snapshot(db):
     return sorted((d["device_id"], d["_etag"]) for d in db["devices"].find())
 
 
-@pytest.mark.parametrize("body,status", [
-    ("{not json", 400),
-    ('{"device_id": ', 400),
-    ("[]", 422),
-    ('"a string"', 400),
-    ("42", 400),
-    ("null", 400),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ("{not json", 400),
+        ('{"device_id": ', 400),
+        ("[]", 422),
+        ('"a string"', 400),
+        ("42", 400),
+        ("null", 400),
+    ],
+)
 def test_malformed_bodies_are_refused(client, db, one_device, body, status):
     before = snapshot(db)
     response = client.post("/devices", data=body, content_type="application/json")
@@ -47,8 +51,10 @@ def test_oversize_body_is_413(app, client, db, one_device):
 
 
 def test_bulk_with_one_bad_item_stores_none(client, db, one_device):
-    readings = [{"device_id": one_device["device_id"], "timestamp": "2026-11-20T10:00:00Z", "power_kw": 1.0},
-                {"device_id": one_device["device_id"], "timestamp": "yesterday", "power_kw": 1.0}]
+    readings = [
+        {"device_id": one_device["device_id"], "timestamp": "2026-11-20T10:00:00Z", "power_kw": 1.0},
+        {"device_id": one_device["device_id"], "timestamp": "yesterday", "power_kw": 1.0},
+    ]
     response = client.post("/measurements", **as_json(readings))
     assert response.status_code == 422
     assert db["measurements"].count_documents({}) == 0
@@ -97,21 +103,36 @@ def test_deeply_nested_where_is_400(client, one_device):
     assert "nested deeper" in response.json["_error"]["message"]
 
 
-@pytest.mark.parametrize("params", [
-    {"sort": "[(1, 2)]"}, {"sort": '[("max_capacity", 5)]'}, {"sort": "{'a': 1}"},
-    {"sort": '[("$natural", 1)]'}, {"sort": ","},
-    {"projection": "{not json"}, {"projection": '{"device_id": "yes"}'},
-    {"max_results": "lots"}, {"page": "-3"}, {"page": "first"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "[(1, 2)]"},
+        {"sort": '[("max_capacity", 5)]'},
+        {"sort": "{'a': 1}"},
+        {"sort": '[("$natural", 1)]'},
+        {"sort": ","},
+        {"projection": "{not json"},
+        {"projection": '{"device_id": "yes"}'},
+        {"max_results": "lots"},
+        {"page": "-3"},
+        {"page": "first"},
+    ],
+)
 def test_bad_query_parameters_are_4xx(client, one_device, params):
     response = client.get(f"/devices?{urlencode(params)}")
     assert 400 <= response.status_code < 500, response.data
 
 
 # found by schemathesis (tests/test_api_fuzz.py): Eve turned true into 1.0 and "2" into 2.0
-@pytest.mark.parametrize("field,value", [
-    ("max_capacity", True), ("max_capacity", False), ("max_capacity", "2.5"), ("available_capacity", [1.0]),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("max_capacity", True),
+        ("max_capacity", False),
+        ("max_capacity", "2.5"),
+        ("available_capacity", [1.0]),
+    ],
+)
 def test_a_number_field_takes_only_numbers(client, db, field, value):
     response = client.post("/devices", **as_json(device(**{field: value})))
     assert response.status_code == 422
@@ -145,6 +166,8 @@ def test_an_unknown_query_parameter_is_refused(client, one_device, url):
 
 
 def test_eve_query_parameters_and_other_endpoints_are_not_affected(client, one_device):
-    assert client.get("/devices?where={}&sort=-max_capacity&projection={\"device_id\":1}"
-                      "&page=1&max_results=5").status_code == 200
+    assert (
+        client.get('/devices?where={}&sort=-max_capacity&projection={"device_id":1}&page=1&max_results=5').status_code
+        == 200
+    )
     assert client.get("/health?probe=1").status_code == 200

@@ -1,4 +1,5 @@
 """run.py: the fixed command forms clients and scripts rely on."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "run.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_help_lists_every_subcommand():
@@ -42,10 +49,13 @@ def test_token_is_accepted_by_a_server_on_the_same_instance(instance_path):
     os.remove(os.path.join(instance_path, "provider.json"))
 
 
-@pytest.mark.parametrize("args,message", [
-    (("token", "--role", "root"), "invalid choice"),
-    (("token", "--role", "admin", "--ttl", "7200"), "capped"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("token", "--role", "root"), "invalid choice"),
+        (("token", "--role", "admin", "--ttl", "7200"), "capped"),
+    ],
+)
 def test_token_refuses_bad_requests(args, message):
     result = run_cli(*args)
     assert result.returncode != 0
@@ -54,7 +64,8 @@ def test_token_refuses_bad_requests(args, message):
 
 def test_seed_refuses_the_embedded_store():
     env = {k: v for k, v in os.environ.items() if k != "MONGO_URI"}
-    result = subprocess.run([sys.executable, "run.py", "seed"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, env=env)
+    result = subprocess.run(
+        [sys.executable, "run.py", "seed"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
+    )
     assert result.returncode == 2
     assert "MONGO_URI is not set" in result.stderr

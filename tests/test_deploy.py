@@ -3,6 +3,7 @@ several workers on a fresh instance folder, web processes that never run RQ
 jobs, and the compose file, Caddyfile and systemd units checked by their own
 tools where this machine has them (no Docker daemon, no MongoDB here).
 """
+
 from __future__ import annotations
 
 import glob
@@ -34,6 +35,7 @@ def metrics_page(url: str) -> str:
 
 # --- gunicorn -----------------------------------------------------------------------------
 
+
 def test_gunicorn_boots_three_workers_on_a_fresh_instance_folder(tmp_path: Any) -> None:
     extra = {"REDIS_URL": REDIS_URL, "RATE_LIMIT_KEY_PREFIX": unique_prefix()}
     with gunicorn(tmp_path, extra, workers=3) as served:
@@ -56,11 +58,16 @@ def test_sigterm_stops_gunicorn_cleanly(tmp_path: Any) -> None:
 
 # --- jobs never run in web processes with RQ ----------------------------------------------
 
+
 def post_device(url: str, instance_path: str) -> dict[str, Any]:
     admin = mint_token(instance_path, url, "der-registry", "admin")
     dev = device()
-    answer = requests.post(url + "/devices", data=json.dumps(dev), timeout=10,
-                           headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+    answer = requests.post(
+        url + "/devices",
+        data=json.dumps(dev),
+        timeout=10,
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+    )
     assert answer.status_code == 201, answer.text
     return dev
 
@@ -70,8 +77,13 @@ def test_web_processes_with_rq_never_run_jobs_or_the_tick(tmp_path: Any) -> None
     from rq import Queue
 
     queue_name = unique_prefix()
-    extra = {"REDIS_URL": REDIS_URL, "JOBS_BACKEND": "rq", "JOBS_QUEUE": queue_name, "JOBS_TICK_SECONDS": "1",
-             "RATE_LIMIT_KEY_PREFIX": unique_prefix()}
+    extra = {
+        "REDIS_URL": REDIS_URL,
+        "JOBS_BACKEND": "rq",
+        "JOBS_QUEUE": queue_name,
+        "JOBS_TICK_SECONDS": "1",
+        "RATE_LIMIT_KEY_PREFIX": unique_prefix(),
+    }
     queue = Queue(queue_name, connection=Redis.from_url(REDIS_URL))
     try:
         with gunicorn(tmp_path, extra, workers=1) as served:
@@ -99,14 +111,26 @@ def test_the_embedded_backend_runs_jobs_and_the_tick_in_the_web_process(tmp_path
     assert value(page, "der_registry_tick_lag_seconds") < 5
 
 
-@pytest.mark.parametrize("backend, wanted, starts", [
-    ("embedded", "auto", True), ("embedded", True, True), ("embedded", False, False),
-    ("rq", "auto", False), ("rq", False, False),
-])
-def test_the_embedded_worker_follows_the_backend(instance_path: str, backend: str, wanted: Any,
-                                                 starts: bool) -> None:
-    app = create_app({"INSTANCE_PATH": instance_path, "JOBS_BACKEND": backend, "REDIS_URL": REDIS_URL,
-                      "JOBS_EMBEDDED_WORKER": wanted, "RATE_LIMIT_KEY_PREFIX": unique_prefix()})
+@pytest.mark.parametrize(
+    "backend, wanted, starts",
+    [
+        ("embedded", "auto", True),
+        ("embedded", True, True),
+        ("embedded", False, False),
+        ("rq", "auto", False),
+        ("rq", False, False),
+    ],
+)
+def test_the_embedded_worker_follows_the_backend(instance_path: str, backend: str, wanted: Any, starts: bool) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "JOBS_BACKEND": backend,
+            "REDIS_URL": REDIS_URL,
+            "JOBS_EMBEDDED_WORKER": wanted,
+            "RATE_LIMIT_KEY_PREFIX": unique_prefix(),
+        }
+    )
     try:
         thread = getattr(app.extensions["jobs"], "thread", None)
         assert (thread is not None and thread.is_alive()) is starts
@@ -117,11 +141,19 @@ def test_the_embedded_worker_follows_the_backend(instance_path: str, backend: st
 @pytest.mark.parametrize("wanted, message", [(True, "RQ backend"), ("yes", "auto, 1 or 0")])
 def test_a_contradictory_embedded_worker_setting_is_refused(instance_path: str, wanted: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "JOBS_BACKEND": "rq", "REDIS_URL": REDIS_URL,
-                    "JOBS_EMBEDDED_WORKER": wanted})
+        create_app(
+            {
+                "INSTANCE_PATH": instance_path,
+                "TESTING": True,
+                "JOBS_BACKEND": "rq",
+                "REDIS_URL": REDIS_URL,
+                "JOBS_EMBEDDED_WORKER": wanted,
+            }
+        )
 
 
 # --- the compose file, the proxy, the units ----------------------------------------------
+
 
 def compose() -> dict[str, Any]:
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
@@ -142,8 +174,14 @@ def test_the_compose_file_has_the_reference_deployment() -> None:
 
 def test_the_compose_file_sets_only_settings_the_app_reads() -> None:
     known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (ROOT / "settings.py").read_text()))
-    bridge_fields = {"OPENADR_API_URL", "OPENADR_CLIENT_ID", "OPENADR_CLIENT_SECRET", "OPENADR_HTTP_CERT",
-                     "OPENADR_HTTP_KEY", "OPENADR_HTTP_CA_FILE"}
+    bridge_fields = {
+        "OPENADR_API_URL",
+        "OPENADR_CLIENT_ID",
+        "OPENADR_CLIENT_SECRET",
+        "OPENADR_HTTP_CERT",
+        "OPENADR_HTTP_KEY",
+        "OPENADR_HTTP_CA_FILE",
+    }
     for name in ("web", "worker", "bridge"):
         unknown = set(compose()["services"][name]["environment"]) - known - bridge_fields
         assert not unknown, f"{name} sets {unknown}, which nothing reads (a typo?)"
@@ -158,16 +196,27 @@ def test_docker_compose_validates_the_compose_file(tmp_path: Any) -> None:
         (copy / secret["file"]).touch()
     env = (DEPLOY / "env.example").read_text()
     (copy / ".env").write_text(re.sub(r"=\n", "=x\n", env))
-    checked = subprocess.run(["docker-compose", "-f", "compose.yaml", "config", "--quiet"], cwd=copy,
-                             capture_output=True, text=True, timeout=60, check=False)
+    checked = subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config", "--quiet"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert checked.returncode == 0, checked.stderr
 
 
 @pytest.mark.skipif(not shutil.which("caddy"), reason="caddy is not installed")
 def test_caddy_validates_the_caddyfile() -> None:
-    checked = subprocess.run(["caddy", "validate", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
-                             capture_output=True, text=True, timeout=60, check=False,
-                             env={"PUBLIC_HOST": "registry.example.org", "PATH": "/usr/bin:/bin"})
+    checked = subprocess.run(
+        ["caddy", "validate", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PUBLIC_HOST": "registry.example.org", "PATH": "/usr/bin:/bin"},
+    )
     assert checked.returncode == 0 and "Valid configuration" in checked.stdout + checked.stderr, checked.stderr
 
 
@@ -182,21 +231,27 @@ def test_systemd_verifies_the_units(tmp_path: Any) -> None:
         name = unit.name.replace("@.service", "@1.service")
         (tmp_path / name).write_text(unit.read_text().replace("/opt/der-registry", str(root)))
         units.append(str(tmp_path / name))
-    checked = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60, check=False)
+    checked = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60, check=False
+    )
     assert len(units) == 3
     assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr
 
 
 def test_the_gunicorn_config_is_the_documented_one() -> None:
     config: dict[str, Any] = {}
-    exec(compile((DEPLOY / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), config)  # noqa: S102
+    exec(compile((DEPLOY / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), config)
     assert config["preload_app"] is False and config["worker_tmp_dir"] in ("/dev/shm", None)
     assert config["graceful_timeout"] < config["timeout"]
     assert {"on_starting", "child_exit", "worker_exit"} <= set(config)
 
 
 def test_every_setting_is_documented() -> None:
-    names = set(re.findall(r'(?:environ\.get|_env_int|_env_switch|environ)\s*[(\[]\s*"([A-Z][A-Z0-9_]+)"',
-                           (ROOT / "settings.py").read_text()))
+    names = set(
+        re.findall(
+            r'(?:environ\.get|_env_int|_env_switch|environ)\s*[(\[]\s*"([A-Z][A-Z0-9_]+)"',
+            (ROOT / "settings.py").read_text(),
+        )
+    )
     docs = "".join(Path(p).read_text() for p in [ROOT / "README.md", *glob.glob(str(ROOT / "docs" / "*.md"))])
     assert len(names) > 40 and not sorted(n for n in names if n not in docs)

@@ -1,4 +1,5 @@
 """The devices resource follows the FLEXCoop CIM schema rule by rule."""
+
 from __future__ import annotations
 
 import pytest
@@ -128,8 +129,10 @@ def test_patch_validates_fields(client):
 def test_bulk_measurements_get_the_device_owner(client):
     doc = device()
     client.post("/devices", **as_json(doc))
-    readings = [{"device_id": doc["device_id"], "timestamp": f"2026-11-20T10:{m:02d}:00Z",
-                 "power_kw": 1.5 - m / 10} for m in (0, 15, 30)]
+    readings = [
+        {"device_id": doc["device_id"], "timestamp": f"2026-11-20T10:{m:02d}:00Z", "power_kw": 1.5 - m / 10}
+        for m in (0, 15, 30)
+    ]
     created = client.post("/measurements", **as_json(readings))
     assert created.status_code == 201, created.json
     items = client.get("/measurements").json["_items"]

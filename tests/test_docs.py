@@ -1,4 +1,5 @@
 """OpenAPI document and Swagger UI page."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,11 @@ def test_health_needs_no_token(client):
 # the document schemathesis checks the API against (tests/test_api_fuzz.py) says what the API does
 def test_item_path_parameters_carry_the_route_pattern(client):
     parameters = client.get("/api-docs").json["components"]["parameters"]
-    assert parameters["devices_device_id"]["schema"] == {"type": "string", "minLength": 1,
-                                                         "pattern": "^(?:[a-zA-Z0-9-]+)$"}
+    assert parameters["devices_device_id"]["schema"] == {
+        "type": "string",
+        "minLength": 1,
+        "pattern": "^(?:[a-zA-Z0-9-]+)$",
+    }
     assert parameters["offer__id"]["schema"]["pattern"] == "^(?:[a-f0-9]{24})$"
     assert all("example" not in p for p in parameters.values() if p["in"] == "path")
 

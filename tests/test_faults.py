@@ -19,6 +19,7 @@ Idempotency-Key makes exactly one contract.
 The bridge losing the registry for a while without losing telemetry is
 tests/test_openadr.py::test_registry_outage_loses_no_telemetry.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -26,8 +27,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -36,7 +38,6 @@ from registry.jobs import backends, records
 from tests.conftest import as_json
 from tests.factories import device
 from tests.history import as_api, readings, this_hour
-
 
 
 def free_port() -> int:
@@ -54,14 +55,17 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
         from redis import Redis
+
         for _ in range(100):
             try:
                 Redis.from_url(self.url).ping()
                 return
-            except Exception:  # noqa: BLE001 - not listening yet
+            except Exception:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
@@ -83,9 +87,17 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 def rq_app(instance_path: str, redis_url: str, **extra: Any) -> Any:
-    return create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "REDIS_URL": redis_url,
-                       "JOBS_BACKEND": "rq", "JOBS_QUEUE": f"test-faults-{uuid.uuid4().hex[:12]}",
-                       "RATE_LIMIT": "100000 per minute", **extra})
+    return create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "TESTING": True,
+            "REDIS_URL": redis_url,
+            "JOBS_BACKEND": "rq",
+            "JOBS_QUEUE": f"test-faults-{uuid.uuid4().hex[:12]}",
+            "RATE_LIMIT": "100000 per minute",
+            **extra,
+        }
+    )
 
 
 def with_history(app: Any) -> dict[str, Any]:
@@ -144,8 +156,9 @@ def test_with_redis_down_the_api_serves_and_jobs_resume_when_it_is_back(instance
     app = rq_app(instance_path, redis_server.url)
     dev = with_history(app)
     with app.app_context():
-        app.data.driver.db["prosumers"].insert_one({"account_id": dev["account_id"], "display_name": "home",
-                                                    "aggregator_id": dev["aggregator_id"]})
+        app.data.driver.db["prosumers"].insert_one(
+            {"account_id": dev["account_id"], "display_name": "home", "aggregator_id": dev["aggregator_id"]}
+        )
     service, admin = app.test_client(), app.test_client()
     service.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token('service')}"
     admin.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token('admin')}"
@@ -169,8 +182,14 @@ def test_with_redis_down_the_api_serves_and_jobs_resume_when_it_is_back(instance
 
 
 def test_with_redis_unreachable_and_the_embedded_store_jobs_run_in_process(instance_path, token):
-    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True,
-                      "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "RATE_LIMIT": "100000 per minute"})
+    app = create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "TESTING": True,
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "RATE_LIMIT": "100000 per minute",
+        }
+    )
     assert app.extensions["jobs"].name == "embedded"  # the embedded store is this process only
     dev = with_history(app)
     service = app.test_client()
@@ -202,17 +221,30 @@ def test_a_worker_dead_mid_contract_leaves_nothing_the_tick_does_not_repair(app,
     dev = device()
     insert("devices", dev)
     prosumer = {"Authorization": f"Bearer {token('prosumer', account_id=dev['account_id'])}"}
-    offer = requests.post(f"{server}/offers", headers=prosumer, timeout=30, json={
-        "device_id": dev["device_id"], "start": iso(0), "end": iso(6), "direction": "down",
-        "power_kw": 2.0, "price": 0.2}).json()
-    aggregator = {"Authorization": f"Bearer {token('aggregator', aggregator_id=dev['aggregator_id'])}",
-                  "Idempotency-Key": "order-42"}
+    offer = requests.post(
+        f"{server}/offers",
+        headers=prosumer,
+        timeout=30,
+        json={
+            "device_id": dev["device_id"],
+            "start": iso(0),
+            "end": iso(6),
+            "direction": "down",
+            "power_kw": 2.0,
+            "price": 0.2,
+        },
+    ).json()
+    aggregator = {
+        "Authorization": f"Bearer {token('aggregator', aggregator_id=dev['aggregator_id'])}",
+        "Idempotency-Key": "order-42",
+    }
     body = {"aggregator_id": dev["aggregator_id"], "offers": [offer["_id"]], "start": iso(1), "end": iso(2)}
     dead = threading.Event()
 
     def hang() -> None:
         dead.wait(60)
         raise WorkerKilled()
+
     app.extensions["faults"] = {"after:claim_offers": hang}
     try:
         with pytest.raises(requests.exceptions.ReadTimeout):

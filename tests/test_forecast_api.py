@@ -1,5 +1,6 @@
 """Forecasts, advice, jobs and prices through the API: who sees what, who may
 write, and the aggregator advice request flow (202 -> 202 -> 200)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -63,18 +64,35 @@ def test_an_aggregator_sees_its_own_portfolio(client_as, db, world, resource):
 @pytest.mark.parametrize("role, status", [("prosumer", 403), ("aggregator", 403), ("service", 201)])
 def test_only_the_service_writes_forecasts(client_as, world, role, status):
     dev = world["mine"]
-    ids = {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"]} if role == "prosumer" else \
-        {"aggregator_id": AGGREGATOR} if role == "aggregator" else {}
-    forecast = {"device_id": dev["device_id"], "kind": "consumption", "issued_at": "2026-01-01T00:00:00Z",
-                "start": "2026-01-02T00:00:00Z", "values": [0.5] * 96, "model": "external"}
+    ids = (
+        {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"]}
+        if role == "prosumer"
+        else {"aggregator_id": AGGREGATOR}
+        if role == "aggregator"
+        else {}
+    )
+    forecast = {
+        "device_id": dev["device_id"],
+        "kind": "consumption",
+        "issued_at": "2026-01-01T00:00:00Z",
+        "start": "2026-01-02T00:00:00Z",
+        "values": [0.5] * 96,
+        "model": "external",
+    }
     assert client_as(role, **ids).post("/forecasts", **as_json(forecast)).status_code == status
 
 
 def test_a_posted_forecast_gets_its_devices_owners_and_needs_96_values(client_as, db, world):
     service, dev = client_as("service"), world["mine"]
-    forecast = {"device_id": dev["device_id"], "kind": "flexibility", "direction": "up",
-                "issued_at": "2026-01-01T00:00:00Z", "start": "2026-01-02T00:00:00Z",
-                "values": [0.5] * 96, "model": "external"}
+    forecast = {
+        "device_id": dev["device_id"],
+        "kind": "flexibility",
+        "direction": "up",
+        "issued_at": "2026-01-01T00:00:00Z",
+        "start": "2026-01-02T00:00:00Z",
+        "values": [0.5] * 96,
+        "model": "external",
+    }
     created = service.post("/forecasts", **as_json(forecast)).json
     stored = db["forecasts"].find_one({"model": "external"})
     assert created["_status"] == "OK" and stored["account_id"] == dev["account_id"]
@@ -85,24 +103,35 @@ def test_a_posted_forecast_gets_its_devices_owners_and_needs_96_values(client_as
 
 @pytest.mark.parametrize("role", ["prosumer", "aggregator", "service", "admin"])
 def test_prices_are_readable_by_every_role(client_as, world, role):
-    ids = {"account_id": new_uuid(), "aggregator_id": AGGREGATOR} if role == "prosumer" else \
-        {"aggregator_id": AGGREGATOR} if role == "aggregator" else {}
+    ids = (
+        {"account_id": new_uuid(), "aggregator_id": AGGREGATOR}
+        if role == "prosumer"
+        else {"aggregator_id": AGGREGATOR}
+        if role == "aggregator"
+        else {}
+    )
     assert client_as(role, **ids).get("/prices").json["_meta"]["total"] == 1
 
 
 # --- aggregator advice on request -------------------------------------------------
 
+
 @pytest.fixture
 def portfolio(app, insert) -> dict[str, Any]:
     """Two devices of AGGREGATOR near Barcelona and a bigger one of OTHER_AGGREGATOR,
     each with forecasts for tomorrow."""
-    devices = {"small": device(max_capacity=2.0, available_capacity=2.0, location=at(2.17, 41.38)),
-               "big": device(max_capacity=6.0, available_capacity=5.0, location=at(2.18, 41.39)),
-               "theirs": device(aggregator_id=OTHER_AGGREGATOR, max_capacity=20.0, available_capacity=20.0,
-                                location=at(2.17, 41.38))}
+    devices = {
+        "small": device(max_capacity=2.0, available_capacity=2.0, location=at(2.17, 41.38)),
+        "big": device(max_capacity=6.0, available_capacity=5.0, location=at(2.18, 41.39)),
+        "theirs": device(
+            aggregator_id=OTHER_AGGREGATOR, max_capacity=20.0, available_capacity=20.0, location=at(2.17, 41.38)
+        ),
+    }
     for seed, dev in enumerate(devices.values()):
-        insert("prosumers", {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"],
-                             "display_name": "home"})
+        insert(
+            "prosumers",
+            {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"], "display_name": "home"},
+        )
         insert("devices", dev)
         insert("measurements", *readings(dev, 10, seed=seed, level=dev["max_capacity"] / 2))
     jobs.enqueue_forecasts(devices.values(), "test", kinds=["consumption_forecast"], app=app)
@@ -112,8 +141,15 @@ def portfolio(app, insert) -> dict[str, Any]:
 
 def evening_request(**overrides: Any) -> dict[str, Any]:
     tomorrow = this_hour().replace(hour=0) + timedelta(days=1)
-    return {"target_kw": 1.5, "start": f"{tomorrow:%Y-%m-%d}T18:00:00Z", "end": f"{tomorrow:%Y-%m-%d}T20:00:00Z",
-            "direction": "down", "point": [2.17, 41.38], "radius_km": 10, **overrides}
+    return {
+        "target_kw": 1.5,
+        "start": f"{tomorrow:%Y-%m-%d}T18:00:00Z",
+        "end": f"{tomorrow:%Y-%m-%d}T20:00:00Z",
+        "direction": "down",
+        "point": [2.17, 41.38],
+        "radius_km": 10,
+        **overrides,
+    }
 
 
 def test_the_advice_request_flow_is_202_then_202_then_200(app, client_as, portfolio):
@@ -149,16 +185,19 @@ def test_another_aggregators_request_is_a_404(client_as, portfolio):
     assert other.get("/advice-requests/not-an-id").status_code == 404
 
 
-@pytest.mark.parametrize("role, ids, body, status", [
-    ("prosumer", {"account_id": new_uuid(), "aggregator_id": AGGREGATOR}, {}, 403),
-    ("aggregator", {"aggregator_id": AGGREGATOR}, {"aggregator_id": OTHER_AGGREGATOR}, 403),
-    ("aggregator", {"aggregator_id": AGGREGATOR}, {"direction": "sideways"}, 422),
-    ("aggregator", {"aggregator_id": AGGREGATOR}, {"start": "tomorrow"}, 422),
-    ("aggregator", {"aggregator_id": AGGREGATOR}, {"end": "2020-01-01T00:00:00Z"}, 422),
-    ("aggregator", {"aggregator_id": AGGREGATOR}, {"target_kw": -1}, 422),
-    ("service", {}, {}, 422),  # must name the aggregator
-    ("admin", {}, {"aggregator_id": AGGREGATOR}, 202),
-])
+@pytest.mark.parametrize(
+    "role, ids, body, status",
+    [
+        ("prosumer", {"account_id": new_uuid(), "aggregator_id": AGGREGATOR}, {}, 403),
+        ("aggregator", {"aggregator_id": AGGREGATOR}, {"aggregator_id": OTHER_AGGREGATOR}, 403),
+        ("aggregator", {"aggregator_id": AGGREGATOR}, {"direction": "sideways"}, 422),
+        ("aggregator", {"aggregator_id": AGGREGATOR}, {"start": "tomorrow"}, 422),
+        ("aggregator", {"aggregator_id": AGGREGATOR}, {"end": "2020-01-01T00:00:00Z"}, 422),
+        ("aggregator", {"aggregator_id": AGGREGATOR}, {"target_kw": -1}, 422),
+        ("service", {}, {}, 422),  # must name the aggregator
+        ("admin", {}, {"aggregator_id": AGGREGATOR}, 202),
+    ],
+)
 def test_advice_requests_are_checked(client_as, role, ids, body, status):
     assert client_as(role, **ids).post("/advice-requests", **as_json(evening_request(**body))).status_code == status
 
@@ -172,6 +211,7 @@ def test_a_failed_request_answers_422_with_the_reason(app, client_as, portfolio,
 
     def broken(app, batch, now):
         raise ValueError("the flexibility forecasts are unreadable")
+
     monkeypatch.setitem(tasks.TASKS, "aggregator_advice", broken)
     aggregator = client_as("aggregator", aggregator_id=AGGREGATOR)
     result_url = aggregator.post("/advice-requests", **as_json(evening_request())).json["_links"]["result"]["href"]

@@ -1,5 +1,6 @@
 """Day-ahead forecasting: baselines, the lagblend model, flexibility, documents."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from registry import baselines
 from registry import forecasting as fc
 
 DAY = fc.SLOTS_PER_DAY
-MONDAY = datetime(2024, 1, 15, tzinfo=timezone.utc)
+MONDAY = datetime(2024, 1, 15, tzinfo=UTC)
 
 
 def constant_days(day_values, n_devices=1):
@@ -31,6 +32,7 @@ def synthetic_load(n_devices, n_days, seed, start=MONDAY - timedelta(days=28)):
 
 # --- baselines -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("period, expected", [(7, 1.0), (1, 7.0), (3, 5.0)])
 def test_seasonal_naive_takes_the_day_period_days_back(period, expected):
     history = constant_days(range(8))
@@ -50,7 +52,7 @@ def test_x_of_y_averages_the_most_recent_days(x, y, expected):
 
 def test_x_of_y_skips_days_with_too_much_missing_data():
     history = constant_days(range(12))
-    history[0, -DAY:-DAY + 30] = np.nan  # 31 % of the last day missing
+    history[0, -DAY : -DAY + 30] = np.nan  # 31 % of the last day missing
     assert np.allclose(baselines.x_of_y_baseline(history, 10, 10), 5.5)  # days 1..10
 
 
@@ -82,11 +84,15 @@ def test_history_must_be_whole_days():
 
 # --- the model -------------------------------------------------------------------
 
-@pytest.mark.parametrize("issued_at, start", [
-    ("2024-01-14T12:00:00Z", "2024-01-15T00:00:00Z"),
-    ("2024-01-15T00:00:00Z", "2024-01-15T00:00:00Z"),
-    (datetime(2024, 1, 14, 23, 59), "2024-01-15T00:00:00Z"),
-])
+
+@pytest.mark.parametrize(
+    "issued_at, start",
+    [
+        ("2024-01-14T12:00:00Z", "2024-01-15T00:00:00Z"),
+        ("2024-01-15T00:00:00Z", "2024-01-15T00:00:00Z"),
+        (datetime(2024, 1, 14, 23, 59), "2024-01-15T00:00:00Z"),
+    ],
+)
 def test_the_forecast_day_is_the_first_midnight_at_or_after_issue(issued_at, start):
     assert fc.iso(fc.target_start(issued_at)) == start
 
@@ -138,7 +144,7 @@ def test_forecast_tolerates_scattered_missing_slots():
 def test_insufficient_history_raises_naming_the_devices(damage):
     history = synthetic_load(4, 10, seed=9)
     if damage == "short":
-        history[1:3, :4 * DAY] = np.nan  # only 6 complete days left
+        history[1:3, : 4 * DAY] = np.nan  # only 6 complete days left
     elif damage == "gappy":
         days = history[1:3].reshape(2, 10, DAY)
         days[:, :, :25] = np.nan  # 26 % of every day missing
@@ -160,7 +166,7 @@ def test_seven_good_days_are_enough():
 def test_backtest_mae_is_near_zero_for_a_repeating_day_and_nan_without_past():
     day = np.sin(np.linspace(0, 2 * np.pi, DAY)) + 2
     history = np.tile(day, (2, 10))
-    history[1, :3 * DAY] = np.nan  # 6 usable past days: no back-test
+    history[1, : 3 * DAY] = np.nan  # 6 usable past days: no back-test
     mae = fc.backtest_mae(history, MONDAY)
     assert mae[0] == pytest.approx(0.0, abs=0.01) and np.isnan(mae[1])
 
@@ -172,22 +178,25 @@ def test_forecast_can_carry_its_backtest_mae():
 
 # --- flexibility -----------------------------------------------------------------
 
+
 def consumption(p50, spread=0.5):
     p50 = np.asarray(p50, dtype=float).reshape(len(p50), -1)
-    return fc.ForecastResult(start=MONDAY, issued_at=MONDAY, p50=p50,
-                             p10=p50 - spread, p90=p50 + spread)
+    return fc.ForecastResult(start=MONDAY, issued_at=MONDAY, p50=p50, p10=p50 - spread, p90=p50 + spread)
 
 
-@pytest.mark.parametrize("p50, max_cap, avail, flag, up, down", [
-    (2.0, 5.0, 10.0, "yes", 3.0, 2.0),     # free device: up to max, down to zero
-    (2.0, 5.0, 1.0, "yes", 1.0, 1.0),      # available capacity caps both directions
-    (6.0, 5.0, 10.0, "yes", 0.0, 6.0),     # already above max: cannot go up
-    (-1.0, 5.0, 10.0, "yes", 6.0, 0.0),    # exporting: nothing to shed, 6 kW to add
-    (2.0, 5.0, 10.0, "no", 0.0, 0.0),      # not available
-    (2.0, 5.0, 10.0, "", 0.0, 0.0),
-    (2.0, 5.0, np.nan, "yes", 3.0, 2.0),   # unknown available capacity: no extra cap
-    (2.0, np.nan, 10.0, "yes", 0.0, 2.0),  # unknown max capacity: cannot go up
-])
+@pytest.mark.parametrize(
+    "p50, max_cap, avail, flag, up, down",
+    [
+        (2.0, 5.0, 10.0, "yes", 3.0, 2.0),  # free device: up to max, down to zero
+        (2.0, 5.0, 1.0, "yes", 1.0, 1.0),  # available capacity caps both directions
+        (6.0, 5.0, 10.0, "yes", 0.0, 6.0),  # already above max: cannot go up
+        (-1.0, 5.0, 10.0, "yes", 6.0, 0.0),  # exporting: nothing to shed, 6 kW to add
+        (2.0, 5.0, 10.0, "no", 0.0, 0.0),  # not available
+        (2.0, 5.0, 10.0, "", 0.0, 0.0),
+        (2.0, 5.0, np.nan, "yes", 3.0, 2.0),  # unknown available capacity: no extra cap
+        (2.0, np.nan, 10.0, "yes", 0.0, 2.0),  # unknown max capacity: cannot go up
+    ],
+)
 def test_flexibility_bounds_and_availability(p50, max_cap, avail, flag, up, down):
     flex = fc.flexibility_forecast(consumption([p50]), [max_cap], [avail], [flag])
     assert flex.up.p50[0, 0] == pytest.approx(up)
@@ -211,6 +220,7 @@ def test_a_generator_can_curtail_its_export():
 
 
 # --- documents -------------------------------------------------------------------
+
 
 def test_documents_carry_every_field_of_a_forecast():
     history = synthetic_load(2, 14, seed=12)

@@ -1,5 +1,6 @@
 """Jobs on the embedded backend: triggers, idempotency, debouncing, retries,
 loud failures, results written through the API, the worker thread."""
+
 from __future__ import annotations
 
 import re
@@ -20,12 +21,21 @@ FORECASTS = {"consumption_forecast", "flexibility_forecast"}
 @pytest.fixture
 def owned(insert):
     """A prosumer and one device of it, stored without triggering any job."""
+
     def owned(**overrides):
         dev = device(**overrides)
-        insert("prosumers", {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"],
-                             "display_name": "home", "contracted_max_power_kw": 6.0})
+        insert(
+            "prosumers",
+            {
+                "account_id": dev["account_id"],
+                "aggregator_id": dev["aggregator_id"],
+                "display_name": "home",
+                "contracted_max_power_kw": 6.0,
+            },
+        )
         insert("devices", dev)
         return dev
+
     return owned
 
 
@@ -35,27 +45,34 @@ def all_jobs(db, **spec):
 
 # --- triggers -------------------------------------------------------------------
 
+
 def test_a_new_device_enqueues_one_consumption_and_one_flexibility_job(client_as, db, insert):
     dev = device()
-    insert("prosumers", {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"],
-                         "display_name": "home"})
+    insert(
+        "prosumers", {"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"], "display_name": "home"}
+    )
     assert client_as("service").post("/devices", **as_json(dev)).status_code == 201
     found = all_jobs(db)
     assert sorted(j["kind"] for j in found) == sorted(FORECASTS)
     assert {(j["subject"], j["status"], j["account_id"], j["aggregator_id"]) for j in found} == {
-        (dev["device_id"], "queued", dev["account_id"], dev["aggregator_id"])}
+        (dev["device_id"], "queued", dev["account_id"], dev["aggregator_id"])
+    }
     assert db["forecasts"].count_documents({}) == 0  # enqueued, not computed in the request
 
 
 def test_a_capacity_change_enqueues_a_flexibility_forecast(client_as, db, insert):
     dev = insert("devices", device())[0]
     prosumer = client_as("prosumer", account_id=dev["account_id"], aggregator_id=dev["aggregator_id"])
-    patched = prosumer.patch(f"/devices/{dev['device_id']}", headers={"If-Match": dev["_etag"]},
-                             **as_json({"available_capacity": 1.0}))
+    patched = prosumer.patch(
+        f"/devices/{dev['device_id']}", headers={"If-Match": dev["_etag"]}, **as_json({"available_capacity": 1.0})
+    )
     assert patched.status_code == 200
     assert [(j["kind"], j["subject"]) for j in all_jobs(db)] == [("flexibility_forecast", dev["device_id"])]
-    prosumer.patch(f"/devices/{dev['device_id']}", headers={"If-Match": patched.json["_etag"]},
-                   **as_json({"dr_availability": "no"}))
+    prosumer.patch(
+        f"/devices/{dev['device_id']}",
+        headers={"If-Match": patched.json["_etag"]},
+        **as_json({"dr_availability": "no"}),
+    )
     assert len(all_jobs(db)) == 1  # nothing that changes flexibility
 
 
@@ -87,12 +104,19 @@ def test_the_same_inputs_return_the_existing_job_even_when_it_is_done(app, clien
 
 # --- results --------------------------------------------------------------------
 
+
 def test_forecast_jobs_write_consumption_and_flexibility_forecasts(app, client, db, insert, owned):
     dev = owned(max_capacity=3.0, available_capacity=2.0)
     noon = this_hour().replace(hour=12) - timedelta(days=1)  # a back-test needs part of a day observed
     insert("measurements", *readings(dev, 14, end=noon))
-    jobs.enqueue("consumption_forecast", dev["device_id"], "k", params={"issued_at": f"{noon:%Y-%m-%dT%H:%M:%SZ}"},
-                 owner=jobs.owner_of(dev), app=app)
+    jobs.enqueue(
+        "consumption_forecast",
+        dev["device_id"],
+        "k",
+        params={"issued_at": f"{noon:%Y-%m-%dT%H:%M:%SZ}"},
+        owner=jobs.owner_of(dev),
+        app=app,
+    )
     assert jobs.run_pending(app) == 3  # consumption, then flexibility and advice
     consumption = db["forecasts"].find_one({"device_id": dev["device_id"], "kind": "consumption"})
     assert len(consumption["values"]) == 96 and len(consumption["quantiles"]["p90"]) == 96
@@ -141,7 +165,10 @@ def test_a_new_forecast_leads_to_prosumer_advice_from_the_prices(app, client_as,
     jobs.enqueue_forecasts([dev], "test", kinds=["consumption_forecast"], app=app)
     jobs.run_pending(app)
     assert {j["kind"]: j["status"] for j in all_jobs(db)} == {
-        "consumption_forecast": "done", "flexibility_forecast": "done", "prosumer_advice": "done"}
+        "consumption_forecast": "done",
+        "flexibility_forecast": "done",
+        "prosumer_advice": "done",
+    }
     [advice] = db["advice"].find({"account_id": dev["account_id"]})
     assert advice["kind"] == "prosumer" and len(advice["slots"]) == 96
     assert {s["tag"] for s in advice["slots"]} <= {1, 2, 3, 4, 5}
@@ -155,8 +182,14 @@ def test_prices_and_offers_advise_only_accounts_that_have_a_forecast(app, client
     insert("measurements", *readings(forecasted, 10))
     jobs.enqueue_forecasts([forecasted], "test", kinds=["consumption_forecast"], app=app)
     jobs.run_pending(app)
-    assert client_as("service").post("/prices", **as_json(
-        {**day_ahead_prices(this_hour()), "start": this_hour().strftime("%Y-%m-%dT00:00:00Z")})).status_code == 201
+    assert (
+        client_as("service")
+        .post(
+            "/prices", **as_json({**day_ahead_prices(this_hour()), "start": this_hour().strftime("%Y-%m-%dT00:00:00Z")})
+        )
+        .status_code
+        == 201
+    )
     queued = all_jobs(db, kind="prosumer_advice", status="queued")
     assert [j["subject"] for j in queued] == [forecasted["account_id"]]
     assert fresh["account_id"] not in {j["subject"] for j in all_jobs(db)}
@@ -164,21 +197,32 @@ def test_prices_and_offers_advise_only_accounts_that_have_a_forecast(app, client
 
 # --- retries --------------------------------------------------------------------
 
+
 def test_a_failing_job_is_retried_with_backoff_then_marked_failed(app, db, owned, monkeypatch):
     def store_down(app, batch, now):
         raise RuntimeError("measurement store unavailable")
+
     monkeypatch.setitem(tasks.TASKS, "consumption_forecast", store_down)
     dev, t0 = owned(), this_hour()
     job = jobs.enqueue("consumption_forecast", dev["device_id"], "k", app=app, now=t0)
     seen = []
-    for now in (t0, t0 + timedelta(seconds=29), t0 + timedelta(seconds=30), t0 + timedelta(seconds=89),
-                t0 + timedelta(seconds=90)):
+    for now in (
+        t0,
+        t0 + timedelta(seconds=29),
+        t0 + timedelta(seconds=30),
+        t0 + timedelta(seconds=89),
+        t0 + timedelta(seconds=90),
+    ):
         ran = jobs.run_pending(app, now=now)
         current = records.get(db, job["_id"])
         seen.append((ran, current["status"], current["attempts"], current["not_before"] - t0))
-    assert seen == [(1, "queued", 1, timedelta(seconds=30)), (0, "queued", 1, timedelta(seconds=30)),
-                    (1, "queued", 2, timedelta(seconds=90)), (0, "queued", 2, timedelta(seconds=90)),
-                    (1, "failed", 3, timedelta(seconds=90))]
+    assert seen == [
+        (1, "queued", 1, timedelta(seconds=30)),
+        (0, "queued", 1, timedelta(seconds=30)),
+        (1, "queued", 2, timedelta(seconds=90)),
+        (0, "queued", 2, timedelta(seconds=90)),
+        (1, "failed", 3, timedelta(seconds=90)),
+    ]
     assert current["error"] == "RuntimeError: measurement store unavailable"
     assert current["finished_at"] == t0 + timedelta(seconds=90)
 
@@ -193,6 +237,7 @@ def test_a_retry_that_succeeds_clears_the_error(app, db, insert, owned, monkeypa
         if len(calls) == 1:
             raise ConnectionError("timeout")
         return real(app, batch, now)
+
     monkeypatch.setitem(tasks.TASKS, "consumption_forecast", flaky)
     job = jobs.enqueue("consumption_forecast", dev["device_id"], "k", app=app, now=t0)
     jobs.run_pending(app, now=t0)
@@ -202,6 +247,7 @@ def test_a_retry_that_succeeds_clears_the_error(app, db, insert, owned, monkeypa
 
 
 # --- the worker -----------------------------------------------------------------
+
 
 def test_the_worker_thread_runs_what_hooks_enqueue(app, client_as, db, owned):
     dev = owned()
@@ -214,7 +260,10 @@ def test_the_worker_thread_runs_what_hooks_enqueue(app, client_as, db, owned):
     finally:
         jobs.stop_worker(app)
     assert {j["kind"]: j["status"] for j in all_jobs(db)} == {
-        "consumption_forecast": "done", "flexibility_forecast": "done", "prosumer_advice": "done"}
+        "consumption_forecast": "done",
+        "flexibility_forecast": "done",
+        "prosumer_advice": "done",
+    }
 
 
 def test_the_tick_advances_the_marketplace_and_requeues_lost_jobs(app, db, owned):
@@ -246,8 +295,10 @@ def test_jobs_are_read_only_through_the_api(client_as, client):
 
 # --- de-duplication under races ---------------------------------------------------------
 
+
 def test_one_queued_job_per_dedup_key_is_enforced_by_the_store(app, db, owned):
     from pymongo.errors import DuplicateKeyError
+
     dev, t0 = owned(), this_hour()
     job = jobs.enqueue("consumption_forecast", dev["device_id"], "k1", app=app, now=t0)
     twin = {k: v for k, v in job.items() if k != "_id"}
@@ -261,6 +312,7 @@ def test_an_upsert_that_loses_a_race_absorbs_into_the_winners_job(app, db, owned
     """On MongoDB two upserts can both miss the queued job and both insert; the partial
     unique index refuses the second, which then finds and joins the first."""
     from pymongo.errors import DuplicateKeyError
+
     dev, t0 = owned(), this_hour()
     collection = type(db["jobs"])
     real = collection.__getattr__
@@ -275,7 +327,9 @@ def test_an_upsert_that_loses_a_race_absorbs_into_the_winners_job(app, db, owned
             raced.append(True)  # the other process's upsert lands first
             attr(spec, {**update, "$addToSet": {"input_keys": "other"}}, **kwargs)
             raise DuplicateKeyError("E11000 duplicate key error (queued_dedup_unique)", 11000)
+
         return upsert_loses
+
     monkeypatch.setattr(collection, "__getattr__", racing_getattr)
     job = jobs.enqueue("consumption_forecast", dev["device_id"], "mine", app=app, now=t0)
     found = all_jobs(db)
@@ -297,13 +351,16 @@ def test_a_retry_that_meets_a_queued_twin_is_folded_into_it(app, db, owned):
 
 # --- the embedded worker loop ---------------------------------------------------------
 
+
 def test_a_failing_tick_backs_off_and_is_logged_once_per_interval(app, caplog):
     from registry.jobs.backends import EmbeddedBackend
+
     calls = []
 
     def broken_tick():
         calls.append(time.monotonic())
         raise TypeError("can't compare offset-naive and offset-aware datetimes")
+
     app.config["JOBS_TICK_SECONDS"] = 1
     backend = EmbeddedBackend(app, lambda: jobs.run_pending(app), broken_tick)
     with caplog.at_level("ERROR", logger="registry.jobs"):
@@ -317,11 +374,13 @@ def test_a_failing_tick_backs_off_and_is_logged_once_per_interval(app, caplog):
 
 def test_a_failing_drain_does_not_spin(app, caplog):
     from registry.jobs.backends import EmbeddedBackend
+
     calls = []
 
     def broken_drain():
         calls.append(1)
         raise ConnectionError("store unreachable")
+
     app.config["JOBS_TICK_SECONDS"] = 1
     backend = EmbeddedBackend(app, broken_drain, lambda: None)
     with caplog.at_level("ERROR", logger="registry.jobs"):

@@ -3,11 +3,13 @@ burst worker: hooks enqueue on the queue, and the results equal the embedded pat
 
 Each test has its own queue name, and every Redis key naming it is deleted afterwards.
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -38,8 +40,16 @@ def redis() -> Any:
 @pytest.fixture
 def rq_app(instance_path, redis) -> Iterator[Any]:
     queue = f"test-jobs-{uuid.uuid4().hex[:12]}"
-    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "REDIS_URL": REDIS_URL,
-                      "JOBS_BACKEND": "rq", "JOBS_QUEUE": queue, "RATE_LIMIT": "100000 per minute"})
+    app = create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "TESTING": True,
+            "REDIS_URL": REDIS_URL,
+            "JOBS_BACKEND": "rq",
+            "JOBS_QUEUE": queue,
+            "RATE_LIMIT": "100000 per minute",
+        }
+    )
     yield app
     forget(redis, queue)
 
@@ -70,8 +80,7 @@ def test_the_rq_path_writes_the_same_forecasts_as_the_embedded_path(app, rq_app)
     params = {"issued_at": f"{noon:%Y-%m-%dT%H:%M:%SZ}"}
     for each in (app, rq_app):
         store(each, ("devices", [dev]), ("measurements", history))
-        jobs.enqueue("consumption_forecast", dev["device_id"], "k", params=params,
-                     owner=jobs.owner_of(dev), app=each)
+        jobs.enqueue("consumption_forecast", dev["device_id"], "k", params=params, owner=jobs.owner_of(dev), app=each)
     jobs.run_pending(app)
     queue = rq_app.extensions["jobs"].queue
     assert queue.count == 1
@@ -81,15 +90,22 @@ def test_the_rq_path_writes_the_same_forecasts_as_the_embedded_path(app, rq_app)
     with rq_app.app_context():
         done = list(rq_app.data.driver.db["jobs"].find())
     assert {(j["kind"], j["status"], j["backend"]) for j in done} == {
-        ("consumption_forecast", "done", "rq"), ("flexibility_forecast", "done", "rq"),
-        ("prosumer_advice", "done", "rq")}
+        ("consumption_forecast", "done", "rq"),
+        ("flexibility_forecast", "done", "rq"),
+        ("prosumer_advice", "done", "rq"),
+    }
 
 
 def test_hooks_enqueue_on_the_queue_and_a_burst_worker_serves_the_chain(rq_app, token):
     dev = device()
-    store(rq_app, ("devices", [dev]),
-          ("prosumers", [{"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"],
-                          "display_name": "home"}]))
+    store(
+        rq_app,
+        ("devices", [dev]),
+        (
+            "prosumers",
+            [{"account_id": dev["account_id"], "aggregator_id": dev["aggregator_id"], "display_name": "home"}],
+        ),
+    )
     service = rq_app.test_client()
     service.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token('service')}"  # same instance key
     assert service.post("/measurements", **as_json(as_api(readings(dev, 9)))).status_code == 201

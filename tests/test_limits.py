@@ -3,6 +3,7 @@
 Real gunicorn processes on loopback sharing the real Redis (a fresh key prefix
 per test), and the built-in provider's sign-in endpoints in process.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,8 +18,9 @@ from tests.processes import REDIS_URL, gunicorn, seed_instance, unique_prefix
 
 def statuses(urls: list[str], count: int, headers: dict[str, str] | None = None) -> list[int]:
     """`count` unauthenticated GET /devices, round robin over `urls` (401 until limited)."""
-    return [requests.get(urls[i % len(urls)] + "/devices", headers=headers, timeout=10).status_code
-            for i in range(count)]
+    return [
+        requests.get(urls[i % len(urls)] + "/devices", headers=headers, timeout=10).status_code for i in range(count)
+    ]
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["redis", "per-process"])
@@ -36,8 +38,12 @@ def test_a_limit_holds_across_two_processes_only_with_redis(tmp_path: Any, share
 
 @pytest.mark.parametrize("trusted", [0, 1])
 def test_forwarded_for_is_honoured_only_through_trusted_proxies(tmp_path: Any, trusted: int) -> None:
-    extra = {"RATE_LIMIT": "3 per minute", "RATE_LIMIT_KEY_PREFIX": unique_prefix(),
-             "REDIS_URL": REDIS_URL, "TRUSTED_PROXIES": str(trusted)}
+    extra = {
+        "RATE_LIMIT": "3 per minute",
+        "RATE_LIMIT_KEY_PREFIX": unique_prefix(),
+        "REDIS_URL": REDIS_URL,
+        "TRUSTED_PROXIES": str(trusted),
+    }
     with gunicorn(tmp_path, extra) as served:
         # this test is the proxy: it appends the address it saw
         first_client = statuses([served.url], 4, {"X-Forwarded-For": "203.0.113.1"})
@@ -54,25 +60,37 @@ def test_forwarded_for_is_honoured_only_through_trusted_proxies(tmp_path: Any, t
 
 # --- the built-in provider's sign-in endpoints -------------------------------------------
 
+
 @pytest.fixture
 def provider(instance_path: str) -> Any:
-    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True,
-                      "RATE_LIMIT_SIGN_IN": "3 per minute", "RATE_LIMIT_SIGN_IN_ADDRESS": "5 per minute",
-                      "RATE_LIMIT": "1000 per minute"})
+    app = create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "TESTING": True,
+            "RATE_LIMIT_SIGN_IN": "3 per minute",
+            "RATE_LIMIT_SIGN_IN_ADDRESS": "5 per minute",
+            "RATE_LIMIT": "1000 per minute",
+        }
+    )
     return app.test_client()
 
 
 def token_request(client: Any, client_id: str, address: str) -> int:
     basic = base64.b64encode(f"{client_id}:wrong".encode()).decode()
-    return client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                       headers={"Authorization": f"Basic {basic}"},
-                       environ_base={"REMOTE_ADDR": address}).status_code
+    return client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+        environ_base={"REMOTE_ADDR": address},
+    ).status_code
 
 
 def sign_in(client: Any, username: str, address: str) -> int:
-    return client.post("/oauth/authorize?client_id=der-admin-ui&response_type=code",
-                       data={"username": username, "password": "wrong"},
-                       environ_base={"REMOTE_ADDR": address}).status_code
+    return client.post(
+        "/oauth/authorize?client_id=der-admin-ui&response_type=code",
+        data={"username": username, "password": "wrong"},
+        environ_base={"REMOTE_ADDR": address},
+    ).status_code
 
 
 def test_the_token_endpoint_is_limited_per_client_and_address(provider: Any) -> None:
@@ -95,31 +113,44 @@ def test_one_address_cannot_rotate_clients_for_ever(provider: Any) -> None:
     assert token_request(provider, "client-0", "192.0.2.10") == 401
 
 
-@pytest.mark.parametrize("body, status", [("grant_type=client_credentials&username=" + "x" * 5000, 413),
-                                          ("a=1&%zz", 400)])
-def test_a_body_the_key_cannot_read_does_not_switch_the_limiter_off_redis(instance_path: str, body: str,
-                                                                          status: int) -> None:
-    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "MAX_CONTENT_LENGTH": 1000,
-                      "REDIS_URL": REDIS_URL, "RATE_LIMIT_KEY_PREFIX": unique_prefix()})
+@pytest.mark.parametrize(
+    "body, status", [("grant_type=client_credentials&username=" + "x" * 5000, 413), ("a=1&%zz", 400)]
+)
+def test_a_body_the_key_cannot_read_does_not_switch_the_limiter_off_redis(
+    instance_path: str, body: str, status: int
+) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": instance_path,
+            "TESTING": True,
+            "MAX_CONTENT_LENGTH": 1000,
+            "REDIS_URL": REDIS_URL,
+            "RATE_LIMIT_KEY_PREFIX": unique_prefix(),
+        }
+    )
     answer = app.test_client().post("/oauth/token", data=body, content_type="application/x-www-form-urlencoded")
     assert answer.status_code == status
     assert app.extensions["rate_limiter"]._storage_dead is False  # still counting in Redis
 
 
 def test_the_login_page_is_not_a_sign_in(provider: Any) -> None:
-    answers = {provider.get("/oauth/authorize?client_id=x", environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code
-               for _ in range(8)}
+    answers = {
+        provider.get("/oauth/authorize?client_id=x", environ_base={"REMOTE_ADDR": "192.0.2.1"}).status_code
+        for _ in range(8)
+    }
     assert 429 not in answers
 
 
 # --- per-process counters with several processes ----------------------------------------
 
+
 def test_several_processes_without_redis_are_refused(instance_path: str) -> None:
     with pytest.raises(RuntimeError, match="RATE_LIMIT_PER_PROCESS_OK"):
         create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "WEB_CONCURRENCY": 3})
     create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "WEB_CONCURRENCY": 3, "REDIS_URL": REDIS_URL})
-    create_app({"INSTANCE_PATH": instance_path, "TESTING": True, "WEB_CONCURRENCY": 3,
-                "RATE_LIMIT_PER_PROCESS_OK": True})
+    create_app(
+        {"INSTANCE_PATH": instance_path, "TESTING": True, "WEB_CONCURRENCY": 3, "RATE_LIMIT_PER_PROCESS_OK": True}
+    )
 
 
 def test_gunicorn_with_workers_and_no_redis_stops_with_the_reason(tmp_path: Any) -> None:

@@ -1,8 +1,9 @@
 """Offers and contracts through the API, for each role."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
@@ -13,7 +14,7 @@ from tests.conftest import as_json
 from tests.factories import AGGREGATOR, OTHER_AGGREGATOR, at, device, new_uuid
 
 FMT = "%Y-%m-%dT%H:%M:%SZ"
-BASE = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
 def t(hours: float) -> datetime:
@@ -43,12 +44,21 @@ def market(insert, client_as):
         prosumer_c=client_as("prosumer", account_id=c, aggregator_id=OTHER_AGGREGATOR),
         aggregator=client_as("aggregator", aggregator_id=AGGREGATOR),
         other_aggregator=client_as("aggregator", aggregator_id=OTHER_AGGREGATOR),
-        service=client_as("service"), admin=client_as("admin"))
+        service=client_as("service"),
+        admin=client_as("admin"),
+    )
 
 
 def offer_body(device_id: str, start: float = 0, end: float = 4, **extra) -> dict:
-    return {"device_id": device_id, "start": iso(t(start)), "end": iso(t(end)), "direction": "down",
-            "power_kw": 2.0, "price": 0.2, **extra}
+    return {
+        "device_id": device_id,
+        "start": iso(t(start)),
+        "end": iso(t(end)),
+        "direction": "down",
+        "power_kw": 2.0,
+        "price": 0.2,
+        **extra,
+    }
 
 
 def publish(client, device_id: str, **kw) -> str:
@@ -58,8 +68,7 @@ def publish(client, device_id: str, **kw) -> str:
 
 
 def contract_body(offers: list[str], start: float = 1, end: float = 2, **extra) -> dict:
-    return {"aggregator_id": AGGREGATOR, "offers": offers, "start": iso(t(start)), "end": iso(t(end)),
-            **extra}
+    return {"aggregator_id": AGGREGATOR, "offers": offers, "start": iso(t(start)), "end": iso(t(end)), **extra}
 
 
 def patch(client, resource: str, item_id: str, changes: dict, reader=None):
@@ -69,12 +78,15 @@ def patch(client, resource: str, item_id: str, changes: dict, reader=None):
 
 def state(db) -> tuple:
     """Everything a refused request must leave unchanged."""
+
     def docs(name):
-        return sorted((json.dumps(d, default=str, sort_keys=True) for d in db[name].find()))
+        return sorted(json.dumps(d, default=str, sort_keys=True) for d in db[name].find())
+
     return docs("offers"), docs("contracts"), docs("reservations")
 
 
 # offers -------------------------------------------------------------------------------------
+
 
 def test_prosumer_publishes_an_offer_with_copied_owners(market, db):
     offer_id = publish(market.prosumer_a, market.dev["a"])
@@ -87,19 +99,22 @@ def test_prosumer_publishes_an_offer_with_copied_owners(market, db):
         assert foreign.get(f"/offers/{offer_id}").status_code == 404
 
 
-@pytest.mark.parametrize("device_key,extra,status,words", [
-    ("b", {}, 422, "unknown device_id"),
-    ("c", {}, 422, "unknown device_id"),
-    ("a_off", {}, 409, "not available to the marketplace"),
-    ("a", {"power_kw": 5.0}, 422, "max_capacity"),
-    ("a", {"start": 4, "end": 0}, 422, "before end"),
-    ("a", {"start": -48, "end": -47}, 422, "future"),
-    ("a", {"status": "contracted"}, 422, "always open"),
-    ("a", {"account_id": new_uuid()}, 422, None),
-    ("a", {"price": -1}, 422, None),
-    ("a", {"currency": "euro"}, 422, None),
-    ("a", {"direction": "sideways"}, 422, None),
-])
+@pytest.mark.parametrize(
+    "device_key,extra,status,words",
+    [
+        ("b", {}, 422, "unknown device_id"),
+        ("c", {}, 422, "unknown device_id"),
+        ("a_off", {}, 409, "not available to the marketplace"),
+        ("a", {"power_kw": 5.0}, 422, "max_capacity"),
+        ("a", {"start": 4, "end": 0}, 422, "before end"),
+        ("a", {"start": -48, "end": -47}, 422, "future"),
+        ("a", {"status": "contracted"}, 422, "always open"),
+        ("a", {"account_id": new_uuid()}, 422, None),
+        ("a", {"price": -1}, 422, None),
+        ("a", {"currency": "euro"}, 422, None),
+        ("a", {"direction": "sideways"}, 422, None),
+    ],
+)
 def test_offer_refusals_change_nothing(market, db, device_key, extra, status, words):
     body = offer_body(market.dev[device_key], **{k: v for k, v in extra.items() if k in ("start", "end")})
     body.update({k: v for k, v in extra.items() if k not in ("start", "end")})
@@ -130,6 +145,7 @@ def test_prosumer_changes_an_open_offer_then_withdraws_it(market):
 
 # contracts on offers ---------------------------------------------------------------------------
 
+
 def contract_offer(market, **kw) -> tuple[str, str]:
     offer_id = publish(market.prosumer_a, market.dev["a"])
     response = market.aggregator.post("/contracts", **as_json(contract_body([offer_id], **kw)))
@@ -142,7 +158,8 @@ def test_aggregator_contracts_an_offer(market, db):
     contract = market.prosumer_a.get(f"/contracts/{contract_id}").json
     assert contract["status"] == "accepted"
     assert contract["device_ids"] == [market.dev["a"]] and contract["account_ids"] == [
-        db["devices"].find_one({"device_id": market.dev["a"]})["account_id"]]
+        db["devices"].find_one({"device_id": market.dev["a"]})["account_id"]
+    ]
     assert (contract["power_kw"], contract["price"], contract["direction"]) == (2.0, 0.2, "down")
     offer = market.prosumer_a.get(f"/offers/{offer_id}").json
     assert offer["status"] == "contracted" and offer["contract_id"] == contract_id
@@ -153,10 +170,13 @@ def test_aggregator_contracts_an_offer(market, db):
         assert foreign.get("/contracts").json["_meta"]["total"] == 0
 
 
-@pytest.mark.parametrize("second_offer,kw,words", [
-    (True, {"start": 1.5, "end": 2.5}, "already held"),   # another offer, overlapping slots
-    (False, {"start": 2, "end": 3}, "contracted, not open"),  # free slots, but the offer is taken
-])
+@pytest.mark.parametrize(
+    "second_offer,kw,words",
+    [
+        (True, {"start": 1.5, "end": 2.5}, "already held"),  # another offer, overlapping slots
+        (False, {"start": 2, "end": 3}, "contracted, not open"),  # free slots, but the offer is taken
+    ],
+)
 def test_a_device_is_never_sold_twice(market, db, second_offer, kw, words):
     offer_id, _ = contract_offer(market)
     if second_offer:
@@ -167,19 +187,22 @@ def test_a_device_is_never_sold_twice(market, db, second_offer, kw, words):
     assert state(db) == before
 
 
-@pytest.mark.parametrize("kw,status,words", [
-    ({"start": 3, "end": 5}, 422, "inside offer"),
-    ({"power_kw": 3.0}, 422, "exceeds offer"),
-    ({"price": 0.1}, 422, "below"),
-    ({"direction": "up"}, 422, "does not match"),
-    ({"start": 1.1, "end": 2}, 422, "15-minute"),
-    ({"status": "active"}, 422, "set by the marketplace"),
-    ({"aggregator_id": OTHER_AGGREGATOR}, 403, "must be your own"),
-    ({"settlement": {"payment": 1.0}}, 422, None),
-    ({"ven_response": {"opt": "optIn", "event_id": "ev-1", "at": "2030-01-01T00:00:00Z"}}, 422, "OpenADR bridge"),
-    ({"account_ids": [new_uuid()]}, 422, None),
-    ({"_id": "6b0f9ccaad9e32b0b92cdea2"}, 422, None),
-])
+@pytest.mark.parametrize(
+    "kw,status,words",
+    [
+        ({"start": 3, "end": 5}, 422, "inside offer"),
+        ({"power_kw": 3.0}, 422, "exceeds offer"),
+        ({"price": 0.1}, 422, "below"),
+        ({"direction": "up"}, 422, "does not match"),
+        ({"start": 1.1, "end": 2}, 422, "15-minute"),
+        ({"status": "active"}, 422, "set by the marketplace"),
+        ({"aggregator_id": OTHER_AGGREGATOR}, 403, "must be your own"),
+        ({"settlement": {"payment": 1.0}}, 422, None),
+        ({"ven_response": {"opt": "optIn", "event_id": "ev-1", "at": "2030-01-01T00:00:00Z"}}, 422, "OpenADR bridge"),
+        ({"account_ids": [new_uuid()]}, 422, None),
+        ({"_id": "6b0f9ccaad9e32b0b92cdea2"}, 422, None),
+    ],
+)
 def test_contract_refusals_change_nothing(market, db, kw, status, words):
     offer_id = publish(market.prosumer_a, market.dev["a"])
     before = state(db)
@@ -212,11 +235,16 @@ def test_only_aggregators_and_admins_create_contracts(market, role):
 
 # cancel ----------------------------------------------------------------------------------------
 
+
 def test_aggregator_cancels_which_frees_the_device_and_reopens_the_offer(market, db):
     offer_id, contract_id = contract_offer(market)
     assert patch(market.prosumer_a, "contracts", contract_id, {"status": "cancelled"}).status_code == 403
-    assert patch(market.other_aggregator, "contracts", contract_id, {"status": "cancelled"},
-                 reader=market.aggregator).status_code == 404
+    assert (
+        patch(
+            market.other_aggregator, "contracts", contract_id, {"status": "cancelled"}, reader=market.aggregator
+        ).status_code
+        == 404
+    )
     assert patch(market.aggregator, "contracts", contract_id, {"status": "cancelled"}).status_code == 200
     assert db["reservations"].count_documents({}) == 0
     assert market.prosumer_a.get(f"/offers/{offer_id}").json["status"] == "open"
@@ -236,18 +264,32 @@ def test_contract_terms_cannot_change(market, db):
 def test_stale_etag_is_412(market):
     _, contract_id = contract_offer(market)
     stale = market.aggregator.get(f"/contracts/{contract_id}").json["_etag"]
-    assert patch(market.service, "contracts", contract_id, {"ven_response": {
-        "opt": "optIn", "event_id": "ev-1", "at": iso(t(0))}}).status_code == 200
-    late = market.aggregator.patch(f"/contracts/{contract_id}", headers={"If-Match": stale},
-                                   **as_json({"status": "cancelled"}))
+    assert (
+        patch(
+            market.service,
+            "contracts",
+            contract_id,
+            {"ven_response": {"opt": "optIn", "event_id": "ev-1", "at": iso(t(0))}},
+        ).status_code
+        == 200
+    )
+    late = market.aggregator.patch(
+        f"/contracts/{contract_id}", headers={"If-Match": stale}, **as_json({"status": "cancelled"})
+    )
     assert late.status_code == 412
 
 
 # proposals -------------------------------------------------------------------------------------
 
+
 def propose(market, device_key: str = "a", start: float = 1, end: float = 2):
-    body = {**contract_body([], start=start, end=end), "device_ids": [market.dev[device_key]],
-            "direction": "up", "power_kw": 1.5, "price": 0.4}
+    body = {
+        **contract_body([], start=start, end=end),
+        "device_ids": [market.dev[device_key]],
+        "direction": "up",
+        "power_kw": 1.5,
+        "price": 0.4,
+    }
     return market.aggregator.post("/contracts", **as_json(body))
 
 
@@ -258,8 +300,10 @@ def test_prosumer_accepts_a_proposal(market, db):
     assert market.prosumer_a.get(f"/contracts/{contract_id}").json["status"] == "proposed"
     assert db["reservations"].count_documents({}) == 0
     assert patch(market.aggregator, "contracts", contract_id, {"status": "accepted"}).status_code == 403
-    assert patch(market.prosumer_b, "contracts", contract_id, {"status": "accepted"},
-                 reader=market.admin).status_code == 404
+    assert (
+        patch(market.prosumer_b, "contracts", contract_id, {"status": "accepted"}, reader=market.admin).status_code
+        == 404
+    )
     assert patch(market.prosumer_a, "contracts", contract_id, {"status": "accepted"}).status_code == 200
     assert db["reservations"].count_documents({"contract_id": db["contracts"].find_one()["_id"]}) == 4
 
@@ -297,6 +341,7 @@ def test_acceptance_losing_an_etag_race_releases_its_slots(app, market, db, monk
     def changed_meanwhile(*args, **kwargs):
         assert db["reservations"].count_documents({}) == 4  # held, then the write loses
         raise app.data.OriginalChangedError()
+
     monkeypatch.setattr(app.data, "_update_if_unchanged", changed_meanwhile)
     response = patch(market.prosumer_a, "contracts", contract_id, {"status": "accepted"})
     assert response.status_code == 412
@@ -304,8 +349,7 @@ def test_acceptance_losing_an_etag_race_releases_its_slots(app, market, db, monk
     assert db["contracts"].find_one()["status"] == "proposed"
 
 
-@pytest.mark.parametrize("device_key,status,words", [
-    ("c", 422, "unknown device_id"), ("a_off", 409, "marketplace")])
+@pytest.mark.parametrize("device_key,status,words", [("c", 422, "unknown device_id"), ("a_off", 409, "marketplace")])
 def test_proposal_refusals(market, db, device_key, status, words):
     response = propose(market, device_key)
     assert response.status_code == status and words in response.json["_error"]["message"]
@@ -319,6 +363,7 @@ def test_proposal_on_held_slots_is_409(market, db):
 
 
 # the VEN's response ----------------------------------------------------------------------------
+
 
 def test_service_records_the_ven_response(market):
     _, contract_id = contract_offer(market)
@@ -335,10 +380,13 @@ def test_service_records_the_ven_response(market):
 
 # the clock: expiry, lapse, activation, completion, settlement ------------------------------------
 
+
 def history_and_window(device_id: str, start: datetime, window_kw: list[float]) -> list[dict]:
     """3 kW in the window's slots on each of the 28 days before, then ``window_kw``."""
+
     def reading(moment: datetime, kw: float) -> dict:
         return {"device_id": device_id, "timestamp": moment, "power_kw": kw}
+
     past = [reading(start - timedelta(days=d, minutes=-15 * i), 3.0) for d in range(1, 29) for i in range(4)]
     return past + [reading(start + timedelta(minutes=15 * i), kw) for i, kw in enumerate(window_kw)]
 
@@ -380,7 +428,7 @@ def test_the_clock_moves_offers_and_contracts_to_settlement(app, market, insert,
 def test_a_contract_without_history_waits_with_a_reason(app, market, db):
     _, contract_id = contract_offer(market)
     with app.app_context():
-        aware = t(3).replace(tzinfo=timezone.utc)  # the worker's clock may be tz-aware
+        aware = t(3).replace(tzinfo=UTC)  # the worker's clock may be tz-aware
         assert advance_lifecycle(aware)["contracts_unsettled"] == 1
         assert advance_lifecycle(t(3.5))["contracts_unsettled"] == 0  # retried hourly
         assert advance_lifecycle(t(4))["contracts_unsettled"] == 1
@@ -396,6 +444,7 @@ def test_skipping_ahead_in_the_lifecycle_is_409(market):
 
 
 # what aggregators ask ----------------------------------------------------------------------------
+
 
 def query(client, resource: str, **params) -> list[dict]:
     encoded = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in params.items()}
@@ -415,8 +464,13 @@ def test_open_offers_near_a_point_in_a_window_by_direction_sorted_by_price(marke
     patch(market.prosumer_a, "offers", ids["a_cheap"], {"price": 0.2})
     names = {v: k for k, v in ids.items()}
     near = {"$near": {"$geometry": {"type": "Point", "coordinates": [2.17, 41.38]}, "$maxDistance": 5000}}
-    where = {"status": "open", "direction": "down", "location": near,
-             "start": {"$lte": iso(t(1))}, "end": {"$gte": iso(t(3))}}
+    where = {
+        "status": "open",
+        "direction": "down",
+        "location": near,
+        "start": {"$lte": iso(t(1))},
+        "end": {"$gte": iso(t(3))},
+    }
     found = query(market.aggregator, "offers", where=where, sort="price")
     assert [names[o["_id"]] for o in found] == ["a_cheap", "a_dear"]
     within = {**where, "location": {"$geoWithin": {"$centerSphere": [[2.17, 41.38], 20 / 6378.1]}}}
@@ -426,6 +480,7 @@ def test_open_offers_near_a_point_in_a_window_by_direction_sorted_by_price(marke
 
 
 # a contract several prosumers share --------------------------------------------------------------
+
 
 def shared_contract(market) -> tuple[dict, str]:
     offers = {"a": publish(market.prosumer_a, market.dev["a"]), "b": publish(market.prosumer_b, market.dev["b"])}
@@ -443,7 +498,10 @@ def test_each_prosumer_sees_only_its_share_of_a_shared_contract(market, db):
         embedded = client.get(f'/contracts/{contract_id}?embedded={{"offers": 1}}').json
         for seen in (item, *listed):
             assert (seen["account_ids"], seen["device_ids"], seen["offers"]) == (
-                [accounts[key]], [market.dev[key]], [offers[key]])
+                [accounts[key]],
+                [market.dev[key]],
+                [offers[key]],
+            )
         assert [o["_id"] for o in embedded["offers"]] == [offers[key]]
     full = market.aggregator.get(f"/contracts/{contract_id}").json
     assert sorted(full["account_ids"]) == sorted(accounts.values()) and len(full["offers"]) == 2
@@ -451,8 +509,11 @@ def test_each_prosumer_sees_only_its_share_of_a_shared_contract(market, db):
 
 def test_each_prosumer_sees_only_its_share_of_the_settlement(app, market, insert):
     _, contract_id = shared_contract(market)
-    insert("measurements", *history_and_window(market.dev["a"], t(1), [1.0, 1.0, 1.0, 1.0]),
-           *history_and_window(market.dev["b"], t(1), [3.0, 3.0, 3.0, 3.0]))
+    insert(
+        "measurements",
+        *history_and_window(market.dev["a"], t(1), [1.0, 1.0, 1.0, 1.0]),
+        *history_and_window(market.dev["b"], t(1), [3.0, 3.0, 3.0, 3.0]),
+    )
     with app.app_context():
         for moment in (t(1), t(2), t(2.5)):
             advance_lifecycle(moment)

@@ -1,6 +1,7 @@
 """A contract's writes succeed or fail together: a transaction where MongoDB has
 them (shown with a fake session: no MongoDB server runs here), exact undo and
 the tick's orphan repair elsewhere, and Idempotency-Key retries."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -47,13 +48,14 @@ def held_by(db) -> dict[Any, int]:
 
 # --- the transaction path, with a fake session ------------------------------------------------
 
+
 class FakeSession:
     """Records what pymongo's ClientSession.with_transaction would commit or abort."""
 
     def __init__(self) -> None:
         self.committed = self.aborted = 0
 
-    def __enter__(self) -> "FakeSession":
+    def __enter__(self) -> FakeSession:
         return self
 
     def __exit__(self, *exc: Any) -> bool:
@@ -101,13 +103,15 @@ class RecordingCollection:
         def call(*args: Any, session: Any = None, **kwargs: Any) -> Any:
             self.calls.append((name, session))
             return method(*args, **kwargs)
+
         return call
 
 
 def contract_plan(db: GeoDatabase, contract: dict, offer: dict) -> atomic.Plan:
     now = utcnow()
-    return atomic.Plan(before=[reservations.reserve_step(contract, now),
-                               reservations.claim_step([offer], contract["_id"], now)])
+    return atomic.Plan(
+        before=[reservations.reserve_step(contract, now), reservations.claim_step([offer], contract["_id"], now)]
+    )
 
 
 def a_contract_and_its_offer(raw: RecordingDatabase) -> tuple[dict, dict]:
@@ -118,11 +122,14 @@ def a_contract_and_its_offer(raw: RecordingDatabase) -> tuple[dict, dict]:
     return contract, offer
 
 
-@pytest.mark.parametrize("hello,expected", [
-    ({"setName": "rs0", "isWritablePrimary": True}, True),
-    ({"msg": "isdbgrid"}, True),
-    ({"isWritablePrimary": True}, False),
-])
+@pytest.mark.parametrize(
+    "hello,expected",
+    [
+        ({"setName": "rs0", "isWritablePrimary": True}, True),
+        ({"msg": "isdbgrid"}, True),
+        ({"isWritablePrimary": True}, False),
+    ],
+)
 def test_transactions_are_used_on_replica_sets_and_mongos_only(app, hello, expected):
     with app.app_context():
         assert atomic.uses_transactions(GeoDatabase(None, embedded=False), FakeReplicaSet(hello)) is expected
@@ -136,8 +143,12 @@ def test_reserve_claim_and_insert_run_in_one_transaction(app):
     db = GeoDatabase(raw, embedded=False)
     contract, offer = a_contract_and_its_offer(raw)
     with app.app_context():
-        atomic.run(db, client, contract_plan(db, contract, offer),
-                   lambda: db["contracts"].insert_one({**contract, "status": "accepted"}))
+        atomic.run(
+            db,
+            client,
+            contract_plan(db, contract, offer),
+            lambda: db["contracts"].insert_one({**contract, "status": "accepted"}),
+        )
     [session] = client.sessions
     assert (session.committed, session.aborted) == (1, 0)
     assert [name for name, _ in raw.calls] == ["insert_many", "update_one", "insert_one"]
@@ -153,8 +164,7 @@ def test_a_conflict_aborts_the_transaction_without_compensating_writes(app):
     contract, offer = a_contract_and_its_offer(raw)
     raw.db["offers"].update_one({"_id": offer["_id"]}, {"$set": {"status": "withdrawn"}})
     with app.app_context(), pytest.raises(reservations.Conflict, match="withdrawn meanwhile"):
-        atomic.run(db, client, contract_plan(db, contract, offer),
-                   lambda: db["contracts"].insert_one(contract))
+        atomic.run(db, client, contract_plan(db, contract, offer), lambda: db["contracts"].insert_one(contract))
     [session] = client.sessions
     assert (session.committed, session.aborted) == (0, 1)
     # the server discards the transaction's writes; no undo is sent on top
@@ -177,13 +187,16 @@ def test_the_api_runs_a_contract_in_one_transaction_where_the_store_has_them(app
 
 # --- the embedded path: exact undo ------------------------------------------------------------
 
+
 def test_a_refused_claim_undoes_only_its_own_reservations(app, market, db):
     offer_id = publish(market.prosumer_a, market.dev["a"])
-    other = market.aggregator.post("/contracts", **as_json(contract_body(
-        [publish(market.prosumer_b, market.dev["b"])]))).json["_id"]
+    other = market.aggregator.post(
+        "/contracts", **as_json(contract_body([publish(market.prosumer_b, market.dev["b"])]))
+    ).json["_id"]
 
     def withdrawn_meanwhile() -> None:  # between our reserve and our claim
         db["offers"].update_one({"_id": ObjectId(offer_id)}, {"$set": {"status": "withdrawn"}})
+
     app.extensions["faults"] = {"after:reserve": withdrawn_meanwhile}
     response = market.aggregator.post("/contracts", **as_json(contract_body([offer_id])))
     assert response.status_code == 409 and "withdrawn meanwhile" in response.json["_error"]["message"]
@@ -192,6 +205,7 @@ def test_a_refused_claim_undoes_only_its_own_reservations(app, market, db):
 
 
 # --- a worker killed between writes, repaired by the tick --------------------------------------
+
 
 @pytest.mark.parametrize("fault", ["after:reserve", "after:claim_offers"])
 def test_a_killed_request_leaves_orphans_the_tick_repairs(app, market, db, fault):
@@ -238,6 +252,7 @@ def test_the_tick_leaves_live_contracts_alone(app, market, db):
 
 # --- Idempotency-Key ---------------------------------------------------------------------------
 
+
 def post(client, resource: str, body: Any, key: str | None = "key-1"):
     headers = {"Idempotency-Key": key} if key is not None else {}
     return client.post(f"/{resource}", headers=headers, **as_json(body))
@@ -254,6 +269,7 @@ def test_a_retried_contract_is_the_same_contract(market, db):
 
 def test_a_retried_offer_is_the_same_offer(market, db):
     from tests.test_marketplace_api import offer_body
+
     body = offer_body(market.dev["a"])
     first, again = post(market.prosumer_a, "offers", body), post(market.prosumer_a, "offers", body)
     assert (first.status_code, again.status_code, again.json["_id"]) == (201, 201, first.json["_id"])
@@ -313,6 +329,7 @@ def test_a_retry_after_a_kill_before_the_write_waits_then_takes_over(app, market
     assert state(db) == before
     app.config["REQUEST_GRACE_SECONDS"] = 0  # the first attempt is surely dead now
     from registry.metrics import ORPHANS_REPAIRED
+
     repaired_before = ORPHANS_REPAIRED.labels("reservations")._value.get()
     taken = post(market.aggregator, "contracts", body)
     assert taken.status_code == 201

@@ -1,4 +1,5 @@
 """Marketplace rules as pure functions: no app, no store."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,10 +7,20 @@ from datetime import datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from registry.marketplace import (CONTRACT_TRANSITIONS, OFFER_TRANSITIONS, SYSTEM, MarketError,
-                                  check_acceptance, check_contract_update, check_new_contract,
-                                  check_new_offer, check_offer_update, check_transition, check_window,
-                                  slot_starts)
+from registry.marketplace import (
+    CONTRACT_TRANSITIONS,
+    OFFER_TRANSITIONS,
+    SYSTEM,
+    MarketError,
+    check_acceptance,
+    check_contract_update,
+    check_new_contract,
+    check_new_offer,
+    check_offer_update,
+    check_transition,
+    check_window,
+    slot_starts,
+)
 from registry.settlement import BaselineRule, SettlementError, baseline_kw, means_by_slot, settle
 from tests.factories import AGGREGATOR, device
 
@@ -26,10 +37,19 @@ def refusal(call, *args) -> MarketError:
 
 
 def an_offer(dev: dict, **overrides) -> dict:
-    doc = {"_id": ObjectId(), "device_id": dev["device_id"], "start": START - timedelta(hours=2),
-           "end": END + timedelta(hours=2), "direction": "down", "power_kw": 2.0, "price": 0.25,
-           "currency": "EUR", "status": "open", "account_id": dev["account_id"],
-           "aggregator_id": dev["aggregator_id"]}
+    doc = {
+        "_id": ObjectId(),
+        "device_id": dev["device_id"],
+        "start": START - timedelta(hours=2),
+        "end": END + timedelta(hours=2),
+        "direction": "down",
+        "power_kw": 2.0,
+        "price": 0.25,
+        "currency": "EUR",
+        "status": "open",
+        "account_id": dev["account_id"],
+        "aggregator_id": dev["aggregator_id"],
+    }
     return {**doc, **overrides}
 
 
@@ -39,19 +59,23 @@ def a_contract(**overrides) -> dict:
 
 # windows ------------------------------------------------------------------------------------
 
+
 def test_a_valid_window_passes_and_has_15_minute_slots():
     check_window(START, END, NOW)
     assert slot_starts(START, END) == [START + timedelta(minutes=m) for m in (0, 15, 30, 45)]
 
 
-@pytest.mark.parametrize("start,end,words", [
-    (END, START, "before end"),
-    (START, START, "before end"),
-    (START + timedelta(minutes=5), END, "15-minute"),
-    (START, END + timedelta(seconds=30), "15-minute"),
-    (NOW - timedelta(hours=1, minutes=7), END, "future"),
-    (START, START + timedelta(days=7, minutes=15), "at most 168 hours"),
-])
+@pytest.mark.parametrize(
+    "start,end,words",
+    [
+        (END, START, "before end"),
+        (START, START, "before end"),
+        (START + timedelta(minutes=5), END, "15-minute"),
+        (START, END + timedelta(seconds=30), "15-minute"),
+        (NOW - timedelta(hours=1, minutes=7), END, "future"),
+        (START, START + timedelta(days=7, minutes=15), "at most 168 hours"),
+    ],
+)
 def test_bad_windows_are_422(start, end, words):
     error = refusal(check_window, start, end, NOW)
     assert error.status == 422 and words in error.message
@@ -59,45 +83,62 @@ def test_bad_windows_are_422(start, end, words):
 
 # offers ------------------------------------------------------------------------------------
 
+
 def test_new_offer_copies_owners_and_location():
     dev = device()
     copied = check_new_offer(an_offer(dev), dev, NOW)
-    assert copied == {"status": "open", "account_id": dev["account_id"],
-                      "aggregator_id": dev["aggregator_id"], "location": dev["location"]}
+    assert copied == {
+        "status": "open",
+        "account_id": dev["account_id"],
+        "aggregator_id": dev["aggregator_id"],
+        "location": dev["location"],
+    }
 
 
-@pytest.mark.parametrize("dev_overrides,offer_overrides,status,words", [
-    ({"marketplace_availability": "no"}, {}, 409, "not available to the marketplace"),
-    ({"marketplace_availability": None}, {}, 409, "not available to the marketplace"),
-    ({"max_capacity": 1.5}, {}, 422, "max_capacity"),
-    ({}, {"status": "contracted"}, 422, "always open"),
-    ({}, {"start": NOW}, 422, "15-minute"),
-])
+@pytest.mark.parametrize(
+    "dev_overrides,offer_overrides,status,words",
+    [
+        ({"marketplace_availability": "no"}, {}, 409, "not available to the marketplace"),
+        ({"marketplace_availability": None}, {}, 409, "not available to the marketplace"),
+        ({"max_capacity": 1.5}, {}, 422, "max_capacity"),
+        ({}, {"status": "contracted"}, 422, "always open"),
+        ({}, {"start": NOW}, 422, "15-minute"),
+    ],
+)
 def test_new_offer_refusals(dev_overrides, offer_overrides, status, words):
     dev = device(**dev_overrides)
     error = refusal(check_new_offer, an_offer(dev, **offer_overrides), dev, NOW)
     assert (error.status, words in error.message) == (status, True)
 
 
-@pytest.mark.parametrize("updates,actor", [
-    ({"price": 0.4}, "prosumer"), ({"power_kw": 3.0}, "prosumer"), ({"status": "withdrawn"}, "prosumer"),
-    ({"status": "withdrawn"}, "admin"), ({"status": "open", "price": 0.1, "_updated": NOW}, "prosumer"),
-])
+@pytest.mark.parametrize(
+    "updates,actor",
+    [
+        ({"price": 0.4}, "prosumer"),
+        ({"power_kw": 3.0}, "prosumer"),
+        ({"status": "withdrawn"}, "prosumer"),
+        ({"status": "withdrawn"}, "admin"),
+        ({"status": "open", "price": 0.1, "_updated": NOW}, "prosumer"),
+    ],
+)
 def test_open_offers_change_price_power_or_are_withdrawn(updates, actor):
     dev = device()
     check_offer_update(an_offer(dev), updates, actor, dev, NOW)
 
 
-@pytest.mark.parametrize("original,updates,actor,status,words", [
-    ({}, {"start": START}, "prosumer", 422, "start cannot change"),
-    ({}, {"device_id": "x", "direction": "up"}, "admin", 422, "device_id, direction cannot change"),
-    ({"status": "contracted"}, {"price": 1.0}, "prosumer", 409, "only open offers"),
-    ({"status": "withdrawn"}, {"status": "open"}, "prosumer", 409, "only open offers"),
-    ({}, {"status": "contracted"}, "prosumer", 403, "may not move"),
-    ({}, {"status": "expired"}, "admin", 403, "may not move"),
-    ({}, {"status": "withdrawn"}, "aggregator", 403, "may not move"),
-    ({}, {"power_kw": 9.0}, "prosumer", 422, "max_capacity"),
-])
+@pytest.mark.parametrize(
+    "original,updates,actor,status,words",
+    [
+        ({}, {"start": START}, "prosumer", 422, "start cannot change"),
+        ({}, {"device_id": "x", "direction": "up"}, "admin", 422, "device_id, direction cannot change"),
+        ({"status": "contracted"}, {"price": 1.0}, "prosumer", 409, "only open offers"),
+        ({"status": "withdrawn"}, {"status": "open"}, "prosumer", 409, "only open offers"),
+        ({}, {"status": "contracted"}, "prosumer", 403, "may not move"),
+        ({}, {"status": "expired"}, "admin", 403, "may not move"),
+        ({}, {"status": "withdrawn"}, "aggregator", 403, "may not move"),
+        ({}, {"power_kw": 9.0}, "prosumer", 422, "max_capacity"),
+    ],
+)
 def test_offer_update_refusals(original, updates, actor, status, words):
     dev = device()
     error = refusal(check_offer_update, an_offer(dev, **original), updates, actor, dev, NOW)
@@ -106,10 +147,15 @@ def test_offer_update_refusals(original, updates, actor, status, words):
 
 # the transition tables ------------------------------------------------------------------------
 
+
 def timed(rule_when: str | None) -> datetime:
     """A moment at which a rule's timing holds."""
-    return {"before_start": START - timedelta(hours=1), "after_start": START,
-            "after_end": END, None: START - timedelta(hours=1)}[rule_when]
+    return {
+        "before_start": START - timedelta(hours=1),
+        "after_start": START,
+        "after_end": END,
+        None: START - timedelta(hours=1),
+    }[rule_when]
 
 
 @pytest.mark.parametrize("kind,table", [("offer", OFFER_TRANSITIONS), ("contract", CONTRACT_TRANSITIONS)])
@@ -123,8 +169,10 @@ def test_every_transition_is_allowed_exactly_for_its_actors(kind, table):
                 assert refusal(check_transition, kind, doc, target, role, timed(rule.when)).status == 403
 
 
-STATUSES = {"offer": ["open", "contracted", "withdrawn", "expired"],
-            "contract": ["proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled"]}
+STATUSES = {
+    "offer": ["open", "contracted", "withdrawn", "expired"],
+    "contract": ["proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled"],
+}
 
 
 @pytest.mark.parametrize("kind,table", [("offer", OFFER_TRANSITIONS), ("contract", CONTRACT_TRANSITIONS)])
@@ -134,59 +182,72 @@ def test_every_other_transition_is_409_for_everyone(kind, table):
             if (current, target) in table or current == target:
                 continue
             for role in ROLES:
-                error = refusal(check_transition, kind, {"status": current, "start": START, "end": END},
-                                target, role, START)
+                error = refusal(
+                    check_transition, kind, {"status": current, "start": START, "end": END}, target, role, START
+                )
                 assert error.status == 409 and f"from {current} to {target}" in error.message
 
 
-@pytest.mark.parametrize("current,target,actor,now,words", [
-    ("proposed", "accepted", "prosumer", START, "no longer"),
-    ("accepted", "cancelled", "aggregator", START + timedelta(minutes=1), "no longer"),
-    ("proposed", "cancelled", "aggregator", START, "no longer"),
-    ("accepted", "active", "service", START - timedelta(seconds=1), "cannot be active before"),
-    ("active", "completed", SYSTEM, END - timedelta(minutes=1), "cannot be completed before"),
-])
+@pytest.mark.parametrize(
+    "current,target,actor,now,words",
+    [
+        ("proposed", "accepted", "prosumer", START, "no longer"),
+        ("accepted", "cancelled", "aggregator", START + timedelta(minutes=1), "no longer"),
+        ("proposed", "cancelled", "aggregator", START, "no longer"),
+        ("accepted", "active", "service", START - timedelta(seconds=1), "cannot be active before"),
+        ("active", "completed", SYSTEM, END - timedelta(minutes=1), "cannot be completed before"),
+    ],
+)
 def test_timing_of_transitions_is_409(current, target, actor, now, words):
-    error = refusal(check_transition, "contract", {"status": current, "start": START, "end": END},
-                    target, actor, now)
+    error = refusal(check_transition, "contract", {"status": current, "start": START, "end": END}, target, actor, now)
     assert error.status == 409 and words in error.message
 
 
 def test_settled_and_other_final_states_go_nowhere():
-    error = refusal(check_transition, "contract", {"status": "settled", "start": START, "end": END},
-                    "completed", "admin", END)
+    error = refusal(
+        check_transition, "contract", {"status": "settled", "start": START, "end": END}, "completed", "admin", END
+    )
     assert "nothing (final)" in error.message
 
 
 # contract terms --------------------------------------------------------------------------------
+
 
 def test_contract_on_offers_is_accepted_with_derived_terms():
     first, second = device(), device(max_capacity=5.0)
     offers = [an_offer(first, power_kw=1.5, price=0.2), an_offer(second, power_kw=3.0, price=0.3)]
     devices = {d["device_id"]: d for d in (first, second)}
     derived = check_new_contract(a_contract(offers=[o["_id"] for o in offers]), offers, devices, NOW)
-    assert derived == {"device_ids": [first["device_id"], second["device_id"]], "direction": "down",
-                       "power_kw": 1.5, "price": 0.3, "currency": "EUR",
-                       "account_ids": sorted([first["account_id"], second["account_id"]]),
-                       "status": "accepted"}
+    assert derived == {
+        "device_ids": [first["device_id"], second["device_id"]],
+        "direction": "down",
+        "power_kw": 1.5,
+        "price": 0.3,
+        "currency": "EUR",
+        "account_ids": sorted([first["account_id"], second["account_id"]]),
+        "status": "accepted",
+    }
 
 
-@pytest.mark.parametrize("offer_overrides,contract_overrides,dev_overrides,status,words", [
-    ({"status": "contracted"}, {}, {}, 409, "is contracted, not open"),
-    ({"status": "withdrawn"}, {}, {}, 409, "is withdrawn, not open"),
-    ({"start": START + timedelta(minutes=15)}, {}, {}, 422, "inside offer"),
-    ({"end": END - timedelta(minutes=15)}, {}, {}, 422, "inside offer"),
-    ({"direction": "up"}, {"direction": "down"}, {}, 422, "does not match"),
-    ({}, {"power_kw": 2.5}, {}, 422, "exceeds offer"),
-    ({"power_kw": 5.0}, {"power_kw": 4.0}, {}, 422, "max_capacity"),
-    ({}, {"price": 0.1}, {}, 422, "below"),
-    ({}, {"currency": "USD"}, {}, 422, "one currency"),
-    ({}, {}, {"marketplace_availability": "no"}, 409, "not available to the marketplace"),
-    ({"aggregator_id": "agg-south"}, {}, {}, 422, "portfolio"),
-    ({}, {"status": "accepted"}, {}, 422, "status is set by the marketplace"),
-    ({}, {"device_ids": ["0" * 8 + "-0000-4000-8000-" + "0" * 12]}, {}, 422, "device_ids must be"),
-    ({}, {"start": START + timedelta(minutes=1)}, {}, 422, "15-minute"),
-])
+@pytest.mark.parametrize(
+    "offer_overrides,contract_overrides,dev_overrides,status,words",
+    [
+        ({"status": "contracted"}, {}, {}, 409, "is contracted, not open"),
+        ({"status": "withdrawn"}, {}, {}, 409, "is withdrawn, not open"),
+        ({"start": START + timedelta(minutes=15)}, {}, {}, 422, "inside offer"),
+        ({"end": END - timedelta(minutes=15)}, {}, {}, 422, "inside offer"),
+        ({"direction": "up"}, {"direction": "down"}, {}, 422, "does not match"),
+        ({}, {"power_kw": 2.5}, {}, 422, "exceeds offer"),
+        ({"power_kw": 5.0}, {"power_kw": 4.0}, {}, 422, "max_capacity"),
+        ({}, {"price": 0.1}, {}, 422, "below"),
+        ({}, {"currency": "USD"}, {}, 422, "one currency"),
+        ({}, {}, {"marketplace_availability": "no"}, 409, "not available to the marketplace"),
+        ({"aggregator_id": "agg-south"}, {}, {}, 422, "portfolio"),
+        ({}, {"status": "accepted"}, {}, 422, "status is set by the marketplace"),
+        ({}, {"device_ids": ["0" * 8 + "-0000-4000-8000-" + "0" * 12]}, {}, 422, "device_ids must be"),
+        ({}, {"start": START + timedelta(minutes=1)}, {}, 422, "15-minute"),
+    ],
+)
 def test_contract_on_offers_refusals(offer_overrides, contract_overrides, dev_overrides, status, words):
     dev = device(**dev_overrides)
     offer = an_offer(dev, **offer_overrides)
@@ -199,8 +260,10 @@ def test_unknown_or_repeated_offers_are_422():
     dev = device()
     offer, again = an_offer(dev), an_offer(dev)
     devices = {dev["device_id"]: dev}
+
     def message(offer_ids, found):
         return refusal(check_new_contract, a_contract(offers=offer_ids), found, devices, NOW).message
+
     assert "unknown offer" in message([ObjectId()], [])
     assert "listed twice" in message([offer["_id"]] * 2, [offer])
     assert "one offer per device" in message([offer["_id"], again["_id"]], [offer, again])
@@ -209,8 +272,9 @@ def test_unknown_or_repeated_offers_are_422():
 def test_unseen_device_is_unknown():
     dev = device()
     offer = an_offer(dev)
-    assert "unknown device_id" in refusal(check_new_contract, a_contract(offers=[offer["_id"]]),
-                                          [offer], {}, NOW).message
+    assert (
+        "unknown device_id" in refusal(check_new_contract, a_contract(offers=[offer["_id"]]), [offer], {}, NOW).message
+    )
 
 
 PROPOSAL = {"direction": "up", "power_kw": 1.0, "price": 0.5}
@@ -218,20 +282,24 @@ PROPOSAL = {"direction": "up", "power_kw": 1.0, "price": 0.5}
 
 def test_proposal_without_offers_is_proposed():
     dev = device()
-    derived = check_new_contract(a_contract(device_ids=[dev["device_id"]], **PROPOSAL),
-                                 [], {dev["device_id"]: dev}, NOW)
+    derived = check_new_contract(
+        a_contract(device_ids=[dev["device_id"]], **PROPOSAL), [], {dev["device_id"]: dev}, NOW
+    )
     assert derived == {"account_ids": [dev["account_id"]], "status": "proposed", "currency": "EUR"}
 
 
-@pytest.mark.parametrize("contract_overrides,two_accounts,words", [
-    ({"device_ids": []}, False, "needs offers, or device_ids"),
-    ({"direction": None}, False, "needs direction"),
-    ({"power_kw": None}, False, "needs power_kw"),
-    ({"price": None}, False, "needs price"),
-    ({"power_kw": 9.0}, False, "max_capacity"),
-    ({"aggregator_id": "agg-south"}, False, "portfolio"),
-    ({}, True, "one prosumer"),
-])
+@pytest.mark.parametrize(
+    "contract_overrides,two_accounts,words",
+    [
+        ({"device_ids": []}, False, "needs offers, or device_ids"),
+        ({"direction": None}, False, "needs direction"),
+        ({"power_kw": None}, False, "needs power_kw"),
+        ({"price": None}, False, "needs price"),
+        ({"power_kw": 9.0}, False, "max_capacity"),
+        ({"aggregator_id": "agg-south"}, False, "portfolio"),
+        ({}, True, "one prosumer"),
+    ],
+)
 def test_proposal_refusals(contract_overrides, two_accounts, words):
     devs = [device(), device()] if two_accounts else [device()]
     contract = a_contract(**{"device_ids": [d["device_id"] for d in devs], **PROPOSAL, **contract_overrides})
@@ -243,21 +311,25 @@ def test_acceptance_is_revalidated():
     dev = device()
     proposal = a_contract(device_ids=[dev["device_id"]], status="proposed", **PROPOSAL)
     check_acceptance(proposal, {dev["device_id"]: dev}, NOW)
-    assert refusal(check_acceptance, proposal, {dev["device_id"]: {**dev, "marketplace_availability": "no"}},
-                   NOW).status == 409
-    assert refusal(check_acceptance, proposal, {dev["device_id"]: {**dev, "max_capacity": 0.5}},
-                   NOW).status == 422
+    assert (
+        refusal(check_acceptance, proposal, {dev["device_id"]: {**dev, "marketplace_availability": "no"}}, NOW).status
+        == 409
+    )
+    assert refusal(check_acceptance, proposal, {dev["device_id"]: {**dev, "max_capacity": 0.5}}, NOW).status == 422
     assert "future" in refusal(check_acceptance, proposal, {dev["device_id"]: dev}, START).message
 
 
-@pytest.mark.parametrize("status,updates,actor,code,words", [
-    ("accepted", {"power_kw": 1.0}, "admin", 422, "power_kw cannot change"),
-    ("proposed", {"ven_response": {"opt": "optIn"}}, "service", 409, "VEN response"),
-    ("accepted", {"status": "accepted"}, "prosumer", None, None),
-    ("accepted", {"ven_response": {"opt": "optOut"}}, "service", None, None),
-    ("accepted", {"status": "cancelled"}, "prosumer", 403, "may not move"),
-    ("proposed", {"status": "accepted"}, "aggregator", 403, "may not move"),
-])
+@pytest.mark.parametrize(
+    "status,updates,actor,code,words",
+    [
+        ("accepted", {"power_kw": 1.0}, "admin", 422, "power_kw cannot change"),
+        ("proposed", {"ven_response": {"opt": "optIn"}}, "service", 409, "VEN response"),
+        ("accepted", {"status": "accepted"}, "prosumer", None, None),
+        ("accepted", {"ven_response": {"opt": "optOut"}}, "service", None, None),
+        ("accepted", {"status": "cancelled"}, "prosumer", 403, "may not move"),
+        ("proposed", {"status": "accepted"}, "aggregator", 403, "may not move"),
+    ],
+)
 def test_contract_updates(status, updates, actor, code, words):
     contract = a_contract(status=status)
     if code is None:
@@ -268,6 +340,7 @@ def test_contract_updates(status, updates, actor, code, words):
 
 
 # settlement -----------------------------------------------------------------------------------
+
 
 def readings_at(day: datetime, per_slot_kw: list[float]) -> list[tuple[datetime, float]]:
     """Three 5-minute readings per slot of the 18:00–19:00 window, averaging to per_slot_kw."""
@@ -285,8 +358,16 @@ def history() -> list[tuple[datetime, float]]:
     return [r for d, kw in days.items() for r in readings_at(datetime(2024, 3, d), [kw] * 4)]
 
 
-SETTLED = {"aggregator_id": AGGREGATOR, "device_ids": ["dev"], "start": START, "end": END,
-           "direction": "down", "power_kw": 2.0, "price": 0.30, "currency": "EUR"}
+SETTLED = {
+    "aggregator_id": AGGREGATOR,
+    "device_ids": ["dev"],
+    "start": START,
+    "end": END,
+    "direction": "down",
+    "power_kw": 2.0,
+    "price": 0.30,
+    "currency": "EUR",
+}
 
 
 def test_settlement_known_answer():
@@ -308,8 +389,9 @@ def test_settlement_up_direction_recent_rule_and_a_missing_slot():
     """recent 2 of 3 → Tue (3) and Mon (4): baseline 3.5. Up: measured − baseline.
     Measured 5, 4, (missing), 3 → 1.5, 0.5, 0, 0 → 0.5 kWh; payment 0.15, penalty 1.5 × 0.3 × 2 = 0.9."""
     window = [r for r in readings_at(START, [5.0, 4.0, 0.0, 3.0]) if not 30 <= r[0].minute < 45]
-    result = settle({**SETTLED, "direction": "up"}, {"dev": history() + window},
-                    BaselineRule.parse("recent 2 of 3"), 2.0, END)
+    result = settle(
+        {**SETTLED, "direction": "up"}, {"dev": history() + window}, BaselineRule.parse("recent 2 of 3"), 2.0, END
+    )
     assert result["baseline_kw"] == [3.5] * 4 and result["measured_kw"] == [5.0, 4.0, None, 3.0]
     assert result["delivered_kw"] == [1.5, 0.5, 0.0, 0.0]
     assert (result["delivered_kwh"], result["payment"], result["penalty"]) == (0.5, 0.15, 0.9)
@@ -329,9 +411,14 @@ def test_too_little_history_cannot_be_settled():
         baseline_kw(means_by_slot(short), START, END, BaselineRule.parse("high 2 of 3"))
 
 
-@pytest.mark.parametrize("text,rule", [("high 4 of 5", BaselineRule(4, 5, "high")),
-                                       ("10 of 10", BaselineRule(10, 10, "high")),
-                                       ("recent 3 of 5", BaselineRule(3, 5, "recent"))])
+@pytest.mark.parametrize(
+    "text,rule",
+    [
+        ("high 4 of 5", BaselineRule(4, 5, "high")),
+        ("10 of 10", BaselineRule(10, 10, "high")),
+        ("recent 3 of 5", BaselineRule(3, 5, "recent")),
+    ],
+)
 def test_baseline_rule_text(text, rule):
     assert BaselineRule.parse(text) == rule and BaselineRule.parse(str(rule)) == rule
 

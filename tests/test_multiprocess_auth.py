@@ -12,6 +12,7 @@
 
 Every process is stopped in a `finally`; Redis keys carry a prefix per test.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,7 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,16 @@ from flask.json.tag import TaggedJSONSerializer
 from registry.auth import KeyRing, hash_secret
 from tests.processes import REDIS_URL, ROOT, Served, app_env, free_port, gunicorn, stop, wait_until_up
 
-SECRETS = ("OAUTH_SIGNING_KEYS", "OAUTH_SIGNING_KEYS_FILE", "SECRET_KEY", "SECRET_KEY_FILE", "OAUTH_USERS_FILE",
-           "OAUTH_CLIENTS_FILE", "DEMO_SECRETS", "AUTH_REDIS_PREFIX")
+SECRETS = (
+    "OAUTH_SIGNING_KEYS",
+    "OAUTH_SIGNING_KEYS_FILE",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "OAUTH_USERS_FILE",
+    "OAUTH_CLIENTS_FILE",
+    "DEMO_SECRETS",
+    "AUTH_REDIS_PREFIX",
+)
 NO_SECRETS = {name: "" for name in SECRETS}  # whatever the developer's shell has: not configured here
 BRIDGE_SECRET = "bridge-" + "s" * 24
 DEMO_FILES = {"demo-credentials.json", "ui-secret-key", "oauth-signing-keys.json"}
@@ -48,9 +57,11 @@ QUIET = {"JOBS_EMBEDDED_WORKER": "0", "LOG_FORMAT": "text"}
 
 # --- helpers ----------------------------------------------------------------------------------------
 
+
 def client_token(url: str, secret: str, client_id: str = "openadr-bridge") -> str:
-    response = requests.post(f"{url}/oauth/token", data={"grant_type": "client_credentials"},
-                             auth=(client_id, secret), timeout=10)
+    response = requests.post(
+        f"{url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
+    )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 
@@ -70,8 +81,15 @@ def jwks_kids(url: str) -> list[str]:
 
 
 def keys_cli(*args: str) -> str:
-    result = subprocess.run([sys.executable, "run.py", "keys", *args], check=False, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, env={k: v for k, v in os.environ.items() if k not in SECRETS})
+    result = subprocess.run(
+        [sys.executable, "run.py", "keys", *args],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in SECRETS},
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -101,22 +119,37 @@ def shared_secrets(tmp_path: Path) -> dict[str, str]:
     """Configured secrets in mounted files, as every host of a deployment gets them."""
     folder = tmp_path / "secrets"
     folder.mkdir()
-    (folder / "signing-keys.json").write_text(KeyRing.new(datetime.now(timezone.utc)).to_text())
+    (folder / "signing-keys.json").write_text(KeyRing.new(datetime.now(UTC)).to_text())
     (folder / "secret-key").write_text(uuid.uuid4().hex * 2)
-    (folder / "clients.json").write_text(json.dumps([
-        {"client_id": "openadr-bridge", "client_secret_hash": hash_secret(BRIDGE_SECRET),
-         "grant_types": ["client_credentials"], "role": "service"}]))
-    (folder / "users.json").write_text(json.dumps([
-        {"username": "ops", "password_hash": hash_secret("ops-password"), "role": "admin"}]))
+    (folder / "clients.json").write_text(
+        json.dumps(
+            [
+                {
+                    "client_id": "openadr-bridge",
+                    "client_secret_hash": hash_secret(BRIDGE_SECRET),
+                    "grant_types": ["client_credentials"],
+                    "role": "service",
+                }
+            ]
+        )
+    )
+    (folder / "users.json").write_text(
+        json.dumps([{"username": "ops", "password_hash": hash_secret("ops-password"), "role": "admin"}])
+    )
     for path in folder.iterdir():
         path.chmod(0o600)
-    return {"OAUTH_SIGNING_KEYS_FILE": str(folder / "signing-keys.json"), "SECRET_KEY_FILE": str(folder / "secret-key"),
-            "OAUTH_CLIENTS_FILE": str(folder / "clients.json"), "OAUTH_USERS_FILE": str(folder / "users.json")}
+    return {
+        "OAUTH_SIGNING_KEYS_FILE": str(folder / "signing-keys.json"),
+        "SECRET_KEY_FILE": str(folder / "secret-key"),
+        "OAUTH_CLIENTS_FILE": str(folder / "clients.json"),
+        "OAUTH_USERS_FILE": str(folder / "users.json"),
+    }
 
 
 @contextlib.contextmanager
-def two_hosts(tmp_path: Path, secrets_a: dict[str, str], secrets_b: dict[str, str],
-              extra: dict[str, str] | None = None) -> Iterator[tuple[Served, Served]]:
+def two_hosts(
+    tmp_path: Path, secrets_a: dict[str, str], secrets_b: dict[str, str], extra: dict[str, str] | None = None
+) -> Iterator[tuple[Served, Served]]:
     """Host A, and host B behind the same public URL and issuer (as a load balancer
     would put them), each with its own instance folder and embedded store."""
     common = {**NO_SECRETS, **QUIET, **(extra or {})}
@@ -148,8 +181,14 @@ def test_four_processes_starting_at_once_on_a_fresh_folder_share_one_key(tmp_pat
             env = app_env(instance, port, {**NO_SECRETS, **QUIET, "PUBLIC_URL": issuer, "OAUTH_ISSUER": issuer})
             log = tmp_path / f"app-{port}.log"
             with open(log, "w") as stderr:
-                process = subprocess.Popen([sys.executable, "-c", CHILD, str(port), str(start)], cwd=ROOT, env=env,
-                                           stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+                process = subprocess.Popen(
+                    [sys.executable, "-c", CHILD, str(port), str(start)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    start_new_session=True,
+                )
             served.append(Served(f"http://127.0.0.1:{port}", process, log, instance, env))
         for one in served:
             wait_until_up(one, 90)
@@ -178,8 +217,9 @@ def test_gunicorn_with_four_workers_boots_on_a_fresh_folder(tmp_path: Path) -> N
         log = served.stderr_path.read_text()
         assert served.process.poll() is None, log[-3000:]
         assert log.count("Booting worker") == 4 and "Traceback" not in log and "failed to boot" not in log, log[-3000:]
-        secret = json.loads(Path(served.instance_path, "demo-credentials.json").read_text())[
-            "clients"]["openadr-bridge"]["secret"]
+        secret = json.loads(Path(served.instance_path, "demo-credentials.json").read_text())["clients"][
+            "openadr-bridge"
+        ]["secret"]
         tokens = [client_token(served.url, secret) for _ in range(8)]
         assert len({kid_of(token) for token in tokens}) == 1
         for token in tokens:  # new connections each time: spread over the workers
@@ -188,17 +228,29 @@ def test_gunicorn_with_four_workers_boots_on_a_fresh_folder(tmp_path: Path) -> N
 
 # --- 12.4: hosts with separate instance folders and shared secrets -----------------------------------
 
-def test_hosts_sharing_secrets_accept_each_others_tokens(tmp_path: Path, shared_secrets: dict[str, str],
-                                                         prefix: str) -> None:
-    with two_hosts(tmp_path, shared_secrets, shared_secrets, {"REDIS_URL": REDIS_URL,
-                                                              "AUTH_REDIS_PREFIX": f"{prefix}:",
-                                                              "RATE_LIMIT_KEY_PREFIX": prefix}) as (a, b):
+
+def test_hosts_sharing_secrets_accept_each_others_tokens(
+    tmp_path: Path, shared_secrets: dict[str, str], prefix: str
+) -> None:
+    with two_hosts(
+        tmp_path,
+        shared_secrets,
+        shared_secrets,
+        {"REDIS_URL": REDIS_URL, "AUTH_REDIS_PREFIX": f"{prefix}:", "RATE_LIMIT_KEY_PREFIX": prefix},
+    ) as (a, b):
         from_a, from_b = client_token(a.url, BRIDGE_SECRET), client_token(b.url, BRIDGE_SECRET)
         assert kid_of(from_a) == kid_of(from_b)
         for token in (from_a, from_b):
             assert api_status(a.url, token)[0] == 200 and api_status(b.url, token)[0] == 200
-        cli = subprocess.run([sys.executable, "run.py", "token", "--role", "admin"], check=False, cwd=ROOT,
-                             capture_output=True, text=True, timeout=60, env={**a.env, "OAUTH_ISSUER": a.url})
+        cli = subprocess.run(
+            [sys.executable, "run.py", "token", "--role", "admin"],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**a.env, "OAUTH_ISSUER": a.url},
+        )
         assert cli.returncode == 0, cli.stderr
         assert api_status(a.url, cli.stdout.strip())[0] == 200 and api_status(b.url, cli.stdout.strip())[0] == 200
         assert jwks_kids(a.url) == jwks_kids(b.url)
@@ -206,10 +258,14 @@ def test_hosts_sharing_secrets_accept_each_others_tokens(tmp_path: Path, shared_
 
 
 def test_a_ui_session_spans_hosts_and_sign_out_on_one_revokes_on_the_other(
-        tmp_path: Path, shared_secrets: dict[str, str], prefix: str) -> None:
-    with two_hosts(tmp_path, shared_secrets, shared_secrets, {"REDIS_URL": REDIS_URL,
-                                                              "AUTH_REDIS_PREFIX": f"{prefix}:",
-                                                              "RATE_LIMIT_KEY_PREFIX": prefix}) as (a, b):
+    tmp_path: Path, shared_secrets: dict[str, str], prefix: str
+) -> None:
+    with two_hosts(
+        tmp_path,
+        shared_secrets,
+        shared_secrets,
+        {"REDIS_URL": REDIS_URL, "AUTH_REDIS_PREFIX": f"{prefix}:", "RATE_LIMIT_KEY_PREFIX": prefix},
+    ) as (a, b):
         browser = requests.Session()  # one cookie jar for both: the hosts are one site behind a balancer
         login = browser.get(f"{b.url}/ui/login", timeout=10)
         form = browser.post(f"{b.url}/ui/login/builtin", data={"csrf_token": csrf_of(login.text)}, timeout=10)
@@ -238,6 +294,7 @@ def test_a_ui_session_spans_hosts_and_sign_out_on_one_revokes_on_the_other(
 
 # --- rotation reaching running hosts -------------------------------------------------------------------
 
+
 def test_rotation_of_a_shared_key_file_reaches_running_hosts(tmp_path: Path, shared_secrets: dict[str, str]) -> None:
     keys_file = shared_secrets["OAUTH_SIGNING_KEYS_FILE"]
     with two_hosts(tmp_path, shared_secrets, shared_secrets) as (a, b):
@@ -265,7 +322,8 @@ def test_rotation_of_a_shared_key_file_reaches_running_hosts(tmp_path: Path, sha
 
 
 def test_hosts_with_their_own_copies_agree_when_the_key_is_staged_first(
-        tmp_path: Path, shared_secrets: dict[str, str]) -> None:
+    tmp_path: Path, shared_secrets: dict[str, str]
+) -> None:
     copies = {}
     for host in ("a", "b"):
         copies[host] = str(tmp_path / f"keys-{host}.json")
@@ -275,8 +333,11 @@ def test_hosts_with_their_own_copies_agree_when_the_key_is_staged_first(
         shutil.copy(copies["a"], copies["b"] + ".new")
         os.replace(copies["b"] + ".new", copies["b"])
 
-    with two_hosts(tmp_path, {**shared_secrets, "OAUTH_SIGNING_KEYS_FILE": copies["a"]},
-                   {**shared_secrets, "OAUTH_SIGNING_KEYS_FILE": copies["b"]}) as (a, b):
+    with two_hosts(
+        tmp_path,
+        {**shared_secrets, "OAUTH_SIGNING_KEYS_FILE": copies["a"]},
+        {**shared_secrets, "OAUTH_SIGNING_KEYS_FILE": copies["b"]},
+    ) as (a, b):
         # without staging, A signs with a key B has not got yet
         keys_cli("rotate", "--file", copies["a"])
         time.sleep(1.2)
@@ -301,6 +362,7 @@ def test_hosts_with_their_own_copies_agree_when_the_key_is_staged_first(
 
 # --- a deployment without secrets -----------------------------------------------------------------------
 
+
 def test_a_deployment_without_secrets_stops_with_a_message(tmp_path: Path) -> None:
     extra = {**NO_SECRETS, **QUIET, "MONGO_URI": "mongodb://127.0.0.1:9/der_registry"}
     with gunicorn(tmp_path, extra, workers=2, wait=False) as served:
@@ -313,4 +375,3 @@ def test_a_deployment_without_secrets_stops_with_a_message(tmp_path: Path) -> No
     assert "SecretsMissing" in log and "OAUTH_SIGNING_KEYS, SECRET_KEY, OAUTH_CLIENTS, OAUTH_USERS" in log, log[-2000:]
     assert "Worker failed to boot" in log
     assert generated(served.instance_path) == set()
-

@@ -3,6 +3,7 @@
 In process for the rules, over real HTTP with gunicorn for what only several
 processes show: metrics added up across workers, log lines on stderr.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,11 @@ from tests.support.redis_server import redis_url
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """{(sample name, sorted labels): value} of a Prometheus text page."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -39,10 +43,12 @@ def value(text: str, name: str, **labels: str) -> float:
 
 # --- /ready --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def make_app(instance_path: str) -> Any:
     def make_app(**config: Any) -> Any:
         return create_app({"INSTANCE_PATH": instance_path, "TESTING": True, **config})
+
     return make_app
 
 
@@ -55,11 +61,15 @@ def test_ready_checks_the_store_without_a_token(make_app: Any) -> None:
 def test_ready_is_503_naming_the_failed_check_and_nothing_secret(make_app: Any, monkeypatch: Any) -> None:
     def unreachable(self: Any, *args: Any, **kwargs: Any) -> None:
         raise ServerSelectionTimeoutError("db-1.internal:27017: timed out (user admin:hunter2)")
+
     monkeypatch.setattr(GeoDatabase, "command", unreachable, raising=False)
     response = make_app().test_client().get("/ready")
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable", "checks": {"store": "failed: ServerSelectionTimeoutError"},
-                             "failed": ["store"]}
+    assert response.json == {
+        "status": "unavailable",
+        "checks": {"store": "failed: ServerSelectionTimeoutError"},
+        "failed": ["store"],
+    }
     assert b"internal" not in response.data and b"hunter2" not in response.data
 
 
@@ -88,10 +98,19 @@ def test_probes_are_not_rate_limited(make_app: Any) -> None:
 
 # --- request ids ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("offered, kept", [
-    ("3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", True), ("caddy-42:7", True),
-    ("", False), ("x" * 129, False), ("a b", False), ('a"}{"level":"ERROR', False), ("ünïcode", False),
-])
+
+@pytest.mark.parametrize(
+    "offered, kept",
+    [
+        ("3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", True),
+        ("caddy-42:7", True),
+        ("", False),
+        ("x" * 129, False),
+        ("a b", False),
+        ('a"}{"level":"ERROR', False),
+        ("ünïcode", False),
+    ],
+)
 def test_a_well_formed_request_id_is_kept_else_replaced(make_app: Any, offered: str, kept: bool) -> None:
     answer = make_app().test_client().get("/devices", headers={"X-Request-ID": offered})
     assert answer.status_code == 401  # any answer carries it, errors too
@@ -114,8 +133,9 @@ def test_jobs_remember_the_request_that_queued_them(make_app: Any, token: Any) -
 
     admin = mint_token(app.config["INSTANCE_PATH"], app.config["OAUTH_ISSUER"], app.config["OAUTH_AUDIENCE"], "admin")
     dev = device()
-    answer = app.test_client().post("/devices", headers={"Authorization": f"Bearer {admin}", "X-Request-ID": "req-7"},
-                                    **as_json(dev))
+    answer = app.test_client().post(
+        "/devices", headers={"Authorization": f"Bearer {admin}", "X-Request-ID": "req-7"}, **as_json(dev)
+    )
     assert answer.status_code == 201
     with app.app_context():
         queued = list(app.data.driver.db["jobs"].find({"subject": dev["device_id"]}))
@@ -130,6 +150,7 @@ def test_the_access_line_carries_the_request_id(make_app: Any, caplog: Any) -> N
 
 
 # --- JSON logs -----------------------------------------------------------------------------
+
 
 def test_log_lines_are_one_json_object_each_with_the_request_id() -> None:
     stream = io.StringIO()
@@ -147,7 +168,10 @@ def test_log_lines_are_one_json_object_each_with_the_request_id() -> None:
         logging.getLogger().removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(x["level"], x["message"], x["request_id"]) for x in lines] == [
-        ("INFO", "two\nlines", "req-9"), ("ERROR", "failed", "req-9"), ("WARNING", "outside a request", None)]
+        ("INFO", "two\nlines", "req-9"),
+        ("ERROR", "failed", "req-9"),
+        ("WARNING", "outside a request", None),
+    ]
     assert lines[0]["status"] == 201 and "ValueError: bad" in lines[1]["exc_info"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", lines[0]["time"])
 
@@ -159,22 +183,26 @@ def test_an_unknown_log_format_is_refused() -> None:
 
 # --- /metrics ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("environ, headers, status", [
-    ({"REMOTE_ADDR": "127.0.0.1"}, {}, 200),
-    ({"REMOTE_ADDR": "::1"}, {}, 200),
-    ({"REMOTE_ADDR": "10.1.2.3"}, {}, 403),
-    # a proxy on this host forwarding someone else's request is not this host
-    ({"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-For": "198.51.100.1"}, 403),
-    ({"REMOTE_ADDR": "127.0.0.1"}, {"Forwarded": "for=198.51.100.1"}, 403),
-    ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Bearer scrape-secret"}, 200),
-    ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Bearer scrape-secret", "X-Forwarded-For": "1.2.3.4"}, 200),
-    ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Bearer wrong"}, 403),
-    ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Basic scrape-secret"}, 403),
-])
-def test_metrics_answer_loopback_or_the_metrics_token(make_app: Any, environ: dict, headers: dict,
-                                                     status: int) -> None:
-    answer = make_app(METRICS_TOKEN="scrape-secret").test_client().get("/metrics", headers=headers,
-                                                                        environ_base=environ)
+
+@pytest.mark.parametrize(
+    "environ, headers, status",
+    [
+        ({"REMOTE_ADDR": "127.0.0.1"}, {}, 200),
+        ({"REMOTE_ADDR": "::1"}, {}, 200),
+        ({"REMOTE_ADDR": "10.1.2.3"}, {}, 403),
+        # a proxy on this host forwarding someone else's request is not this host
+        ({"REMOTE_ADDR": "127.0.0.1"}, {"X-Forwarded-For": "198.51.100.1"}, 403),
+        ({"REMOTE_ADDR": "127.0.0.1"}, {"Forwarded": "for=198.51.100.1"}, 403),
+        ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Bearer scrape-secret"}, 200),
+        ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Bearer scrape-secret", "X-Forwarded-For": "1.2.3.4"}, 200),
+        ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Bearer wrong"}, 403),
+        ({"REMOTE_ADDR": "10.1.2.3"}, {"Authorization": "Basic scrape-secret"}, 403),
+    ],
+)
+def test_metrics_answer_loopback_or_the_metrics_token(make_app: Any, environ: dict, headers: dict, status: int) -> None:
+    answer = (
+        make_app(METRICS_TOKEN="scrape-secret").test_client().get("/metrics", headers=headers, environ_base=environ)
+    )
     assert answer.status_code == status
     if status == 403:
         assert b"der_registry" not in answer.data and b"METRICS_TOKEN" in answer.data
@@ -182,8 +210,12 @@ def test_metrics_answer_loopback_or_the_metrics_token(make_app: Any, environ: di
 
 def test_without_a_metrics_token_only_loopback_may_scrape(make_app: Any) -> None:
     client = make_app().test_client()
-    assert client.get("/metrics", headers={"Authorization": "Bearer "}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
-                      ).status_code == 403
+    assert (
+        client.get(
+            "/metrics", headers={"Authorization": "Bearer "}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
+        ).status_code
+        == 403
+    )
 
 
 def test_metrics_count_requests_by_resource_method_and_status(make_app: Any) -> None:
@@ -194,8 +226,10 @@ def test_metrics_count_requests_by_resource_method_and_status(make_app: Any) -> 
     client.post("/offers", **as_json({}))
     after = client.get("/metrics").get_data(as_text=True)
     name = "der_registry_request_duration_seconds_count"
-    for labels, count in [({"resource": "devices", "method": "GET", "status": "401"}, 3),
-                          ({"resource": "offers", "method": "POST", "status": "401"}, 1)]:
+    for labels, count in [
+        ({"resource": "devices", "method": "GET", "status": "401"}, 3),
+        ({"resource": "offers", "method": "POST", "status": "401"}, 1),
+    ]:
         key = (name, tuple(sorted(labels.items())))
         assert after and samples(after)[key] - before.get(key, 0.0) == count
 
@@ -207,8 +241,9 @@ def test_metrics_read_jobs_and_the_tick_from_the_store(make_app: Any) -> None:
     assert value(page, "der_registry_jobs", status="queued") == 0
     assert value(page, "der_registry_tick_lag_seconds") == float("inf")  # no tick yet
     with app.app_context():
-        app.data.driver.db["jobs"].insert_many([
-            {"status": "queued", "not_before": jobs.records.utcnow()}, {"status": "failed"}, {"status": "failed"}])
+        app.data.driver.db["jobs"].insert_many(
+            [{"status": "queued", "not_before": jobs.records.utcnow()}, {"status": "failed"}, {"status": "failed"}]
+        )
     jobs.tick(app)
     page = client.get("/metrics").get_data(as_text=True)
     assert [value(page, "der_registry_jobs", status=s) for s in ("queued", "running", "failed")] == [1, 0, 2]
@@ -219,8 +254,10 @@ def test_metrics_read_jobs_and_the_tick_from_the_store(make_app: Any) -> None:
 
 def test_a_store_outage_costs_the_store_figures_not_the_scrape(make_app: Any, monkeypatch: Any) -> None:
     app = make_app()
+
     def unreachable(self: Any, *args: Any, **kwargs: Any) -> None:
         raise ServerSelectionTimeoutError("down")
+
     monkeypatch.setattr(GeoCollection, "count_documents", unreachable)
     answer = app.test_client().get("/metrics")
     assert answer.status_code == 200
@@ -230,13 +267,18 @@ def test_a_store_outage_costs_the_store_figures_not_the_scrape(make_app: Any, mo
 
 # --- several processes over real HTTP --------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: Any) -> Any:
     """gunicorn, two workers, one instance folder, the real Redis; logs at DEBUG."""
     tmp_path = tmp_path_factory.mktemp("observability")
     instance = seed_instance(str(tmp_path / "instance"))
-    extra = {"REDIS_URL": REDIS_URL, "RATE_LIMIT_KEY_PREFIX": unique_prefix(), "LOG_LEVEL": "DEBUG",
-             "GUNICORN_THREADS": "1"}
+    extra = {
+        "REDIS_URL": REDIS_URL,
+        "RATE_LIMIT_KEY_PREFIX": unique_prefix(),
+        "LOG_LEVEL": "DEBUG",
+        "GUNICORN_THREADS": "1",
+    }
     with gunicorn(tmp_path, extra, workers=2, instance_path=instance) as server:
         yield server
 
@@ -244,8 +286,14 @@ def served(tmp_path_factory: Any) -> Any:
 def test_metrics_add_up_every_worker(served: Any) -> None:
     def health_count() -> float:
         page = requests.get(served.url + "/metrics", timeout=10).text
-        return samples(page).get(("der_registry_request_duration_seconds_count",
-                                  (("method", "GET"), ("resource", "health"), ("status", "200"))), 0.0)
+        return samples(page).get(
+            (
+                "der_registry_request_duration_seconds_count",
+                (("method", "GET"), ("resource", "health"), ("status", "200")),
+            ),
+            0.0,
+        )
+
     def health(_: int) -> str:
         answer = requests.get(served.url + "/health", headers={"Connection": "close"}, timeout=10)
         assert answer.status_code == 200
@@ -293,11 +341,14 @@ def test_the_bridge_api_client_sends_the_request_id(served: Any) -> None:
     assert len(vens) == 1 and request_ids.WELL_FORMED.fullmatch(vens[0]["request_id"])
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
-    ("mongodb://app:s3cret@m1,m2/db?replicaSet=rs0", "mongodb://app:***@m1,m2/db?replicaSet=rs0"),
-    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("mongodb://app:s3cret@m1,m2/db?replicaSet=rs0", "mongodb://app:***@m1,m2/db?replicaSet=rs0"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
 def test_urls_are_logged_without_their_password(url: str, shown: str) -> None:
     assert logs.redacted(url) == shown
 
@@ -308,9 +359,23 @@ def test_the_worker_banner_shows_no_redis_password(tmp_path: Any) -> None:
 
     from tests.processes import ROOT, app_env
 
-    env = app_env(str(tmp_path / "instance"), free_port(), {
-        "JOBS_BACKEND": "rq", "JOBS_QUEUE": unique_prefix(), "REDIS_URL": redis_url(0).replace("redis://", "redis://:s3cret-pw@")})
-    ran = subprocess.run([sys.executable, "run.py", "worker", "--burst"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120, check=False)
+    env = app_env(
+        str(tmp_path / "instance"),
+        free_port(),
+        {
+            "JOBS_BACKEND": "rq",
+            "JOBS_QUEUE": unique_prefix(),
+            "REDIS_URL": redis_url(0).replace("redis://", "redis://:s3cret-pw@"),
+        },
+    )
+    ran = subprocess.run(
+        [sys.executable, "run.py", "worker", "--burst"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert "RQ worker: queue" in ran.stdout  # the banner came out (the worker then fails: Redis has no password)
     assert "s3cret-pw" not in ran.stdout + ran.stderr

@@ -6,6 +6,7 @@ answer is validated against the 2.0b XSD that openleadr ships (and must not
 carry the text ``None``). What the registry stored is read back through its
 REST API, as its users (and the bridge's service token) read it.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,12 +22,29 @@ from registry.openadr import mapping
 from registry.openadr.inbound import MAX_BODY
 from tests.support.loopback import wait_until
 from tests.support.raw_ven import (
-    NS, XML_HEADERS, RawVen, cancel_party_registration, create_party_registration, created_event,
-    declined, message_type, now, outcome, poll, power_description, query_registration,
-    register_report, register_reports, request_event, response, stamp, text_of, update_report,
-    valid_answer)
-from tests.test_openadr import (  # noqa: F401  (fixtures)
-    Party, World, bridge, gateway, registry, world)
+    NS,
+    XML_HEADERS,
+    RawVen,
+    cancel_party_registration,
+    create_party_registration,
+    created_event,
+    declined,
+    message_type,
+    now,
+    outcome,
+    poll,
+    power_description,
+    query_registration,
+    register_report,
+    register_reports,
+    request_event,
+    response,
+    stamp,
+    text_of,
+    update_report,
+    valid_answer,
+)
+from tests.test_openadr import Party, World, bridge, gateway, registry, world  # noqa: F401  (fixtures)
 from tests.test_openadr_security import enrolled_ven, store_snapshot
 
 REFUSED = "der_registry_openadr_readings_refused_total"
@@ -60,15 +78,23 @@ def settle() -> None:
 # -- 1. refusals are refusals -------------------------------------------------------
 
 
-@pytest.mark.parametrize("claimed, why", [
-    (None, "oadrVenName is missing"),
-    ("box-nobody", "oadrVenName is 'box-nobody'"),
-])
+@pytest.mark.parametrize(
+    "claimed, why",
+    [
+        (None, "oadrVenName is missing"),
+        ("box-nobody", "oadrVenName is 'box-nobody'"),
+    ],
+)
 def test_a_registration_without_its_own_ven_name_is_refused_with_452(world, vtn, claimed, why):
     enrolment = world.enrol("box-1")
     before = store_snapshot(world)
-    answer = requests.post(f"{vtn}/EiRegisterParty", data=create_party_registration(claimed),
-                           auth=("box-1", enrolment["secret"]), headers=XML_HEADERS, timeout=10)
+    answer = requests.post(
+        f"{vtn}/EiRegisterParty",
+        data=create_party_registration(claimed),
+        auth=("box-1", enrolment["secret"]),
+        headers=XML_HEADERS,
+        timeout=10,
+    )
     assert why in declined(answer, 452, "oadrCreatedPartyRegistration")
     root = valid_answer(answer)
     assert text_of(root, ".//ei:registrationID") is None and text_of(root, ".//ei:venID") is None
@@ -78,8 +104,13 @@ def test_a_registration_without_its_own_ven_name_is_refused_with_452(world, vtn,
 def test_a_cancelled_enrolment_is_refused_with_463(world, vtn):
     enrolment = world.enrol("box-1", status="cancelled")
     before = store_snapshot(world)
-    answer = requests.post(f"{vtn}/EiRegisterParty", data=create_party_registration("box-1"),
-                           auth=("box-1", enrolment["secret"]), headers=XML_HEADERS, timeout=10)
+    answer = requests.post(
+        f"{vtn}/EiRegisterParty",
+        data=create_party_registration("box-1"),
+        auth=("box-1", enrolment["secret"]),
+        headers=XML_HEADERS,
+        timeout=10,
+    )
     assert "cancelled" in declined(answer, 463, "oadrCreatedPartyRegistration")
     assert text_of(valid_answer(answer), ".//ei:registrationID") is None
     assert store_snapshot(world) == before
@@ -88,17 +119,26 @@ def test_a_cancelled_enrolment_is_refused_with_463(world, vtn):
 def test_an_enrolment_without_a_ven_id_is_refused_with_463(world, registry, vtn):
     enrolment = world.enrol("box-old")
     with registry.app.app_context():  # stored before the registry issued ven_ids
-        registry.app.data.driver.db["vens"].update_one({"ven_name": "box-old"},
-                                                       {"$unset": {"ven_id": ""}})
-    answer = requests.post(f"{vtn}/EiRegisterParty", data=create_party_registration("box-old"),
-                           auth=("box-old", enrolment["secret"]), headers=XML_HEADERS, timeout=10)
+        registry.app.data.driver.db["vens"].update_one({"ven_name": "box-old"}, {"$unset": {"ven_id": ""}})
+    answer = requests.post(
+        f"{vtn}/EiRegisterParty",
+        data=create_party_registration("box-old"),
+        auth=("box-old", enrolment["secret"]),
+        headers=XML_HEADERS,
+        timeout=10,
+    )
     assert "enrol the box again" in declined(answer, 463, "oadrCreatedPartyRegistration")
 
 
 def test_credentials_that_fail_are_a_transport_401_not_an_openadr_answer(world, vtn):
     world.enrol("box-1")
-    answer = requests.post(f"{vtn}/EiRegisterParty", data=create_party_registration("box-1"),
-                           auth=("box-1", "a-guess"), headers=XML_HEADERS, timeout=10)
+    answer = requests.post(
+        f"{vtn}/EiRegisterParty",
+        data=create_party_registration("box-1"),
+        auth=("box-1", "a-guess"),
+        headers=XML_HEADERS,
+        timeout=10,
+    )
     assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Basic")
 
 
@@ -106,10 +146,11 @@ def test_a_registration_is_answered_with_the_requests_own_id(world, vtn):
     enrolment = world.enrol("box-1")
     session = requests.Session()
     session.auth = ("box-1", enrolment["secret"])
-    for body, request_id in ((query_registration("0042"), "0042"),
-                             (create_party_registration("box-1", request_id="007"), "007")):
-        root = valid_answer(session.post(f"{vtn}/EiRegisterParty", data=body, headers=XML_HEADERS,
-                                         timeout=10))
+    for body, request_id in (
+        (query_registration("0042"), "0042"),
+        (create_party_registration("box-1", request_id="007"), "007"),
+    ):
+        root = valid_answer(session.post(f"{vtn}/EiRegisterParty", data=body, headers=XML_HEADERS, timeout=10))
         assert outcome(root) == (200, "OK")
         assert text_of(root, ".//ei:eiResponse/pyld:requestID") == request_id  # not "42", not None
     assert text_of(root, ".//ei:venID") == enrolment["ven_id"]
@@ -120,12 +161,16 @@ def test_a_registration_is_answered_with_the_requests_own_id(world, vtn):
 
 def distributed_event(ven: RawVen, timeout: float = 10) -> tuple[str, int]:
     """Poll until an oadrDistributeEvent comes: its eventID and modificationNumber."""
+
     def event() -> tuple[str, int] | None:
         root = valid_answer(ven.post("OadrPoll", poll(ven.ven_id)))
         if message_type(root) != "oadrDistributeEvent":
             return None
-        return (text_of(root, ".//ei:eventDescriptor/ei:eventID"),
-                int(text_of(root, ".//ei:eventDescriptor/ei:modificationNumber")))
+        return (
+            text_of(root, ".//ei:eventDescriptor/ei:eventID"),
+            int(text_of(root, ".//ei:eventDescriptor/ei:modificationNumber")),
+        )
+
     return wait_until(event, timeout, 0.2)
 
 
@@ -212,20 +257,24 @@ def test_a_cancel_with_a_wrong_registration_id_is_refused(world, vtn):
 
 
 @pytest.mark.parametrize("with_ven_id", [True, False])  # venID is optional in the cancel
-def test_after_a_cancel_the_ven_is_asked_to_register_again_and_nothing_is_stored(
-        world, vtn, with_ven_id):
+def test_after_a_cancel_the_ven_is_asked_to_register_again_and_nothing_is_stored(world, vtn, with_ven_id):
     ven, request = metered(world, vtn, "box-c")
-    answer = valid_answer(ven.post("EiRegisterParty", cancel_party_registration(
-        ven.ven_id if with_ven_id else None, ven.registration_id, request_id="c-1")))
+    answer = valid_answer(
+        ven.post(
+            "EiRegisterParty",
+            cancel_party_registration(ven.ven_id if with_ven_id else None, ven.registration_id, request_id="c-1"),
+        )
+    )
     assert (message_type(answer), outcome(answer)[0]) == ("oadrCanceledPartyRegistration", 200)
     assert text_of(answer, ".//ei:registrationID") == ven.registration_id
     assert text_of(answer, ".//ei:eiResponse/pyld:requestID") == "c-1"
     assert world.admin.items("vens")[0]["registration_status"] == "enrolled"
     before = store_snapshot(world)
-    for service, body in (("OadrPoll", poll(ven.ven_id)),
-                          ("EiReport", update_report(ven.ven_id, request, "r-1",
-                                                     [(now() - timedelta(minutes=1), "1000")])),
-                          ("EiReport", register_report(ven.ven_id, "boiler", "r-2"))):
+    for service, body in (
+        ("OadrPoll", poll(ven.ven_id)),
+        ("EiReport", update_report(ven.ven_id, request, "r-1", [(now() - timedelta(minutes=1), "1000")])),
+        ("EiReport", register_report(ven.ven_id, "boiler", "r-2")),
+    ):
         again = valid_answer(ven.post(service, body))
         assert message_type(again) == "oadrRequestReregistration"
         assert text_of(again, ".//ei:venID") == ven.ven_id
@@ -239,11 +288,15 @@ def test_after_its_enrolment_is_cancelled_a_ven_gets_463_and_nothing_is_stored(w
     world.aggregator.patch("vens", enrolment["_id"], {"registration_status": "cancelled"})
     before = store_snapshot(world)
     for service, body, reply in (
-            ("OadrPoll", poll(ven.ven_id), "oadrResponse"),
-            ("EiReport", update_report(ven.ven_id, request, "r-1",
-                                       [(now() - timedelta(minutes=1), "1000")]), "oadrUpdatedReport"),
-            ("EiReport", register_report(ven.ven_id, "boiler", "r-2"), "oadrRegisteredReport"),
-            ("OadrPoll", poll(ven.ven_id), "oadrResponse")):
+        ("OadrPoll", poll(ven.ven_id), "oadrResponse"),
+        (
+            "EiReport",
+            update_report(ven.ven_id, request, "r-1", [(now() - timedelta(minutes=1), "1000")]),
+            "oadrUpdatedReport",
+        ),
+        ("EiReport", register_report(ven.ven_id, "boiler", "r-2"), "oadrRegisteredReport"),
+        ("OadrPoll", poll(ven.ven_id), "oadrResponse"),
+    ):
         assert "cancelled" in declined(ven.post(service, body), 463, reply)
     settle()
     assert store_snapshot(world) == before
@@ -252,13 +305,15 @@ def test_after_its_enrolment_is_cancelled_a_ven_gets_463_and_nothing_is_stored(w
 def test_after_its_enrolment_is_deleted_a_ven_is_refused_and_nothing_is_stored(world, vtn):
     ven, request = metered(world, vtn, "box-d")
     enrolment = world.admin.items("vens")[0]
-    answer = world.admin.session.delete(f"{world.registry.url}/vens/{enrolment['_id']}",
-                                        headers={"If-Match": enrolment["_etag"]}, timeout=5)
+    answer = world.admin.session.delete(
+        f"{world.registry.url}/vens/{enrolment['_id']}", headers={"If-Match": enrolment["_etag"]}, timeout=5
+    )
     assert answer.status_code == 204, answer.text
     before = store_snapshot(world)
-    for service, body in (("OadrPoll", poll(ven.ven_id)),
-                          ("EiReport", update_report(ven.ven_id, request, "r-1",
-                                                     [(now() - timedelta(minutes=1), "1000")]))):
+    for service, body in (
+        ("OadrPoll", poll(ven.ven_id)),
+        ("EiReport", update_report(ven.ven_id, request, "r-1", [(now() - timedelta(minutes=1), "1000")])),
+    ):
         assert ven.post(service, body).status_code == 401  # its secret died with the enrolment
     settle()
     assert store_snapshot(world) == before
@@ -267,11 +322,14 @@ def test_after_its_enrolment_is_deleted_a_ven_is_refused_and_nothing_is_stored(w
 # -- 5. protocol answers, not 500s -------------------------------------------------------
 
 
-@pytest.mark.parametrize("moment, why", [
-    ("{today}T10:00:00", "no time zone"),
-    ("1990-01-01T00:00:00Z", "too far from now"),
-    ("2099-01-01T00:00:00Z", "too far from now"),
-])
+@pytest.mark.parametrize(
+    "moment, why",
+    [
+        ("{today}T10:00:00", "no time zone"),
+        ("1990-01-01T00:00:00Z", "too far from now"),
+        ("2099-01-01T00:00:00Z", "too far from now"),
+    ],
+)
 def test_readings_without_utc_or_decades_away_are_refused_with_454(world, vtn, moment, why):
     ven, request = metered(world, vtn, "box-t")
     bad = moment.format(today=now().date().isoformat())
@@ -300,23 +358,25 @@ def test_a_created_event_from_a_ven_without_events_is_refused_with_452(world, vt
     assert "was not sent to this VEN" in declined(answer, 452, "oadrResponse")
 
 
-@pytest.mark.parametrize("content_type", ["text/xml", "text/xml; charset=utf-8",
-                                          "application/xml; charset=utf-8"])
+@pytest.mark.parametrize("content_type", ["text/xml", "text/xml; charset=utf-8", "application/xml; charset=utf-8"])
 def test_text_xml_is_accepted(world, vtn, content_type):
     ven = enrolled_ven(world, vtn, "box-x")
-    answer = ven.post("EiRegisterParty", create_party_registration("box-x"),
-                      **{"Content-Type": content_type})
+    answer = ven.post("EiRegisterParty", create_party_registration("box-x"), **{"Content-Type": content_type})
     assert outcome(valid_answer(answer))[0] == 200
 
 
 def test_no_content_type_and_oversized_bodies_are_transport_errors(world, vtn):
     ven = enrolled_ven(world, vtn, "box-x").register()
-    plain = requests.post(f"{vtn}/OadrPoll", data=poll(ven.ven_id).encode(), auth=ven.session.auth,
-                          timeout=10, headers={"Content-Type": ""})
+    plain = requests.post(
+        f"{vtn}/OadrPoll",
+        data=poll(ven.ven_id).encode(),
+        auth=ven.session.auth,
+        timeout=10,
+        headers={"Content-Type": ""},
+    )
     assert plain.status_code == 415 and "application/xml" in plain.text
     huge = poll(ven.ven_id).encode() + b" " * MAX_BODY
-    too_big = requests.post(f"{vtn}/OadrPoll", data=huge, auth=ven.session.auth, timeout=10,
-                            headers=XML_HEADERS)
+    too_big = requests.post(f"{vtn}/OadrPoll", data=huge, auth=ven.session.auth, timeout=10, headers=XML_HEADERS)
     assert too_big.status_code == 413 and "at most" in too_big.text
 
 
@@ -337,16 +397,18 @@ def test_other_messages_get_their_own_answers(world, vtn):
 # -- 6. pull only, and said so ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pull, address, transport, accepted", [
-    (True, "", "simpleHttp", True),
-    (True, "http://127.0.0.1:9/ven", "simpleHttp", True),   # pull: the address is not used
-    (False, "http://127.0.0.1:9/ven", "simpleHttp", False),  # push
-    (None, "http://127.0.0.1:9/ven", "simpleHttp", False),   # no pull flag, an address: push
-    (None, None, "simpleHttp", True),
-    (True, "", "xmpp", False),
-])
-def test_push_registrations_are_refused_with_451_pull_is_accepted(world, vtn, pull, address,
-                                                                  transport, accepted):
+@pytest.mark.parametrize(
+    "pull, address, transport, accepted",
+    [
+        (True, "", "simpleHttp", True),
+        (True, "http://127.0.0.1:9/ven", "simpleHttp", True),  # pull: the address is not used
+        (False, "http://127.0.0.1:9/ven", "simpleHttp", False),  # push
+        (None, "http://127.0.0.1:9/ven", "simpleHttp", False),  # no pull flag, an address: push
+        (None, None, "simpleHttp", True),
+        (True, "", "xmpp", False),
+    ],
+)
+def test_push_registrations_are_refused_with_451_pull_is_accepted(world, vtn, pull, address, transport, accepted):
     ven = enrolled_ven(world, vtn, "box-p")
     body = create_party_registration("box-p", pull=pull, transport_address=address)
     body = body.replace(">simpleHttp<", f">{transport}<")
@@ -379,8 +441,9 @@ def test_two_hundred_resources_register_in_one_message(world, vtn):
 
 def test_ids_are_echoed_exactly_as_the_ven_wrote_them(world, vtn):
     ven = enrolled_ven(world, vtn, "box-n").register()
-    body = register_reports(ven.ven_id, [power_description("meter", "001"),
-                                         power_description("boiler", "1.50")], request_id="0099")
+    body = register_reports(
+        ven.ven_id, [power_description("meter", "001"), power_description("boiler", "1.50")], request_id="0099"
+    )
     answer = valid_answer(ven.post("EiReport", body))
     assert text_of(answer, ".//ei:eiResponse/pyld:requestID") == "0099"
     assert sorted(e.text for e in answer.iterfind(".//ei:specifierPayload/ei:rID", NS)) == ["001", "1.50"]
@@ -409,8 +472,9 @@ def test_readings_of_an_rid_not_requested_are_dropped_counted_and_named(world, v
 def test_readings_of_a_report_request_not_made_are_refused_with_452_and_counted(world, vtn):
     ven, _ = metered(world, vtn, "box-u")
     counted = refused("unknown_report_request")
-    answer = ven.post("EiReport", update_report(ven.ven_id, "never-requested", "r-1",
-                                                [(now() - timedelta(minutes=1), "1000")]))
+    answer = ven.post(
+        "EiReport", update_report(ven.ven_id, "never-requested", "r-1", [(now() - timedelta(minutes=1), "1000")])
+    )
     assert "reportRequestID never-requested" in declined(answer, 452, "oadrUpdatedReport")
     assert refused("unknown_report_request") == counted + 1
     settle()
@@ -419,34 +483,37 @@ def test_readings_of_a_report_request_not_made_are_refused_with_452_and_counted(
 
 def test_the_vtn_serves_its_counters_to_this_machine(world, bridge, vtn):
     ven, request = metered(world, vtn, "box-u")
-    valid_answer(ven.post("EiReport", update_report(ven.ven_id, request, "r-1",
-                                                    [(now() - timedelta(minutes=1), "1", "r-7")])))
+    valid_answer(
+        ven.post("EiReport", update_report(ven.ven_id, request, "r-1", [(now() - timedelta(minutes=1), "1", "r-7")]))
+    )
     root = bridge.url[: -len(bridge.server.http_path_prefix)]
     scraped = requests.get(f"{root}/metrics", timeout=5)
     assert scraped.status_code == 200
     assert f'{REFUSED}{{reason="unknown_rid"}}' in scraped.text
-    assert requests.get(f"{root}/metrics", headers={"X-Forwarded-For": "10.0.0.1"},
-                        timeout=5).status_code == 403
+    assert requests.get(f"{root}/metrics", headers={"X-Forwarded-For": "10.0.0.1"}, timeout=5).status_code == 403
 
 
 # -- 8. units ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("unit, value", [
-    ({"units": "W", "scale": "none"}, "1500"),
-    ({"units": "W", "scale": "k"}, "1.5"),
-    ({"units": "W", "scale": "M"}, "0.0015"),
-    ({"units": "W", "scale": "m"}, "1500000"),
-    ({"units": "J/s", "scale": "none"}, "1500"),
-    ({"units": "J/s", "scale": "k"}, "1.5"),
-    ({"item": "customUnit", "units": "kW", "scale": "none"}, "1.5"),
-    ({"item": "customUnit", "units": "MW", "scale": "none"}, "0.0015"),
-    ({"item": "customUnit", "units": "W", "scale": "k"}, "1.5"),
-], ids=lambda v: "-".join(v.values()) if isinstance(v, dict) else v)
+@pytest.mark.parametrize(
+    "unit, value",
+    [
+        ({"units": "W", "scale": "none"}, "1500"),
+        ({"units": "W", "scale": "k"}, "1.5"),
+        ({"units": "W", "scale": "M"}, "0.0015"),
+        ({"units": "W", "scale": "m"}, "1500000"),
+        ({"units": "J/s", "scale": "none"}, "1500"),
+        ({"units": "J/s", "scale": "k"}, "1.5"),
+        ({"item": "customUnit", "units": "kW", "scale": "none"}, "1.5"),
+        ({"item": "customUnit", "units": "MW", "scale": "none"}, "0.0015"),
+        ({"item": "customUnit", "units": "W", "scale": "k"}, "1.5"),
+    ],
+    ids=lambda v: "-".join(v.values()) if isinstance(v, dict) else v,
+)
 def test_every_power_unit_becomes_kilowatts(world, vtn, unit, value):
     ven, request = metered(world, vtn, "box-w", **unit)
-    answer = ven.post("EiReport", update_report(ven.ven_id, request, "r-1",
-                                                [(now() - timedelta(minutes=1), value)]))
+    answer = ven.post("EiReport", update_report(ven.ven_id, request, "r-1", [(now() - timedelta(minutes=1), value)]))
     assert outcome(valid_answer(answer))[0] == 200
     settle()
     assert stored_kw(world, ven) == [pytest.approx(1.5)]
@@ -456,8 +523,10 @@ def test_every_power_unit_becomes_kilowatts(world, vtn, unit, value):
 def test_a_real_power_reading_in_a_unit_that_is_not_power_refuses_the_registration(world, vtn, units):
     ven = enrolled_ven(world, vtn, "box-w").register()
     before = store_snapshot(world)
-    body = register_reports(ven.ven_id, [power_description("boiler", "r-0"),
-                                         power_description("meter", "r-1", item="customUnit", units=units)])
+    body = register_reports(
+        ven.ven_id,
+        [power_description("boiler", "r-0"), power_description("meter", "r-1", item="customUnit", units=units)],
+    )
     description = declined(ven.post("EiReport", body), 461, "oadrRegisteredReport")
     assert f"RealPower in '{units}'" in description and "W, J/s, kW or MW" in description
     assert store_snapshot(world) == before  # not even the boiler: the registration is refused whole
@@ -465,10 +534,14 @@ def test_a_real_power_reading_in_a_unit_that_is_not_power_refuses_the_registrati
 
 def test_readings_that_are_not_power_are_not_requested_and_the_ven_is_told(world, vtn):
     ven = enrolled_ven(world, vtn, "box-v").register()
-    body = register_reports(ven.ven_id, [
-        power_description("meter", "r-1"),
-        power_description("meter", "r-2", item="voltage", units="V", description="Voltage"),
-        power_description("meter", "r-3", item="energyReal", units="Wh", description="RealEnergy")])
+    body = register_reports(
+        ven.ven_id,
+        [
+            power_description("meter", "r-1"),
+            power_description("meter", "r-2", item="voltage", units="V", description="Voltage"),
+            power_description("meter", "r-3", item="energyReal", units="Wh", description="RealEnergy"),
+        ],
+    )
     answer = valid_answer(ven.post("EiReport", body))
     code, description = outcome(answer)
     assert code == 200 and description.startswith("OK: 1 reading(s) requested; not requested:")
@@ -479,15 +552,17 @@ def test_readings_that_are_not_power_are_not_requested_and_the_ven_is_told(world
 def test_no_answer_ever_says_none(world, vtn):
     """Every answer type, for a VEN that leaves out whatever the schema lets it."""
     ven, request = metered(world, vtn, "box-z")
-    bodies = [("EiRegisterParty", query_registration()),
-              ("EiRegisterParty", create_party_registration(None, pull=None, transport_address=None)),
-              ("EiReport", register_report(None, "x", "r-x")),
-              ("EiReport", update_report(None, request, "r-1", [(now(), "1")])),
-              ("EiReport", update_report(ven.ven_id, request, "r-1", [(stamp(now())[:-1], "1")])),
-              ("EiEvent", created_event(ven.ven_id, "e", "optIn")),
-              ("EiEvent", request_event(ven.ven_id)),
-              ("OadrPoll", poll(ven.ven_id)),
-              ("EiRegisterParty", cancel_party_registration(None, "nope"))]
+    bodies = [
+        ("EiRegisterParty", query_registration()),
+        ("EiRegisterParty", create_party_registration(None, pull=None, transport_address=None)),
+        ("EiReport", register_report(None, "x", "r-x")),
+        ("EiReport", update_report(None, request, "r-1", [(now(), "1")])),
+        ("EiReport", update_report(ven.ven_id, request, "r-1", [(stamp(now())[:-1], "1")])),
+        ("EiEvent", created_event(ven.ven_id, "e", "optIn")),
+        ("EiEvent", request_event(ven.ven_id)),
+        ("OadrPoll", poll(ven.ven_id)),
+        ("EiRegisterParty", cancel_party_registration(None, "nope")),
+    ]
     for service, body in bodies:
         answer = ven.post(service, body)
         root = valid_answer(answer)  # asserts the XSD and that no element says None

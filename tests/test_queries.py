@@ -1,4 +1,5 @@
 """Queries clients rely on: where (both syntaxes), sort, projection, pages, geo."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,16 @@ IN_10KM = ["near-5km", "near-9km", "near-1km"]  # by capacity, descending
 
 @pytest.fixture
 def fleet(insert):
-    docs = [device(device_name=name, device_class=cls, marketplace_availability=market,
-                   max_capacity=cap, location=at(CENTER[0], CENTER[1] + dlat))
-            for name, dlat, cls, market, cap in LAYOUT]
+    docs = [
+        device(
+            device_name=name,
+            device_class=cls,
+            marketplace_availability=market,
+            max_capacity=cap,
+            location=at(CENTER[0], CENTER[1] + dlat),
+        )
+        for name, dlat, cls, market, cap in LAYOUT
+    ]
     docs.append(device(device_name="no-location", location=None))
     insert("devices", *docs)
     return {d["device_name"]: d for d in docs}
@@ -47,27 +55,39 @@ WITHIN = {"$geoWithin": {"$centerSphere": [CENTER, 10000 / 6378100]}}
 @pytest.mark.parametrize("geo", [NEAR, WITHIN], ids=["near", "geoWithin"])
 def test_flexcoop_example_query(client, fleet, geo):
     where = {"device_class": "dhwDevice", "marketplace_availability": "yes", "location": geo}
-    body = get(client, where=where, sort='[("max_capacity", -1)]',
-               projection={"device_id": 1, "max_capacity": 1})
+    body = get(client, where=where, sort='[("max_capacity", -1)]', projection={"device_id": 1, "max_capacity": 1})
     names = {d["device_id"]: n for n, d in fleet.items()}
     assert [names[i["device_id"]] for i in body["_items"]] == IN_10KM
     assert [i["max_capacity"] for i in body["_items"]] == [4.5, 3.0, 2.0]
     assert body["_meta"]["total"] == 3
-    assert all(set(i) - {"_id", "_etag", "_updated", "_created", "_links"} == {"device_id", "max_capacity"}
-               for i in body["_items"])
+    assert all(
+        set(i) - {"_id", "_etag", "_updated", "_created", "_links"} == {"device_id", "max_capacity"}
+        for i in body["_items"]
+    )
 
 
 def test_near_without_sort_orders_by_distance(client, fleet):
-    body = get(client, where={"location": {"$nearSphere": {"$geometry": {"type": "Point", "coordinates": CENTER},
-                                                           "$maxDistance": 60000}}})
+    body = get(
+        client,
+        where={
+            "location": {"$nearSphere": {"$geometry": {"type": "Point", "coordinates": CENTER}, "$maxDistance": 60000}}
+        },
+    )
     assert [i["device_name"] for i in body["_items"]][:2] == ["near-1km", "near-5km"]
     assert [i["device_name"] for i in body["_items"]][-2:] == ["far-11km", "far-56km"]
     assert body["_meta"]["total"] == 7
 
 
 def test_near_min_distance_and_paging_keep_total(client, fleet):
-    where = {"location": {"$near": {"$geometry": {"type": "Point", "coordinates": CENTER},
-                                    "$minDistance": 2000, "$maxDistance": 20000}}}
+    where = {
+        "location": {
+            "$near": {
+                "$geometry": {"type": "Point", "coordinates": CENTER},
+                "$minDistance": 2000,
+                "$maxDistance": 20000,
+            }
+        }
+    }
     first = get(client, where=where, max_results=2, page=1)
     second = get(client, where=where, max_results=2, page=2)
     assert first["_meta"]["total"] == second["_meta"]["total"] == 5
@@ -81,14 +101,25 @@ def test_legacy_near_sphere_in_radians(client, fleet):
     assert {i["device_name"] for i in body["_items"]} == {"near-1km", "near-5km", "near-5km-off-market"}
 
 
-@pytest.mark.parametrize("shape,expected", [
-    ({"$box": [[2.16, 41.385], [2.18, 41.44]]}, {"near-1km", "near-5km", "near-5km-off-market"}),
-    ({"$polygon": [[2.16, 41.385], [2.18, 41.385], [2.18, 41.47], [2.16, 41.47]]},
-     {"near-1km", "near-5km", "near-5km-off-market", "near-9km", "near-9km-hvac"}),
-    ({"$geometry": {"type": "Polygon", "coordinates": [[[2.0, 41.0], [3.0, 41.0], [3.0, 41.395],
-                                                        [2.0, 41.395], [2.0, 41.0]]]}},
-     {"near-1km"}),
-])
+@pytest.mark.parametrize(
+    "shape,expected",
+    [
+        ({"$box": [[2.16, 41.385], [2.18, 41.44]]}, {"near-1km", "near-5km", "near-5km-off-market"}),
+        (
+            {"$polygon": [[2.16, 41.385], [2.18, 41.385], [2.18, 41.47], [2.16, 41.47]]},
+            {"near-1km", "near-5km", "near-5km-off-market", "near-9km", "near-9km-hvac"},
+        ),
+        (
+            {
+                "$geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[2.0, 41.0], [3.0, 41.0], [3.0, 41.395], [2.0, 41.395], [2.0, 41.0]]],
+                }
+            },
+            {"near-1km"},
+        ),
+    ],
+)
 def test_geo_within_shapes(client, fleet, shape, expected):
     body = get(client, where={"location": {"$geoWithin": shape}})
     assert {i["device_name"] for i in body["_items"]} == expected
@@ -101,16 +132,21 @@ def test_geo_inside_or_is_evaluated(client, fleet):
     assert body["_meta"]["total"] == 6
 
 
-@pytest.mark.parametrize("where,message", [
-    ({"location": {"$near": {"$geometry": {"type": "Point", "coordinates": [500, 0]}}}}, "in range"),
-    ({"location": {"$near": [2.1, 41.3]}}, "$geometry"),
-    ({"location": {"$near": {"$geometry": {"type": "Point", "coordinates": CENTER}, "$maxDistance": -1}}},
-     "non-negative"),
-    ({"location": {"$geoWithin": {"$centerSphere": [CENTER]}}}, "radius"),
-    ({"location": {"$geoWithin": {"$polygon": [[0, 0], [1, 1]]}}}, "three"),
-    ({"location": {"$geoWithin": {"$circle": [CENTER, 1]}}}, "$circle is unknown"),
-    ({"$or": [{"location": NEAR}, {"device_name": "x"}]}, "inside $or"),
-])
+@pytest.mark.parametrize(
+    "where,message",
+    [
+        ({"location": {"$near": {"$geometry": {"type": "Point", "coordinates": [500, 0]}}}}, "in range"),
+        ({"location": {"$near": [2.1, 41.3]}}, "$geometry"),
+        (
+            {"location": {"$near": {"$geometry": {"type": "Point", "coordinates": CENTER}, "$maxDistance": -1}}},
+            "non-negative",
+        ),
+        ({"location": {"$geoWithin": {"$centerSphere": [CENTER]}}}, "radius"),
+        ({"location": {"$geoWithin": {"$polygon": [[0, 0], [1, 1]]}}}, "three"),
+        ({"location": {"$geoWithin": {"$circle": [CENTER, 1]}}}, "$circle is unknown"),
+        ({"$or": [{"location": NEAR}, {"device_name": "x"}]}, "inside $or"),
+    ],
+)
 def test_bad_geo_queries_are_400_with_a_message(client, fleet, where, message):
     response = client.get(f"/devices?{urlencode({'where': json.dumps(where)})}")
     assert response.status_code == 400

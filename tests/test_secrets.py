@@ -4,6 +4,7 @@ rotation, atomic first-start files, and UI sessions / revocations in Redis.
 What needs several processes (hosts sharing secrets, gunicorn -w 4 on a fresh
 folder, rotation seen by running servers) is in tests/test_multiprocess_auth.py.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,33 @@ from werkzeug.security import check_password_hash
 
 from admin_ui.session import RedisSessions, StoreSessions
 from registry import create_app, credentials
-from registry.auth import (KeyRing, KeyRingError, Principal, TokenRevocations, files, hash_secret, key_commands,
-                           mint_token)
+from registry.auth import (
+    KeyRing,
+    KeyRingError,
+    Principal,
+    TokenRevocations,
+    files,
+    hash_secret,
+    key_commands,
+    mint_token,
+)
 from registry.auth.keys import generate_key
 from registry.auth.keystore import SigningKeys, signing_keys_for
 from tests.support.redis_server import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = redis_url(0)
-NOW = datetime(2030, 1, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
 DEMO_FILES = {"demo-credentials.json", "ui-secret-key", "oauth-signing-keys.json"}
 
 
 def bridge_client(secret: str = "bridge-secret") -> dict[str, Any]:
-    return {"client_id": "openadr-bridge", "client_secret_hash": hash_secret(secret),
-            "grant_types": ["client_credentials"], "role": "service"}
+    return {
+        "client_id": "openadr-bridge",
+        "client_secret_hash": hash_secret(secret),
+        "grant_types": ["client_credentials"],
+        "role": "service",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,31 +70,45 @@ def secrets_dir(tmp_path: Path, ring_text: str) -> Path:
     (folder / "signing-keys.json").write_text(ring_text)
     (folder / "secret-key").write_text("k" * 64 + "\n")
     (folder / "clients.json").write_text(json.dumps([bridge_client()]))
-    (folder / "users.json").write_text(json.dumps([{"username": "ops", "password_hash": hash_secret("pw"),
-                                                    "role": "admin"}]))
+    (folder / "users.json").write_text(
+        json.dumps([{"username": "ops", "password_hash": hash_secret("pw"), "role": "admin"}])
+    )
     for path in folder.iterdir():
         path.chmod(0o600)
     return folder
 
 
 def configured(secrets_dir: Path) -> dict[str, Any]:
-    return {"OAUTH_SIGNING_KEYS_FILE": str(secrets_dir / "signing-keys.json"),
-            "SECRET_KEY_FILE": str(secrets_dir / "secret-key"),
-            "OAUTH_CLIENTS_FILE": str(secrets_dir / "clients.json"),
-            "OAUTH_USERS_FILE": str(secrets_dir / "users.json")}
+    return {
+        "OAUTH_SIGNING_KEYS_FILE": str(secrets_dir / "signing-keys.json"),
+        "SECRET_KEY_FILE": str(secrets_dir / "secret-key"),
+        "OAUTH_CLIENTS_FILE": str(secrets_dir / "clients.json"),
+        "OAUTH_USERS_FILE": str(secrets_dir / "users.json"),
+    }
 
 
 def deployment(tmp_path: Path, **config: Any) -> dict[str, Any]:
-    return {"INSTANCE_PATH": str(tmp_path / "instance"), "PUBLIC_URL": "https://registry.example",
-            "MONGO_URI": "mongodb://db.invalid:27017/der", **config}
+    return {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "PUBLIC_URL": "https://registry.example",
+        "MONGO_URI": "mongodb://db.invalid:27017/der",
+        **config,
+    }
 
 
 # --- a deployment refuses to start without its secrets -----------------------------------------
 
-@pytest.mark.parametrize("given", [[], ["OAUTH_SIGNING_KEYS_FILE"], ["SECRET_KEY_FILE", "OAUTH_CLIENTS_FILE"],
-                                   ["OAUTH_SIGNING_KEYS_FILE", "SECRET_KEY_FILE", "OAUTH_CLIENTS_FILE"]])
-def test_a_deployment_without_its_secrets_refuses_to_start(tmp_path: Path, secrets_dir: Path,
-                                                           given: list[str]) -> None:
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        [],
+        ["OAUTH_SIGNING_KEYS_FILE"],
+        ["SECRET_KEY_FILE", "OAUTH_CLIENTS_FILE"],
+        ["OAUTH_SIGNING_KEYS_FILE", "SECRET_KEY_FILE", "OAUTH_CLIENTS_FILE"],
+    ],
+)
+def test_a_deployment_without_its_secrets_refuses_to_start(tmp_path: Path, secrets_dir: Path, given: list[str]) -> None:
     config = deployment(tmp_path, **{k: v for k, v in configured(secrets_dir).items() if k in given})
     with pytest.raises(credentials.SecretsMissing) as refused:
         create_app(config)
@@ -105,8 +132,9 @@ def test_a_deployment_takes_every_secret_from_its_files(tmp_path: Path, secrets_
 
 
 def test_secrets_from_the_environment_itself(tmp_path: Path, ring_text: str) -> None:
-    config = deployment(tmp_path, OAUTH_SIGNING_KEYS=ring_text, SECRET_KEY="s" * 40,
-                        OAUTH_CLIENTS=[bridge_client()], OAUTH_USERS=[])
+    config = deployment(
+        tmp_path, OAUTH_SIGNING_KEYS=ring_text, SECRET_KEY="s" * 40, OAUTH_CLIENTS=[bridge_client()], OAUTH_USERS=[]
+    )
     resolved = credentials.resolve(config)
     assert resolved["SECRET_KEY"] == "s" * 40 and resolved["OAUTH_USERS"] == []
     assert signing_keys_for(resolved).current_key().kid == KeyRing.parse(ring_text).current.kid
@@ -119,18 +147,22 @@ def test_demo_secrets_on_mongodb_only_when_asked(tmp_path: Path, flag: str) -> N
     assert {"demo-credentials.json", "ui-secret-key"} <= set(os.listdir(resolved["INSTANCE_PATH"]))
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"SECRET_KEY": "x" * 40}, "SECRET_KEY or SECRET_KEY_FILE, not both"),
-    ({"OAUTH_CLIENTS": []}, "OAUTH_CLIENTS or OAUTH_CLIENTS_FILE, not both"),
-    ({"OAUTH_USERS_FILE": "/nonexistent/users.json"}, "No such file"),
-    ({"OAUTH_CLIENTS_FILE": "{bad}"}, "is not JSON"),
-    ({"OAUTH_CLIENTS_FILE": "{}"}, "JSON list of objects"),
-    ({"OAUTH_SIGNING_KEYS_FILE": "/nonexistent/keys.json"}, "No such file"),
-    ({"OAUTH_SIGNING_KEYS_FILE": "not a key"}, "neither a PEM key nor JSON"),
-    ({"OAUTH_SIGNING_KEYS": "{}"}, "OAUTH_SIGNING_KEYS or OAUTH_SIGNING_KEYS_FILE, not both"),
-])
-def test_bad_secret_settings_fail_at_start_with_a_message(tmp_path: Path, secrets_dir: Path,
-                                                          change: dict[str, Any], words: str) -> None:
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"SECRET_KEY": "x" * 40}, "SECRET_KEY or SECRET_KEY_FILE, not both"),
+        ({"OAUTH_CLIENTS": []}, "OAUTH_CLIENTS or OAUTH_CLIENTS_FILE, not both"),
+        ({"OAUTH_USERS_FILE": "/nonexistent/users.json"}, "No such file"),
+        ({"OAUTH_CLIENTS_FILE": "{bad}"}, "is not JSON"),
+        ({"OAUTH_CLIENTS_FILE": "{}"}, "JSON list of objects"),
+        ({"OAUTH_SIGNING_KEYS_FILE": "/nonexistent/keys.json"}, "No such file"),
+        ({"OAUTH_SIGNING_KEYS_FILE": "not a key"}, "neither a PEM key nor JSON"),
+        ({"OAUTH_SIGNING_KEYS": "{}"}, "OAUTH_SIGNING_KEYS or OAUTH_SIGNING_KEYS_FILE, not both"),
+    ],
+)
+def test_bad_secret_settings_fail_at_start_with_a_message(
+    tmp_path: Path, secrets_dir: Path, change: dict[str, Any], words: str
+) -> None:
     config = deployment(tmp_path, **configured(secrets_dir))
     for name, value in change.items():
         if name.endswith("_FILE") and value.startswith(("{", "not")):
@@ -145,8 +177,9 @@ def test_an_embedded_app_on_configured_secrets_generates_nothing(tmp_path: Path,
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True, **configured(secrets_dir)})
     assert app.config["SECRET_KEY"] == "k" * 64
     assert not DEMO_FILES & set(os.listdir(app.config["INSTANCE_PATH"]))
-    response = app.test_client().post("/oauth/token", data={"grant_type": "client_credentials"},
-                                      auth=("openadr-bridge", "bridge-secret"))
+    response = app.test_client().post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=("openadr-bridge", "bridge-secret")
+    )
     assert response.status_code == 200, response.json
     kid = jwt.decode(response.json["access_token"], signing_keys_for(app.config).current_key()).header["kid"]
     assert kid == KeyRing.parse((secrets_dir / "signing-keys.json").read_text()).current.kid
@@ -163,6 +196,7 @@ def test_the_bridge_gets_no_made_up_secret_in_a_deployment(tmp_path: Path, monke
 
 
 # --- the key ring ---------------------------------------------------------------------------------
+
 
 def test_rotation_keeps_the_old_key_published_until_pruned() -> None:
     ring = KeyRing.new(NOW)
@@ -190,7 +224,8 @@ def test_the_ring_survives_its_file_format() -> None:
     ring = KeyRing.new(NOW).rotate(NOW + timedelta(hours=2)).stage(NOW + timedelta(hours=3))
     again = KeyRing.parse(ring.to_text())
     assert [(k.kid, k.status, k.created_at, k.retired_at) for k in again.keys] == [
-        (k.kid, k.status, k.created_at, k.retired_at) for k in ring.keys]
+        (k.kid, k.status, k.created_at, k.retired_at) for k in ring.keys
+    ]
     published = json.dumps(again.public_jwks())
     assert '"d"' not in published and "status" not in published and "retired_at" not in published
 
@@ -242,14 +277,16 @@ def test_a_short_rsa_key_is_refused() -> None:
 
 # --- a running app follows its key file ---------------------------------------------------------
 
+
 def test_an_app_follows_rotation_and_pruning_of_its_key_file(tmp_path: Path, secrets_dir: Path) -> None:
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True, **configured(secrets_dir)})
     keys_file = str(secrets_dir / "signing-keys.json")
     client = app.test_client()
 
     def new_token() -> str:
-        return client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                           auth=("openadr-bridge", "bridge-secret")).json["access_token"]
+        return client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=("openadr-bridge", "bridge-secret")
+        ).json["access_token"]
 
     def status(token: str) -> int:
         return client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code
@@ -292,6 +329,7 @@ def test_a_token_minted_for_a_config_uses_its_configured_keys(tmp_path: Path, se
 
 # --- first-start files: one writer, the same content for every process ---------------------------
 
+
 def _create(path: str, barrier: Any, results: Any) -> None:
     barrier.wait()
     results.put(files.create_once(path, lambda: uuid.uuid4().hex))
@@ -332,6 +370,7 @@ def test_a_legacy_single_key_keeps_signing(tmp_path: Path) -> None:
 
 # --- UI sessions and revocations in Redis ---------------------------------------------------------
 
+
 @pytest.fixture
 def redis_prefix() -> Any:
     prefix = f"test-{uuid.uuid4().hex[:12]}:"
@@ -360,14 +399,21 @@ def test_sessions_without_redis_are_no_one_signed_in_not_an_error() -> None:
 def test_sessions_in_the_store_expire() -> None:
     sessions = StoreSessions(lambda: db)
     db = mongomock.MongoClient().db
-    sessions.save("live", "{}", datetime.now(timezone.utc) + timedelta(minutes=1), timedelta(minutes=1))
-    sessions.save("dead", "{}", datetime.now(timezone.utc) - timedelta(seconds=1), timedelta(minutes=1))
+    sessions.save("live", "{}", datetime.now(UTC) + timedelta(minutes=1), timedelta(minutes=1))
+    sessions.save("dead", "{}", datetime.now(UTC) - timedelta(seconds=1), timedelta(minutes=1))
     assert sessions.load("live") == "{}" and sessions.load("dead") is None
 
 
 def _principal(expires_in: float = 600) -> Principal:
-    return Principal(subject="ops", role="admin", aggregator_id=None, account_id=None,
-                     issuer="https://registry.example", token_id=uuid.uuid4().hex, expires_at=time.time() + expires_in)
+    return Principal(
+        subject="ops",
+        role="admin",
+        aggregator_id=None,
+        account_id=None,
+        issuer="https://registry.example",
+        token_id=uuid.uuid4().hex,
+        expires_at=time.time() + expires_in,
+    )
 
 
 def test_a_revocation_in_redis_reaches_a_process_with_another_store(redis_prefix: Any) -> None:
@@ -393,10 +439,19 @@ def test_revocations_fall_back_to_the_store_while_redis_is_down() -> None:
 
 # --- `python run.py keys` ------------------------------------------------------------------------
 
+
 def run_keys(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OAUTH_SIGNING", "MONGO_URI"))}
-    return subprocess.run([sys.executable, "run.py", "keys", *args], check=False, cwd=ROOT, capture_output=True,
-                          text=True, input=stdin, timeout=60, env={**clean, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "run.py", "keys", *args],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        env={**clean, **(env or {})},
+    )
 
 
 def test_keys_commands_on_a_key_file(tmp_path: Path) -> None:
@@ -442,9 +497,13 @@ def test_rotating_a_pem_key_keeps_it_in_a_jwks_ring(tmp_path: Path) -> None:
 
 
 def test_half_configured_secrets_on_the_embedded_store_are_named_in_a_warning(
-        tmp_path: Path, secrets_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = {"INSTANCE_PATH": str(tmp_path / "instance"), "PUBLIC_URL": "http://127.0.0.1:5000",
-              "SECRET_KEY_FILE": str(secrets_dir / "secret-key")}
+    tmp_path: Path, secrets_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "PUBLIC_URL": "http://127.0.0.1:5000",
+        "SECRET_KEY_FILE": str(secrets_dir / "secret-key"),
+    }
     with caplog.at_level("WARNING", logger="registry.credentials"):
         resolved = credentials.resolve(config)
     assert resolved["SECRET_KEY"] == "k" * 64

@@ -4,6 +4,7 @@ Each test sends what the attacker sent, through the whole WSGI stack (or
 real HTTP), and asserts the refusal *and* that the store did not change.
 World and roles come from the authorisation matrix (tests/test_access.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import as_json
-from tests.test_access import ACCOUNTS, B, ROLES, item_url, world  # noqa: F401  (world is a fixture)
+from tests.test_access import ACCOUNTS, ROLES, B, item_url, world  # noqa: F401  (world is a fixture)
 
 
 def snapshot(db, *resources: str) -> dict[str, list[dict[str, Any]]]:
@@ -44,7 +45,7 @@ FORM_WRITES = [
 
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
 @pytest.mark.parametrize("role,verb,resource,party,body", FORM_WRITES)
-def test_writes_take_json_only(client_as, world, db, encoding, role, verb, resource, party, body):  # noqa: F811
+def test_writes_take_json_only(client_as, world, db, encoding, role, verb, resource, party, body):
     name, ids = ROLES[role]
     api = client_as(name, **ids)
     before = snapshot(db, "devices", "vens", "prosumers", "offers", "measurements", "jobs")
@@ -59,23 +60,28 @@ def test_writes_take_json_only(client_as, world, db, encoding, role, verb, resou
 
 
 @pytest.mark.parametrize("raw_key", ['"\\u0061ggregator_id"', '"aggregator\\u005fid"'])
-def test_field_rules_see_the_decoded_update(client_as, world, db, raw_key):  # noqa: F811
+def test_field_rules_see_the_decoded_update(client_as, world, db, raw_key):
     """An escaped key is the same key once parsed: the rule applies to it."""
     name, ids = ROLES["prosumer"]
     doc = world["devices"]["a1"]
     before = snapshot(db, "devices")
-    response = client_as(name, **ids).patch(item_url("devices", doc), data="{%s: \"%s\"}" % (raw_key, B),
-                                            content_type="application/json", headers={"If-Match": doc["_etag"]})
+    response = client_as(name, **ids).patch(
+        item_url("devices", doc),
+        data='{%s: "%s"}' % (raw_key, B),
+        content_type="application/json",
+        headers={"If-Match": doc["_etag"]},
+    )
     assert response.status_code == 403
     assert "aggregator_id" in response.json["_error"]["message"]
     assert snapshot(db, "devices") == before
 
 
-def test_allowed_field_still_patches(client_as, world, db):  # noqa: F811
+def test_allowed_field_still_patches(client_as, world, db):
     name, ids = ROLES["prosumer"]
     doc = world["devices"]["a1"]
-    response = client_as(name, **ids).patch(item_url("devices", doc), headers={"If-Match": doc["_etag"]},
-                                            **as_json({"availability": "no"}))
+    response = client_as(name, **ids).patch(
+        item_url("devices", doc), headers={"If-Match": doc["_etag"]}, **as_json({"availability": "no"})
+    )
     assert response.status_code == 200
     assert db["devices"].find_one({"_id": doc["_id"]})["availability"] == "no"
 
@@ -87,9 +93,9 @@ HIDDEN_QUERIES = [
     {"where": '{"$or": [{"display_name": "x"}, {"\\u0065mail": {"$gte": ""}}]}'},
     {"where": '{"address.city": "x"}'},
     {"where": '{"$and": [{"phone": {"$exists": true}}]}'},
-    {"where": 'ｎame == "Real Name a1"'},          # full-width n: Python's parser normalises it
+    {"where": 'ｎame == "Real Name a1"'},  # full-width n: Python's parser normalises it
     {"where": 'email >= "a" and display_name != "x"'},
-    {"where": '{"ｅmail": {"$gt": ""}}'},           # non-ASCII in JSON: refused outright
+    {"where": '{"ｅmail": {"$gt": ""}}'},  # non-ASCII in JSON: refused outright
     {"sort": '[("\\u0065mail", 1)]'},
     {"sort": "-email"},
     {"sort": '[("name", -1)]'},
@@ -99,29 +105,33 @@ HIDDEN_QUERIES = [
 
 
 @pytest.mark.parametrize("params", HIDDEN_QUERIES, ids=lambda p: json.dumps(p, ensure_ascii=True))
-def test_aggregator_cannot_query_hidden_fields(client_as, world, params):  # noqa: F811
+def test_aggregator_cannot_query_hidden_fields(client_as, world, params):
     name, ids = ROLES["aggregator"]
     response = client_as(name, **ids).get("/prosumers", query_string=params)
     assert response.status_code == 400, response.json
     assert "not visible to your role" in response.json["_error"]["message"]
 
 
-def test_binary_search_on_email_gets_nowhere(client_as, world):  # noqa: F811
+def test_binary_search_on_email_gets_nowhere(client_as, world):
     """The attack: bisect the email with $lt and read _meta.total."""
     name, ids = ROLES["aggregator"]
     api = client_as(name, **ids)
-    answers = {api.get("/prosumers", query_string={"where": json.dumps({"\u0065mail": {"$lt": c}})}).status_code
-               for c in "am"}
+    answers = {
+        api.get("/prosumers", query_string={"where": json.dumps({"\u0065mail": {"$lt": c}})}).status_code for c in "am"
+    }
     assert answers == {400}
 
 
-@pytest.mark.parametrize("params,expected", [
-    ({"where": '{"display_name": "home a2"}'}, ["home a2"]),
-    ({"where": 'display_name == "home a1"'}, ["home a1"]),
-    ({"sort": "-display_name"}, ["home a2", "home a1"]),
-    ({"sort": '[("display_name", 1)]', "projection": '{"display_name": 1}'}, ["home a1", "home a2"]),
-])
-def test_aggregator_may_filter_and_sort_on_display_name(client_as, world, params, expected):  # noqa: F811
+@pytest.mark.parametrize(
+    "params,expected",
+    [
+        ({"where": '{"display_name": "home a2"}'}, ["home a2"]),
+        ({"where": 'display_name == "home a1"'}, ["home a1"]),
+        ({"sort": "-display_name"}, ["home a2", "home a1"]),
+        ({"sort": '[("display_name", 1)]', "projection": '{"display_name": 1}'}, ["home a1", "home a2"]),
+    ],
+)
+def test_aggregator_may_filter_and_sort_on_display_name(client_as, world, params, expected):
     name, ids = ROLES["aggregator"]
     response = client_as(name, **ids).get("/prosumers", query_string=params)
     assert response.status_code == 200, response.json
@@ -130,7 +140,7 @@ def test_aggregator_may_filter_and_sort_on_display_name(client_as, world, params
 
 
 @pytest.mark.parametrize("role", ["prosumer", "admin"])
-def test_who_may_see_email_may_filter_on_it(client_as, world, role):  # noqa: F811
+def test_who_may_see_email_may_filter_on_it(client_as, world, role):
     name, ids = ROLES[role]
     response = client_as(name, **ids).get("/prosumers", query_string={"where": '{"email": "a1@example.org"}'})
     assert response.status_code == 200
@@ -154,14 +164,13 @@ NUMBER_WRITES = [
 
 @pytest.mark.parametrize("number", NON_FINITE)
 @pytest.mark.parametrize("role,verb,resource,party,field", NUMBER_WRITES)
-def test_non_finite_numbers_are_refused(client_as, world, db, number, role, verb, resource, party, field):  # noqa: F811
+def test_non_finite_numbers_are_refused(client_as, world, db, number, role, verb, resource, party, field):
     name, ids = ROLES[role]
     url = item_url(resource, world[resource][party]) if party else f"/{resource}"
     headers = {"If-Match": world[resource][party]["_etag"]} if party else {}
     before = snapshot(db, "devices", "offers", "contracts", "measurements", "prices", "jobs")
     body = '{"%s": %s, "device_id": "%s"}' % (field, number, world["devices"]["a1"]["device_id"])
-    response = getattr(client_as(name, **ids), verb)(url, data=body, content_type="application/json",
-                                                    headers=headers)
+    response = getattr(client_as(name, **ids), verb)(url, data=body, content_type="application/json", headers=headers)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "finite" in response.json["_error"]["message"] or "64 bits" in response.json["_error"]["message"]
     assert snapshot(db, "devices", "offers", "contracts", "measurements", "prices", "jobs") == before
@@ -178,7 +187,7 @@ def test_validator_refuses_non_finite_from_internal_writers(app):
 
 
 @pytest.mark.parametrize("role", ["admin", "service", "aggregator", "prosumer"])
-def test_a_stored_nan_never_breaks_a_listing(client_as, world, db, role):  # noqa: F811
+def test_a_stored_nan_never_breaks_a_listing(client_as, world, db, role):
     """Written before these checks (or by a tool outside the API): rendered as null."""
     a1 = world["devices"]["a1"]
     db["devices"].update_one({"_id": a1["_id"]}, {"$set": {"available_capacity": math.nan}})
@@ -195,7 +204,7 @@ def test_a_stored_nan_never_breaks_a_listing(client_as, world, db, role):  # noq
     assert None in [m["power_kw"] for m in measurements.json["_items"]]
 
 
-def test_admin_can_repair_a_stored_nan(client, world, db):  # noqa: F811
+def test_admin_can_repair_a_stored_nan(client, world, db):
     a1 = world["devices"]["a1"]
     db["devices"].update_one({"_id": a1["_id"]}, {"$set": {"available_capacity": math.nan}})
     etag = client.get(item_url("devices", a1)).json["_etag"]
@@ -240,8 +249,13 @@ BAD_QUERIES = [
     {"where": "[" * 8000},
     {"where": '{"a": ' * 2000 + "1" + "}" * 2000},
     {"where": "(" * 3000 + "a == 1" + ")" * 3000},
-    {"page": "²"}, {"page": "0"}, {"page": "-1"}, {"page": "1e3"}, {"page": "99999999999999999999"},
-    {"max_results": "³"}, {"max_results": "0"},
+    {"page": "²"},
+    {"page": "0"},
+    {"page": "-1"},
+    {"page": "1e3"},
+    {"page": "99999999999999999999"},
+    {"max_results": "³"},
+    {"max_results": "0"},
     {"projection": '{"a": ' * 3000 + "1" + "}" * 3000},
     {"projection": '{"device_id": {"a": 1}}'},
     {"embedded": '{"a": ' * 3000 + "1" + "}" * 3000},
@@ -252,19 +266,31 @@ BAD_QUERIES = [
 
 @pytest.mark.parametrize("params", BAD_QUERIES, ids=lambda p: json.dumps(p)[:60])
 @pytest.mark.parametrize("role", ["admin", "aggregator"])
-def test_bad_queries_are_400(client_as, world, params, role):  # noqa: F811
+def test_bad_queries_are_400(client_as, world, params, role):
     name, ids = ROLES[role]
     response = client_as(name, **ids).get("/devices", query_string=params)
     assert response.status_code == 400, response.get_data(as_text=True)[:300]
     assert response.json["_error"]["message"]
 
 
-READABLE = ["devices", "prosumers", "measurements", "vens", "offers", "contracts", "forecasts", "advice", "jobs",
-            "prices", "aggregators", "oplog"]
+READABLE = [
+    "devices",
+    "prosumers",
+    "measurements",
+    "vens",
+    "offers",
+    "contracts",
+    "forecasts",
+    "advice",
+    "jobs",
+    "prices",
+    "aggregators",
+    "oplog",
+]
 
 
 @pytest.mark.parametrize("role", ["admin", "service", "aggregator", "prosumer"])
-def test_head_mirrors_get(client_as, world, role):  # noqa: F811
+def test_head_mirrors_get(client_as, world, role):
     name, ids = ROLES[role]
     api = client_as(name, **ids)
     for resource in READABLE:
@@ -272,20 +298,26 @@ def test_head_mirrors_get(client_as, world, role):  # noqa: F811
         assert head.status_code == got.status_code, resource
         assert head.get_data() == b""
         if got.status_code == 200:
-            assert head.headers["ETag" if "ETag" in got.headers else "Content-Type"] == \
-                got.headers["ETag" if "ETag" in got.headers else "Content-Type"]
+            assert (
+                head.headers["ETag" if "ETag" in got.headers else "Content-Type"]
+                == got.headers["ETag" if "ETag" in got.headers else "Content-Type"]
+            )
     own, foreign = world["devices"]["a1"], world["devices"]["b1"]
     for doc in (own, foreign):
         assert api.head(item_url("devices", doc)).status_code == api.get(item_url("devices", doc)).status_code
 
 
-def test_over_real_http_nothing_answers_500(server, token, world):  # noqa: F811
+def test_over_real_http_nothing_answers_500(server, token, world):
     """The same attacks through a real server and client (no test-client shortcuts)."""
     admin = {"Authorization": f"Bearer {token('admin')}"}
     attacks = [
         ("post", "/devices", {"data": "[" * 20000, "headers": {"Content-Type": "application/json"}}),
         ("post", "/devices", {"data": "[" * 20000, "headers": {**admin, "Content-Type": "application/json"}}),
-        ("post", "/devices", {"data": '{"max_capacity": NaN}', "headers": {**admin, "Content-Type": "application/json"}}),
+        (
+            "post",
+            "/devices",
+            {"data": '{"max_capacity": NaN}', "headers": {**admin, "Content-Type": "application/json"}},
+        ),
         ("post", "/devices", {"data": {"device_id": "x"}, "headers": admin}),
         ("post", "/devices", {"files": {"f": ("a.txt", b"x")}, "data": {"device_id": "x"}, "headers": admin}),
         ("get", "/devices", {"params": {"where": '{"x": {"$in": "x"}}'}, "headers": admin}),

@@ -6,13 +6,15 @@ Everything goes through HTTP (Flask's test client or a real server); the
 only thing a test steers from the side is the throttle's clock, so that a
 15-minute lock-out does not take 15 minutes.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import re
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -20,8 +22,8 @@ from flask import Flask
 
 from registry import create_app
 from registry.auth import REVOCATIONS, hash_secret
-from tests.test_auth_provider import USERS, authorize_params, make_app, pkce
 from tests.support.redis_server import redis_url
+from tests.test_auth_provider import USERS, authorize_params, make_app, pkce
 
 REDIS_URL = redis_url(5)
 AUTHORIZE = "/oauth/authorize"
@@ -50,9 +52,12 @@ def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def attempt(client: Any, username: str, password: str, address: str = "192.0.2.10") -> Any:
-    return client.post(AUTHORIZE, query_string=authorize_params(pkce()[1]),
-                       data={"username": username, "password": password},
-                       environ_base={"REMOTE_ADDR": address})
+    return client.post(
+        AUTHORIZE,
+        query_string=authorize_params(pkce()[1]),
+        data={"username": username, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
 
 
 def shown_error(response: Any) -> str:
@@ -66,20 +71,32 @@ def codes_issued(app: Flask) -> int:
 
 # --- who the sign-in page names ---------------------------------------------------
 
+
 def test_a_deployment_with_its_own_users_names_nobody(instance_dir: str) -> None:
     users = [{"username": "operator-anna", "password_hash": hash_secret("pw"), "role": "admin"}]
-    clients = [{"client_id": "admin-ui", "grant_types": ["authorization_code"],
-                "redirect_uris": ["http://127.0.0.1:5000/ui/callback"]}]
+    clients = [
+        {
+            "client_id": "admin-ui",
+            "grant_types": ["authorization_code"],
+            "redirect_uris": ["http://127.0.0.1:5000/ui/callback"],
+        }
+    ]
     app = create_app({"INSTANCE_PATH": instance_dir, "OAUTH_USERS": users, "OAUTH_CLIENTS": clients})
-    page = app.test_client().get(AUTHORIZE, query_string=authorize_params(
-        pkce()[1], redirect_uri="http://127.0.0.1:5000/ui/callback")).get_data(as_text=True)
+    page = (
+        app.test_client()
+        .get(AUTHORIZE, query_string=authorize_params(pkce()[1], redirect_uri="http://127.0.0.1:5000/ui/callback"))
+        .get_data(as_text=True)
+    )
     assert "<form" in page and "operator-anna" not in page and "Demo users" not in page
 
 
 def test_the_embedded_demo_names_its_generated_users(instance_dir: str) -> None:
     app = create_app({"INSTANCE_PATH": instance_dir})
-    page = app.test_client().get(AUTHORIZE, query_string=authorize_params(
-        pkce()[1], redirect_uri="http://127.0.0.1:5000/ui/callback")).get_data(as_text=True)
+    page = (
+        app.test_client()
+        .get(AUTHORIZE, query_string=authorize_params(pkce()[1], redirect_uri="http://127.0.0.1:5000/ui/callback"))
+        .get_data(as_text=True)
+    )
     assert "Demo users" in page and "<code>prosumer-madrid</code> — prosumer" in page
 
 
@@ -88,10 +105,16 @@ def test_the_embedded_demo_names_its_generated_users(instance_dir: str) -> None:
 # (seconds to wait first, password, status, Retry-After): one failure is free,
 # then each doubles the wait; the fifth locks for 15 minutes.
 GUESSING = [
-    (0, "guess-1", 401, None), (0, "guess-2", 401, None), (0, "guess-3", 429, "1"),
-    (1, "guess-3", 401, None), (0, "guess-4", 429, "2"),
-    (2, "guess-4", 401, None), (0, "guess-5", 429, "4"),
-    (4, "guess-5", 401, None), (60, "alice-pw", 429, "840"), (600, "alice-pw", 429, "240"),
+    (0, "guess-1", 401, None),
+    (0, "guess-2", 401, None),
+    (0, "guess-3", 429, "1"),
+    (1, "guess-3", 401, None),
+    (0, "guess-4", 429, "2"),
+    (2, "guess-4", 401, None),
+    (0, "guess-5", 429, "4"),
+    (4, "guess-5", 401, None),
+    (60, "alice-pw", 429, "840"),
+    (600, "alice-pw", 429, "240"),
 ]
 
 
@@ -161,7 +184,7 @@ def test_one_address_guessing_many_users_is_locked_out(instance_dir: str) -> Non
 
 def test_an_address_backs_off_before_it_is_locked(instance_dir: str) -> None:
     app = make_app(instance_dir)
-    clock, client = with_clock(app), app.test_client()
+    _clock, client = with_clock(app), app.test_client()
     for n in range(11):
         assert attempt(client, f"user-{n}", "x", address="198.51.100.8").status_code == 401
     response = attempt(client, "user-99", "x", address="198.51.100.8")
@@ -196,7 +219,9 @@ def test_with_redis_every_process_sees_the_lock(instance_dir: str, redis_prefix:
     assert attempt(second.test_client(), "alice", "alice-pw").status_code == 429
     keys = list(redis.Redis.from_url(REDIS_URL).scan_iter(f"{redis_prefix}*"))
     assert keys and not any(b"alice" in key for key in keys)  # counted under a digest
-    assert attempt(make_app(instance_dir).test_client(), "alice", "alice-pw").status_code == 302  # no Redis: its own count
+    assert (
+        attempt(make_app(instance_dir).test_client(), "alice", "alice-pw").status_code == 302
+    )  # no Redis: its own count
 
 
 def test_with_redis_down_sign_in_still_works_and_counts_in_process(instance_dir: str) -> None:
@@ -211,13 +236,17 @@ def test_with_redis_down_sign_in_still_works_and_counts_in_process(instance_dir:
 
 # --- no framing ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("method, path, form", [
-    ("get", AUTHORIZE, None),
-    ("post", AUTHORIZE, {"username": "alice", "password": "wrong"}),
-    ("get", AUTHORIZE + "?client_id=nobody", None),
-    ("post", "/oauth/token", {"grant_type": "client_credentials"}),
-    ("get", "/oauth/jwks.json", None),
-])
+
+@pytest.mark.parametrize(
+    "method, path, form",
+    [
+        ("get", AUTHORIZE, None),
+        ("post", AUTHORIZE, {"username": "alice", "password": "wrong"}),
+        ("get", AUTHORIZE + "?client_id=nobody", None),
+        ("post", "/oauth/token", {"grant_type": "client_credentials"}),
+        ("get", "/oauth/jwks.json", None),
+    ],
+)
 def test_provider_answers_may_not_be_framed(instance_dir: str, method: str, path: str, form: Any) -> None:
     client = make_app(instance_dir).test_client()
     query = authorize_params(pkce()[1]) if path == AUTHORIZE else None
@@ -230,6 +259,7 @@ def test_provider_answers_may_not_be_framed(instance_dir: str, method: str, path
 
 
 # --- malformed tokens at the API ------------------------------------------------------
+
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -256,7 +286,7 @@ MALFORMED = {
     "header a string": b64(b'"RS256"') + f".{GOOD_CLAIMS}.c2ln",
     "payload null": f"{GOOD_HEADER}.{b64(b'null')}.c2ln",
     "not base64": f"!!!.{GOOD_CLAIMS}.c2ln",
-    "not utf-8": f"{b64(bytes([0xff, 0xfe, 0xfd]))}.{GOOD_CLAIMS}.c2ln",
+    "not utf-8": f"{b64(bytes([0xFF, 0xFE, 0xFD]))}.{GOOD_CLAIMS}.c2ln",
     "non-ascii text": f"{GOOD_HEADER}.\u00e9.c2ln",
     "four segments": f"{GOOD_HEADER}.{GOOD_CLAIMS}.c2ln.c2ln",
     "empty segments": "..",
@@ -269,14 +299,19 @@ MALFORMED = {
 def test_malformed_tokens_are_401_and_change_nothing(app, db, name: str, method: str) -> None:
     before = db.devices.count_documents({})
     response = app.test_client().open(
-        "/devices", method=method, headers={"Authorization": f"Bearer {MALFORMED[name]}"},
-        data=json.dumps({"device_name": "x"}) if method == "POST" else None, content_type="application/json")
+        "/devices",
+        method=method,
+        headers={"Authorization": f"Bearer {MALFORMED[name]}"},
+        data=json.dumps({"device_name": "x"}) if method == "POST" else None,
+        content_type="application/json",
+    )
     assert response.status_code == 401, response.get_data(as_text=True)[:300]
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert db.devices.count_documents({}) == before
 
 
 # --- revoked tokens --------------------------------------------------------------------
+
 
 def test_a_revoked_token_is_refused_even_when_cached(app, token) -> None:
     kept, revoked = token("admin"), token("admin")

@@ -1,4 +1,5 @@
 """Sign in, the OAuth callback, sign out."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """The devices panel (filters, sort, paging, availability toggles) and a
 device's detail page (status, measurement and forecast charts, its market)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +9,17 @@ from flask import flash, request
 
 from admin_ui.blueprint import TOGGLES, api, back, bp, failure, listing, page
 from admin_ui.login import User, login_required
-from admin_ui.queries import (AVAILABILITY_FIELDS, DEVICE_CLASSES, DEVICE_SORTS, DEVICE_TYPES,
-                              PAGE_SIZES, check_page, device_query, page_count, without_page)
+from admin_ui.queries import (
+    AVAILABILITY_FIELDS,
+    DEVICE_CLASSES,
+    DEVICE_SORTS,
+    DEVICE_TYPES,
+    PAGE_SIZES,
+    check_page,
+    device_query,
+    page_count,
+    without_page,
+)
 from admin_ui.series import forecast_chart, measurement_chart
 
 MEASUREMENT_POINTS = 192  # the last two days at 15 minutes
@@ -26,11 +36,24 @@ def devices(user: User) -> Any:
         return failure(result, "The devices could not be listed")
     pages = page_count(result.total, query.per_page)
     check_page(query.page, pages)
-    return listing("devices.html", "devices", result.unreadable, devices=result.items, total=result.total,
-                   page=query.page, pages=pages, per_page=query.per_page,
-                   args=without_page(request.args), filters=request.args, classes=DEVICE_CLASSES,
-                   types=DEVICE_TYPES, availability_fields=AVAILABILITY_FIELDS, sorts=DEVICE_SORTS,
-                   page_sizes=PAGE_SIZES, toggles=TOGGLES.get(user.role, ()))
+    return listing(
+        "devices.html",
+        "devices",
+        result.unreadable,
+        devices=result.items,
+        total=result.total,
+        page=query.page,
+        pages=pages,
+        per_page=query.per_page,
+        args=without_page(request.args),
+        filters=request.args,
+        classes=DEVICE_CLASSES,
+        types=DEVICE_TYPES,
+        availability_fields=AVAILABILITY_FIELDS,
+        sorts=DEVICE_SORTS,
+        page_sizes=PAGE_SIZES,
+        toggles=TOGGLES.get(user.role, ()),
+    )
 
 
 @bp.post("/devices/<device_id>/toggle")
@@ -55,14 +78,20 @@ def device(user: User, device_id: str) -> Any:
     found = client.get(f"devices/{device_id}")
     if not found.ok:
         return failure(found, "This device cannot be shown")
-    measured = client.listing("measurements", where={"device_id": device_id}, sort="-timestamp",
-                          max_results=MEASUREMENT_POINTS)
+    measured = client.listing(
+        "measurements", where={"device_id": device_id}, sort="-timestamp", max_results=MEASUREMENT_POINTS
+    )
     forecasts = _latest_forecasts(user, device_id)
     offers, contracts = _market_of(user, device_id)
-    return page("device.html", device=found.body,
-                measurement_chart=measurement_chart(measured.items) if measured.ok else None,
-                forecasts=forecasts, offers=offers, contracts=contracts,
-                toggles=TOGGLES.get(user.role, ()))
+    return page(
+        "device.html",
+        device=found.body,
+        measurement_chart=measurement_chart(measured.items) if measured.ok else None,
+        forecasts=forecasts,
+        offers=offers,
+        contracts=contracts,
+        toggles=TOGGLES.get(user.role, ()),
+    )
 
 
 def _latest_forecasts(user: User, device_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The marketplace panels: offers (prosumers create and withdraw,
 aggregators browse and contract) and contracts (accept, reject, cancel;
 settlement figures). Fields follow SPEC §3.2."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,7 @@ from flask import flash, redirect, request, url_for
 
 from admin_ui.blueprint import api, back, bp, failure, listing, page, unavailable
 from admin_ui.login import User, login_required
-from admin_ui.queries import (api_time, bounded_number, check_page, default_window, page_count, page_number,
-                              without_page)
+from admin_ui.queries import api_time, bounded_number, check_page, default_window, page_count, page_number, without_page
 
 OFFER_STATUSES = ("open", "contracted", "withdrawn", "expired")
 CONTRACT_STATUSES = ("proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled")
@@ -37,8 +37,13 @@ def _listing(user: User, resource: str, statuses: tuple[str, ...], sort: str) ->
     pages = page_count(result.total, PER_PAGE)
     if result.ok:
         check_page(current, pages)
-    return result, {"page": current, "pages": pages, "args": without_page(request.args),
-                    "status": status, "statuses": statuses}
+    return result, {
+        "page": current,
+        "pages": pages,
+        "args": without_page(request.args),
+        "status": status,
+        "statuses": statuses,
+    }
 
 
 @bp.get("/offers")
@@ -52,14 +57,23 @@ def offers(user: User) -> Any:
         return failure(result, "The offers could not be listed")
     own_devices = []
     if user.role == "prosumer":
-        mine = client.get("devices", where={"marketplace_availability": "yes"}, sort="device_name",
-                          max_results=100)
+        mine = client.get("devices", where={"marketplace_availability": "yes"}, sort="device_name", max_results=100)
         own_devices = mine.items
     start, end = default_window()
-    return listing("offers.html", "offers", result.unreadable, offers=result.items, total=result.total,
-                   own_devices=own_devices, limits=LIMITS,
-                   can_contract=client.has("contracts") and user.role in ("aggregator", "admin"),
-                   default_start=start, default_end=end, form=request.args, **paging)
+    return listing(
+        "offers.html",
+        "offers",
+        result.unreadable,
+        offers=result.items,
+        total=result.total,
+        own_devices=own_devices,
+        limits=LIMITS,
+        can_contract=client.has("contracts") and user.role in ("aggregator", "admin"),
+        default_start=start,
+        default_end=end,
+        form=request.args,
+        **paging,
+    )
 
 
 @bp.post("/offers")
@@ -89,9 +103,14 @@ def _offer_body(form: Any) -> tuple[dict[str, Any], list[str]]:
             problems.append(problem)
         else:
             numbers[name] = value
-    body = {"device_id": form.get("device_id", ""), "start": start, "end": end,
-            "direction": form.get("direction", "up"), "currency": form.get("currency", "EUR") or "EUR",
-            **numbers}
+    body = {
+        "device_id": form.get("device_id", ""),
+        "start": start,
+        "end": end,
+        "direction": form.get("direction", "up"),
+        "currency": form.get("currency", "EUR") or "EUR",
+        **numbers,
+    }
     return body, problems
 
 
@@ -113,9 +132,14 @@ def contract_offer(user: User, offer_id: str) -> Any:
             flash(problem, "error")
         return back("admin_ui.offers")
     # an aggregator contracts for itself; an admin for the offer's aggregator
-    contract = {"offers": [offer_id], "aggregator_id": user.aggregator_id or form.get("aggregator_id", ""),
-                "start": body["start"], "end": body["end"],
-                "power_kw": body["power_kw"], "price": body["price"]}
+    contract = {
+        "offers": [offer_id],
+        "aggregator_id": user.aggregator_id or form.get("aggregator_id", ""),
+        "start": body["start"],
+        "end": body["end"],
+        "power_kw": body["power_kw"],
+        "price": body["price"],
+    }
     client = api(user)
     result = client.post("contracts", contract)
     if result.ok:
@@ -135,11 +159,21 @@ def contracts(user: User) -> Any:
     result, paging = _listing(user, "contracts", CONTRACT_STATUSES, "-start")
     if not result.ok:
         return failure(result, "The contracts could not be listed")
-    actions = {c.get("_id"): [a for a, (_, roles, states) in CONTRACT_ACTIONS.items()
-                              if user.role in roles and c.get("status") in states]
-               for c in result.items}
-    return listing("contracts.html", "contracts", result.unreadable, contracts=result.items, total=result.total,
-                   actions=actions, **paging)
+    actions = {
+        c.get("_id"): [
+            a for a, (_, roles, states) in CONTRACT_ACTIONS.items() if user.role in roles and c.get("status") in states
+        ]
+        for c in result.items
+    }
+    return listing(
+        "contracts.html",
+        "contracts",
+        result.unreadable,
+        contracts=result.items,
+        total=result.total,
+        actions=actions,
+        **paging,
+    )
 
 
 @bp.post("/contracts/<contract_id>/<action>")

@@ -1,5 +1,6 @@
 """Advice (a prosumer's day timeline, an aggregator's recommended devices),
 and for admins the job queue and the audit trail (Eve's oplog)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,9 @@ def advice(user: User) -> Any:
     result = client.listing("advice", sort="-_created", max_results=10)
     if not result.ok:
         return failure(result, "The advice could not be read")
-    entries = [{"doc": doc, "timeline": advice_timeline(doc), "devices": recommended_devices(doc)}
-               for doc in result.items]
+    entries = [
+        {"doc": doc, "timeline": advice_timeline(doc), "devices": recommended_devices(doc)} for doc in result.items
+    ]
     return listing("advice.html", "entries", result.unreadable, entries=entries, tag_words=TAG_WORDS)
 
 
@@ -43,8 +45,18 @@ def jobs(user: User) -> Any:
         return failure(result, "The jobs could not be listed")
     pages = page_count(result.total, PER_PAGE)
     check_page(current, pages)
-    return listing("jobs.html", "jobs", result.unreadable, jobs=result.items, total=result.total, page=current,
-                   status=status, statuses=JOB_STATUSES, pages=pages, args=without_page(request.args))
+    return listing(
+        "jobs.html",
+        "jobs",
+        result.unreadable,
+        jobs=result.items,
+        total=result.total,
+        page=current,
+        status=status,
+        statuses=JOB_STATUSES,
+        pages=pages,
+        args=without_page(request.args),
+    )
 
 
 @bp.get("/audit")
@@ -56,5 +68,13 @@ def audit(user: User) -> Any:
         return failure(result, "The audit trail could not be read")
     pages = page_count(result.total, PER_PAGE)
     check_page(current, pages)
-    return listing("audit.html", "entries", result.unreadable, entries=result.items, total=result.total,
-                   page=current, pages=pages, args={})
+    return listing(
+        "audit.html",
+        "entries",
+        result.unreadable,
+        entries=result.items,
+        total=result.total,
+        page=current,
+        pages=pages,
+        args={},
+    )

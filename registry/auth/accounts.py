@@ -6,12 +6,14 @@ tokens the API then refuses. Secrets and passwords are stored only as
 werkzeug hashes. Authorization codes live in the `oauth_codes` collection as
 SHA-256 digests: a leaked collection yields no usable code.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -80,7 +82,8 @@ class OAuthClient(ClientMixin):
 
     def check_client_secret(self, client_secret: str) -> bool:
         return bool(self.client_secret_hash) and check_password_hash(
-            self.client_secret_hash, client_secret  # type: ignore[arg-type]
+            self.client_secret_hash,
+            client_secret,  # type: ignore[arg-type]
         )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
@@ -120,11 +123,11 @@ class StoredCode(AuthorizationCodeMixin):
         expires_at = self.expires_at
         # pymongo returns naive datetimes (in UTC) unless tz_aware is set.
         if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.replace(tzinfo=UTC)
         return now >= expires_at
 
     @classmethod
-    def from_document(cls, document: dict[str, Any]) -> "StoredCode":
+    def from_document(cls, document: dict[str, Any]) -> StoredCode:
         fields = {name: document[name] for name in cls.__dataclass_fields__ if name in document}
         return cls(**fields)
 

@@ -15,6 +15,7 @@ Hand-written rather than Flask-Limiter / ``limits``: those count hits per
 window, but the back-off needs the time of the last failure and a delay that
 doubles with every failure; one small hash per key holds both.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 MEMORY_KEYS = 100_000
@@ -136,16 +138,18 @@ class FallbackAttempts:
 class LoginThrottle:
     """Decides whether a password may be tried now, and records the outcome."""
 
-    def __init__(self, store: AttemptStore, per_user: Policy, per_address: Policy,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: AttemptStore, per_user: Policy, per_address: Policy, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store, self.per_user, self.per_address, self.clock = store, per_user, per_address, clock
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "LoginThrottle":
+    def from_config(cls, config: Mapping[str, Any]) -> LoginThrottle:
         lock_seconds = int(config.get("LOGIN_LOCK_SECONDS") or 900)
         per_user = Policy(free=1, lock_after=int(config.get("LOGIN_LOCK_AFTER") or 5), lock_seconds=lock_seconds)
-        per_address = Policy(free=10, lock_after=int(config.get("LOGIN_ADDRESS_LOCK_AFTER") or 30),
-                             lock_seconds=lock_seconds)
+        per_address = Policy(
+            free=10, lock_after=int(config.get("LOGIN_ADDRESS_LOCK_AFTER") or 30), lock_seconds=lock_seconds
+        )
         store: AttemptStore = MemoryAttempts()
         if config.get("REDIS_URL"):
             import redis
@@ -157,8 +161,10 @@ class LoginThrottle:
 
     def retry_after(self, username: str, address: str | None) -> float:
         now = self.clock()
-        return max(self.per_user.wait(*self.store.get(_user_key(username), now), now),
-                   self.per_address.wait(*self.store.get(_address_key(address), now), now))
+        return max(
+            self.per_user.wait(*self.store.get(_user_key(username), now), now),
+            self.per_address.wait(*self.store.get(_address_key(address), now), now),
+        )
 
     def failed(self, username: str, address: str | None) -> None:
         now = self.clock()

@@ -4,6 +4,7 @@
 a role that may not use the method on the resource. Validated tokens are
 cached until they expire, so repeated requests cost one dictionary lookup.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,9 @@ class PrincipalCache:
     over whenever the built-in key ring is reloaded: a pruned key's tokens
     must fail at once, cached or not."""
 
-    def __init__(self, validator: TokenValidator, size: int = CACHE_SIZE,
-                 revocations: TokenRevocations | None = None) -> None:
+    def __init__(
+        self, validator: TokenValidator, size: int = CACHE_SIZE, revocations: TokenRevocations | None = None
+    ) -> None:
         self.validator = validator
         self.size = size
         self.revocations = revocations

@@ -14,6 +14,7 @@ secret.
     with directory_lock(folder):       # read-modify-write of a file in `folder`
         replace_file(path, new_text)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,7 @@ import logging
 import os
 import stat
 import tempfile
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,13 @@ Both the token endpoint and `python run.py token` build tokens here, so a
 token minted on the command line is indistinguishable from one the running
 server issues, and `builtin_issuer_config` describes exactly what both emit.
 """
+
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -132,8 +134,11 @@ def validator_from_config(app_config: Mapping[str, Any]) -> TokenValidator:
 def _keys_config(keys_from: str | Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(keys_from, str):
         return {**keys_from, "INSTANCE_PATH": instance_path_of(keys_from)}
-    return {"INSTANCE_PATH": keys_from, "OAUTH_SIGNING_KEYS": settings.OAUTH_SIGNING_KEYS,
-            "OAUTH_SIGNING_KEYS_FILE": settings.OAUTH_SIGNING_KEYS_FILE}
+    return {
+        "INSTANCE_PATH": keys_from,
+        "OAUTH_SIGNING_KEYS": settings.OAUTH_SIGNING_KEYS,
+        "OAUTH_SIGNING_KEYS_FILE": settings.OAUTH_SIGNING_KEYS_FILE,
+    }
 
 
 def instance_path_of(app_config: Mapping[str, Any], default: str | None = None) -> str:

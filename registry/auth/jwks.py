@@ -9,11 +9,13 @@ so the key set is fetched again — but at most once per `refetch_interval`
 per issuer, so garbage kids cannot turn us into a load generator against the
 identity provider.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import requests
 from joserfc.errors import JoseError

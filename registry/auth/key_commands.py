@@ -10,12 +10,14 @@ in the instance folder; `rotate` creates a missing file. Running processes
 re-read a changed file within a second (docs/deploy.md, "Secrets and key
 rotation").
 """
+
 from __future__ import annotations
 
 import getpass
 import sys
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, TextIO
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from .accounts import hash_secret
 from .issuing import MAX_TOKEN_TTL
@@ -27,8 +29,15 @@ from .tokens import LEEWAY_SECONDS
 PRUNE_AFTER_SECONDS = MAX_TOKEN_TTL + LEEWAY_SECONDS
 
 
-def run(command: str, config: Mapping[str, Any], *, file: str | None = None, stage: bool = False,
-        older_than: float = PRUNE_AFTER_SECONDS, out: TextIO = sys.stdout) -> int:
+def run(
+    command: str,
+    config: Mapping[str, Any],
+    *,
+    file: str | None = None,
+    stage: bool = False,
+    older_than: float = PRUNE_AFTER_SECONDS,
+    out: TextIO = sys.stdout,
+) -> int:
     """One `keys` command; returns the exit status (2 with a message on stderr when refused)."""
     if command == "hash-secret":
         return hash_secret_from_stdin(out)
@@ -54,7 +63,7 @@ def list_keys(path: str, out: TextIO) -> int:
 
 
 def rotate(path: str, stage: bool, out: TextIO) -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     before: list[KeyRing | None] = []
     if _is_pem(path):
         print(f"{path} held one PEM key: it is rewritten as a JWKS key ring (the key is kept)", file=out)
@@ -72,13 +81,16 @@ def rotate(path: str, stage: bool, out: TextIO) -> int:
         staged = next(k for k in ring.keys if k.status == "next")
         print(f"staged {staged.kid}: published, signing from the next `keys rotate`", file=out)
     else:
-        print(f"current: {ring.current.kid}; retired: {before[0].current.kid} (published until "
-              f"`keys prune` after its tokens have expired, {PRUNE_AFTER_SECONDS} s)", file=out)
+        print(
+            f"current: {ring.current.kid}; retired: {before[0].current.kid} (published until "
+            f"`keys prune` after its tokens have expired, {PRUNE_AFTER_SECONDS} s)",
+            file=out,
+        )
     return 0
 
 
 def prune(path: str, older_than: float, out: TextIO) -> int:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     removed: list[RingKey] = []
 
     def change(ring: KeyRing | None) -> KeyRing:

@@ -19,11 +19,12 @@ is read as a ring whose one key is current.
     ring.rotate(now)            # the next (or a new) key signs; the old one retires
     ring.prune(now, older_than) # drop keys retired longer ago than a token lives
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from joserfc.errors import JoseError
@@ -53,8 +54,9 @@ class RingKey:
         return str(self.key.kid)
 
     def as_jwk(self) -> dict[str, Any]:
-        data: dict[str, Any] = {k: v for k, v in self.key.as_dict(private=self.key.is_private).items()
-                                if k not in _RING_MEMBERS}
+        data: dict[str, Any] = {
+            k: v for k, v in self.key.as_dict(private=self.key.is_private).items() if k not in _RING_MEMBERS
+        }
         data.update(status=self.status, use="sig", alg=SIGNING_ALG)
         for name in ("created_at", "retired_at"):
             if getattr(self, name) is not None:
@@ -82,24 +84,28 @@ class KeyRing:
     def to_text(self) -> str:
         return json.dumps({"keys": [k.as_jwk() for k in self.keys]}, indent=2) + "\n"
 
-    def rotate(self, now: datetime, new_key: RSAKey | None = None) -> "KeyRing":
+    def rotate(self, now: datetime, new_key: RSAKey | None = None) -> KeyRing:
         """The staged `next` key (else `new_key`, else a fresh one) becomes current;
         the current one retires now and stays published."""
         staged = next((k for k in self.keys if k.status == "next"), None)
         promoted = staged.key if staged else (new_key or generate_key())
-        kept = [replace(k, status="retired", retired_at=now) if k.status == "current" else k
-                for k in self.keys if k is not staged]
+        kept = [
+            replace(k, status="retired", retired_at=now) if k.status == "current" else k
+            for k in self.keys
+            if k is not staged
+        ]
         created = staged.created_at if staged else now
         return KeyRing((RingKey(promoted, "current", created_at=created), *kept))
 
-    def stage(self, now: datetime, new_key: RSAKey | None = None) -> "KeyRing":
+    def stage(self, now: datetime, new_key: RSAKey | None = None) -> KeyRing:
         """Publish a new key that does not sign yet (replacing an earlier staged one)."""
         kept = [k for k in self.keys if k.status != "next"]
         return KeyRing((*kept, RingKey(new_key or generate_key(), "next", created_at=now)))
 
-    def prune(self, now: datetime, older_than: float) -> tuple["KeyRing", list[RingKey]]:
+    def prune(self, now: datetime, older_than: float) -> tuple[KeyRing, list[RingKey]]:
         """Remove keys retired more than `older_than` seconds ago; returns the ring and what
         went. A key retired at an unknown time goes only with `older_than` 0."""
+
         def prunable(k: RingKey) -> bool:
             if k.status != "retired":
                 return False
@@ -111,11 +117,11 @@ class KeyRing:
         return KeyRing(tuple(k for k in self.keys if not prunable(k))), removed
 
     @classmethod
-    def new(cls, now: datetime) -> "KeyRing":
+    def new(cls, now: datetime) -> KeyRing:
         return cls((RingKey(generate_key(), "current", created_at=now),))
 
     @classmethod
-    def parse(cls, text: str) -> "KeyRing":
+    def parse(cls, text: str) -> KeyRing:
         """A ring from a JWKS, a single JWK or a PEM private key; raises KeyRingError."""
         stripped = text.strip()
         if stripped.startswith("-----BEGIN"):
@@ -185,7 +191,7 @@ def _check_ring(keys: list[RingKey]) -> tuple[RingKey, ...]:
 
 
 def _format_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -195,4 +201,4 @@ def _parse_time(value: Any) -> datetime | None:
         parsed = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         raise KeyRingError(f"time {value!r} is not like 2026-01-31T12:00:00Z") from None
-    return parsed.replace(tzinfo=timezone.utc)
+    return parsed.replace(tzinfo=UTC)

@@ -15,14 +15,16 @@ One of three places, in this order:
     keys.ring().current.key       # sign
     keys.public_keyset()          # verify
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from joserfc.jwk import KeySet, RSAKey
 
@@ -34,15 +36,21 @@ log = logging.getLogger(__name__)
 DEMO_FILENAME = "oauth-signing-keys.json"
 LEGACY_FILENAME = "oauth-signing-key.json"  # one JWK, before key rings
 CHECK_INTERVAL = 1.0
-_shared: dict[tuple[str, str], "SigningKeys"] = {}
+_shared: dict[tuple[str, str], SigningKeys] = {}
 _shared_lock = threading.Lock()
 
 
 class SigningKeys:
     """A key ring as this process sees it; `path` None: fixed (from the environment)."""
 
-    def __init__(self, ring: KeyRing, path: str | None = None, *, check_interval: float = CHECK_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ring: KeyRing,
+        path: str | None = None,
+        *,
+        check_interval: float = CHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self._reloads = 0
         self._ring = ring
@@ -90,8 +98,9 @@ class SigningKeys:
             return
         self._ring, self._public, self._stamp = ring, _keyset(ring), stamp
         self._reloads += 1
-        log.info("signing keys reloaded from %s: current kid %s, %d published",
-                 self.path, ring.current.kid, len(ring.keys))
+        log.info(
+            "signing keys reloaded from %s: current kid %s, %d published", self.path, ring.current.kid, len(ring.keys)
+        )
 
 
 def signing_keys_for(config: Mapping[str, Any]) -> SigningKeys:
@@ -113,8 +122,10 @@ def key_file_for(config: Mapping[str, Any]) -> str:
     if config.get("OAUTH_SIGNING_KEYS_FILE"):
         return os.path.abspath(str(config["OAUTH_SIGNING_KEYS_FILE"]))
     if config.get("OAUTH_SIGNING_KEYS"):
-        raise KeyRingError("the signing keys are in OAUTH_SIGNING_KEYS, which no command can change: keep "
-                           "them in a file (--file PATH, then OAUTH_SIGNING_KEYS_FILE=PATH)")
+        raise KeyRingError(
+            "the signing keys are in OAUTH_SIGNING_KEYS, which no command can change: keep "
+            "them in a file (--file PATH, then OAUTH_SIGNING_KEYS_FILE=PATH)"
+        )
     return demo_key_path(_instance_path(config))
 
 
@@ -156,7 +167,7 @@ def _first_ring(path: str) -> KeyRing:
     legacy = os.path.join(os.path.dirname(path), LEGACY_FILENAME)
     if os.path.exists(legacy):
         return KeyRing.parse(files.read_secret(legacy))
-    return KeyRing.new(datetime.now(timezone.utc))
+    return KeyRing.new(datetime.now(UTC))
 
 
 def _parse(text: str, source: str) -> KeyRing:

@@ -7,10 +7,12 @@ users `registry.credentials` generated for the embedded demo
 ``OAUTH_USERS`` are never listed. Every refusal reads the same whether or
 not the username exists.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Response, make_response, render_template_string
 
@@ -56,8 +58,9 @@ def listed_users(users: Mapping[str, OAuthUser], demo_hashes: Mapping[str, str] 
     return [user for user in users.values() if demo.get(user.username) == user.password_hash]
 
 
-def sign_in(throttle: LoginThrottle, users: Mapping[str, OAuthUser], form: Mapping[str, Any],
-            address: str | None) -> OAuthUser:
+def sign_in(
+    throttle: LoginThrottle, users: Mapping[str, OAuthUser], form: Mapping[str, Any], address: str | None
+) -> OAuthUser:
     """The user whose password this is, or `SignInRefused`."""
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     wait = throttle.retry_after(username, address)
@@ -73,11 +76,23 @@ def sign_in(throttle: LoginThrottle, users: Mapping[str, OAuthUser], form: Mappi
     return user
 
 
-def login_page(client_id: str, users: list[OAuthUser], error: str | None = None, username: str = "",
-               status: int = 200, retry_after: float | None = None) -> Response:
-    html = render_template_string(LOGIN_PAGE, client_id=client_id, error=error, users=users,
-                                  username=username[:MAX_USERNAME], max_username=MAX_USERNAME,
-                                  max_password=MAX_PASSWORD)
+def login_page(
+    client_id: str,
+    users: list[OAuthUser],
+    error: str | None = None,
+    username: str = "",
+    status: int = 200,
+    retry_after: float | None = None,
+) -> Response:
+    html = render_template_string(
+        LOGIN_PAGE,
+        client_id=client_id,
+        error=error,
+        users=users,
+        username=username[:MAX_USERNAME],
+        max_username=MAX_USERNAME,
+        max_password=MAX_PASSWORD,
+    )
     response = make_response(html, status)
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
@@ -91,5 +106,4 @@ def _wait_message(seconds: float) -> str:
         span = f"{math.ceil(seconds / 60)} minutes"
     else:
         span = f"{math.ceil(seconds)} second{'s' if math.ceil(seconds) != 1 else ''}"
-    return (f"Too many failed sign-in attempts for this username or from this address. "
-            f"Try again in {span}.")
+    return f"Too many failed sign-in attempts for this username or from this address. Try again in {span}."

@@ -4,6 +4,7 @@ A `Principal` is what a validated bearer token boils down to, whatever
 provider issued it. Hooks and access filters read only this object, never raw
 claims, so adding an OAuth provider never touches the filtering code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,8 +39,3 @@ class Principal:
         # role table; refuse to build one.
         if self.role not in ROLES:
             raise ValueError(f"unknown role {self.role!r}; expected one of {ROLES}")
-
-    @property
-    def sees_everything(self) -> bool:
-        """True for roles that SPEC §4 exempts from owner filtering."""
-        return self.role in ("service", "admin")

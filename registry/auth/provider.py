@@ -8,11 +8,13 @@ codes), the JWT access tokens of `issuing`, and the sign-in form of `login`
 
     init_app(app, get_db)   # get_db() -> pymongo-compatible Database
 """
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
@@ -23,17 +25,29 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from .accounts import (
-    OAuthClient, OAuthUser, StoredCode, digest_code, hash_secret, load_clients, load_users,
+    OAuthClient,
+    OAuthUser,
+    StoredCode,
+    digest_code,
+    hash_secret,
+    load_clients,
+    load_users,
 )
 from .attempts import LoginThrottle
 from .issuing import (
-    DEFAULT_AUDIENCE, DEFAULT_ISSUER, access_claims, builtin_issuer_config, instance_path_of,
-    mint_token, sign_access_token, token_ttl,
+    DEFAULT_AUDIENCE,
+    DEFAULT_ISSUER,
+    access_claims,
+    builtin_issuer_config,
+    instance_path_of,
+    mint_token,
+    sign_access_token,
+    token_ttl,
 )
 from .keystore import SigningKeys, signing_keys_for
 from .login import SignInRefused, listed_users, login_page, sign_in
 
-__all__ = ["bp", "init_app", "hash_secret", "mint_token", "builtin_issuer_config"]
+__all__ = ["bp", "builtin_issuer_config", "hash_secret", "init_app", "mint_token"]
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oauth", __name__)
@@ -63,20 +77,35 @@ class _ProviderState:
         self.server.register_grant(_ClientCredentials)
         self.server.register_grant(_AuthorizationCode, [_S256Required(required=True)])
 
-    def generate_token(self, grant_type: str, client: OAuthClient, user: OAuthUser | None = None,
-                       scope: str | None = None, expires_in: int | None = None,
-                       include_refresh_token: bool = True) -> dict[str, Any]:
+    def generate_token(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: OAuthUser | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
         # A user's own role and ids win over the client's: the UI client
         # acts on behalf of whoever logged in.
         owner: OAuthUser | OAuthClient = user or client
         claims = access_claims(
-            issuer=self.issuer, audience=self.audience,
+            issuer=self.issuer,
+            audience=self.audience,
             subject=user.username if user else client.client_id,
-            role=owner.role or "", client_id=client.client_id, ttl=self.ttl,
-            scope=scope or client.scope, aggregator_id=owner.aggregator_id, account_id=owner.account_id,
+            role=owner.role or "",
+            client_id=client.client_id,
+            ttl=self.ttl,
+            scope=scope or client.scope,
+            aggregator_id=owner.aggregator_id,
+            account_id=owner.account_id,
         )
-        return {"token_type": "Bearer", "access_token": sign_access_token(self.keys.current_key(), claims),
-                "expires_in": self.ttl, "scope": claims["scope"]}
+        return {
+            "token_type": "Bearer",
+            "access_token": sign_access_token(self.keys.current_key(), claims),
+            "expires_in": self.ttl,
+            "scope": claims["scope"],
+        }
 
     def codes(self) -> Any:
         collection = self.get_db()[CODES]
@@ -116,26 +145,27 @@ class _AuthorizationCode(_ScopeWithinClient, AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, req: Any) -> None:
         payload = req.payload.data
-        _state().codes().insert_one({
-            "code_hash": digest_code(code),
-            "client_id": req.client.client_id,
-            "redirect_uri": req.payload.redirect_uri,
-            "scope": req.scope or "",
-            "username": req.user.username,
-            "code_challenge": payload.get("code_challenge"),
-            "code_challenge_method": payload.get("code_challenge_method"),
-            "expires_at": datetime.now(timezone.utc) + CODE_LIFETIME,
-        })
+        _state().codes().insert_one(
+            {
+                "code_hash": digest_code(code),
+                "client_id": req.client.client_id,
+                "redirect_uri": req.payload.redirect_uri,
+                "scope": req.scope or "",
+                "username": req.user.username,
+                "code_challenge": payload.get("code_challenge"),
+                "code_challenge_method": payload.get("code_challenge_method"),
+                "expires_at": datetime.now(UTC) + CODE_LIFETIME,
+            }
+        )
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> StoredCode | None:
         # Deleting on first read makes codes single-use even when two token
         # requests race: only one of them gets the document back.
-        document = _state().codes().find_one_and_delete(
-            {"code_hash": digest_code(code), "client_id": client.client_id})
+        document = _state().codes().find_one_and_delete({"code_hash": digest_code(code), "client_id": client.client_id})
         if document is None:
             return None
         stored = StoredCode.from_document(document)
-        return None if stored.is_expired(datetime.now(timezone.utc)) else stored
+        return None if stored.is_expired(datetime.now(UTC)) else stored
 
     def delete_authorization_code(self, authorization_code: StoredCode) -> None:
         return None  # already consumed by query_authorization_code
@@ -178,8 +208,14 @@ def authorize() -> Response:
     try:
         user = sign_in(state.throttle, state.users, request.form, request.remote_addr)
     except SignInRefused as refused:
-        return login_page(client_id, state.listed_users, error=refused.message, status=refused.status,
-                          username=request.form.get("username", ""), retry_after=refused.retry_after)
+        return login_page(
+            client_id,
+            state.listed_users,
+            error=refused.message,
+            status=refused.status,
+            username=request.form.get("username", ""),
+            retry_after=refused.retry_after,
+        )
     return state.server.create_authorization_response(grant_user=user, grant=grant)
 
 
@@ -193,19 +229,21 @@ def jwks() -> Response:
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
     issuer = _state().issuer
-    return jsonify({
-        "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/oauth/authorize",
-        "token_endpoint": f"{issuer}/oauth/token",
-        "jwks_uri": f"{issuer}/oauth/jwks.json",
-        "grant_types_supported": ["client_credentials", "authorization_code"],
-        "response_types_supported": ["code"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "subject_types_supported": ["public"],
-        "scopes_supported": sorted({s for c in _state().clients.values() for s in c.scope.split()}),
-    })
+    return jsonify(
+        {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
+            "token_endpoint": f"{issuer}/oauth/token",
+            "jwks_uri": f"{issuer}/oauth/jwks.json",
+            "grant_types_supported": ["client_credentials", "authorization_code"],
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "subject_types_supported": ["public"],
+            "scopes_supported": sorted({s for c in _state().clients.values() for s in c.scope.split()}),
+        }
+    )
 
 
 @bp.after_request

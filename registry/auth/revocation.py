@@ -13,13 +13,15 @@ store does (shared by the hosts of a deployment on MongoDB).
     revocations.revoke(principal, token)
     revocations.is_revoked(principal, token) -> bool
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from .principal import Principal
 
@@ -45,7 +47,7 @@ class TokenRevocations:
         self.indexes_ready = False
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], get_db: Callable[[], Any]) -> "TokenRevocations":
+    def from_config(cls, config: Mapping[str, Any], get_db: Callable[[], Any]) -> TokenRevocations:
         client = None
         if config.get("REDIS_URL"):
             import redis
@@ -63,7 +65,7 @@ class TokenRevocations:
         return collection
 
     def revoke(self, principal: Principal, token: str) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         expires = principal.expires_at or now.timestamp() + 3600
         key = revocation_key(principal, token)
         if self.redis is not None:
@@ -73,9 +75,15 @@ class TokenRevocations:
         collection = self.collection()
         collection.update_one(
             {"_id": key},
-            {"$set": {"expires_at": datetime.fromtimestamp(expires, timezone.utc),
-                      "subject": principal.subject, "revoked_at": now}},
-            upsert=True)
+            {
+                "$set": {
+                    "expires_at": datetime.fromtimestamp(expires, UTC),
+                    "subject": principal.subject,
+                    "revoked_at": now,
+                }
+            },
+            upsert=True,
+        )
         collection.delete_many({"expires_at": {"$lt": now}})
 
     def is_revoked(self, principal: Principal, token: str) -> bool:

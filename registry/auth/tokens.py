@@ -8,6 +8,7 @@ any key is touched, which closes `alg: none` and the HS256-with-public-key
 trick. Every failure is one exception type, `InvalidToken`, so the API layer
 turns all of them into the same 401.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ExpiredTokenError, JoseError, MissingClaimError
@@ -202,8 +204,9 @@ def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _b64json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")),
-                      parse_constant=_refuse_constant, parse_float=_finite_float)
+    return json.loads(
+        base64.urlsafe_b64decode(padded.encode("ascii")), parse_constant=_refuse_constant, parse_float=_finite_float
+    )
 
 
 def _refuse_constant(name: str) -> Any:

@@ -6,11 +6,13 @@ Every job is a document in `jobs` (records.py), run by a backend
 REDIS_URL) through one runner (runner.py) that calls the kind's task
 (tasks.py). Tests drain the queue deterministically with :func:`run_pending`.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -43,8 +45,10 @@ def embedded_worker_wanted(config: dict[str, Any], backend: str) -> bool:
     if wanted not in (True, False, "auto"):
         raise ValueError(f"JOBS_EMBEDDED_WORKER must be auto, 1 or 0, not {wanted!r}")
     if wanted is True and backend == "rq":
-        raise ValueError("JOBS_EMBEDDED_WORKER=1 with the RQ backend: jobs and the tick run in "
-                         "`python run.py worker` processes; unset it or set it to 0")
+        raise ValueError(
+            "JOBS_EMBEDDED_WORKER=1 with the RQ backend: jobs and the tick run in "
+            "`python run.py worker` processes; unset it or set it to 0"
+        )
     return wanted is True or (wanted == "auto" and backend == "embedded")
 
 
@@ -59,8 +63,10 @@ def backend_name(config: dict[str, Any]) -> str:
     if chosen != "auto":
         return chosen
     if config.get("REDIS_URL") and not config.get("MONGO_URI"):
-        log.warning("REDIS_URL is set but the store is embedded (in memory, this process only): "
-                    "jobs run in this process; set MONGO_URI for `python run.py worker` processes")
+        log.warning(
+            "REDIS_URL is set but the store is embedded (in memory, this process only): "
+            "jobs run in this process; set MONGO_URI for `python run.py worker` processes"
+        )
     return "rq" if config.get("REDIS_URL") and config.get("MONGO_URI") else "embedded"
 
 
@@ -73,9 +79,16 @@ def stop_worker(app: Flask, timeout: float = 10.0) -> None:
     app.extensions["jobs"].stop(timeout)
 
 
-def enqueue(kind: str, subject: str, input_key: str, *, params: dict[str, Any] | None = None,
-            owner: dict[str, str] | None = None, app: Flask | None = None,
-            now: datetime | None = None) -> dict[str, Any]:
+def enqueue(
+    kind: str,
+    subject: str,
+    input_key: str,
+    *,
+    params: dict[str, Any] | None = None,
+    owner: dict[str, str] | None = None,
+    app: Flask | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The job for (kind, subject, input_key): the existing one, a queued one that
     absorbs this trigger, or a new one handed to the backend."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
@@ -83,24 +96,35 @@ def enqueue(kind: str, subject: str, input_key: str, *, params: dict[str, Any] |
     backend = app.extensions["jobs"]
     with app.app_context():
         job, created = records.find_or_create(
-            app.data.driver.db, kind, subject, input_key, params=params or {},
-            owner={k: v for k, v in (owner or {}).items() if v}, backend=backend.name,
-            max_attempts=int(app.config["JOBS_MAX_ATTEMPTS"]), now=now)
+            app.data.driver.db,
+            kind,
+            subject,
+            input_key,
+            params=params or {},
+            owner={k: v for k, v in (owner or {}).items() if v},
+            backend=backend.name,
+            max_attempts=int(app.config["JOBS_MAX_ATTEMPTS"]),
+            now=now,
+        )
     if created:
         backend.submit(job)
     return job
 
 
-def enqueue_forecasts(devices: Iterable[dict[str, Any]], trigger: str, kinds: Iterable[str] = FORECAST_KINDS,
-                      app: Flask | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+def enqueue_forecasts(
+    devices: Iterable[dict[str, Any]],
+    trigger: str,
+    kinds: Iterable[str] = FORECAST_KINDS,
+    app: Flask | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
     """Forecast jobs for devices (documents with device_id, account_id, aggregator_id).
 
     The input key names the target day and the trigger, so the same trigger on
     the same day is the same job."""
     now = as_utc(now) if now else records.utcnow()
     key = f"{iso(target_start(now))}/{trigger}"
-    return [enqueue(kind, d["device_id"], key, owner=owner_of(d), app=app, now=now)
-            for d in devices for kind in kinds]
+    return [enqueue(kind, d["device_id"], key, owner=owner_of(d), app=app, now=now) for d in devices for kind in kinds]
 
 
 def owner_of(doc: dict[str, Any]) -> dict[str, str]:

@@ -7,13 +7,15 @@ tick. RQ: submitting enqueues ``perform(job_id)`` on the queue; ``python run.py
 worker`` serves it with the app bound by :func:`work`. Claims are
 compare-and-set, so a job submitted twice still runs once.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask
 
@@ -81,7 +83,7 @@ class QuietLog:
         """(True, its result), or (False, None) once its failure is logged or counted."""
         try:
             return True, function()
-        except Exception:  # noqa: BLE001 - the thread must outlive a bad batch or a store outage
+        except Exception:
             self._report(name)
             return False, None
 
@@ -92,8 +94,9 @@ class QuietLog:
             return
         repeated = self.suppressed.pop(name, 0)
         self.last[name] = now
-        log.exception("embedded job worker: %s failed%s", name,
-                      f" ({repeated} more since the last report)" if repeated else "")
+        log.exception(
+            "embedded job worker: %s failed%s", name, f" ({repeated} more since the last report)" if repeated else ""
+        )
 
 
 # --- RQ --------------------------------------------------------------------------
@@ -163,8 +166,9 @@ def work(app: Flask, burst: bool = False, tick: Callable[[], Any] | None = None)
     if tick is not None and burst:
         tick()
     elif tick is not None:
-        threading.Thread(target=_every, args=(float(app.config["JOBS_TICK_SECONDS"]), tick),
-                         name="registry-jobs-tick", daemon=True).start()
+        threading.Thread(
+            target=_every, args=(float(app.config["JOBS_TICK_SECONDS"]), tick), name="registry-jobs-tick", daemon=True
+        ).start()
     worker = SimpleWorker([backend.queue], connection=backend.redis)
     return worker.work(burst=burst, with_scheduler=not burst, logging_level="WARNING")
 
@@ -173,6 +177,6 @@ def _every(period: float, function: Callable[[], Any]) -> None:
     while True:
         try:
             function()
-        except Exception:  # noqa: BLE001 - keep ticking
+        except Exception:
             log.exception("job worker tick")
         time.sleep(period)

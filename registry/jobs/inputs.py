@@ -1,9 +1,11 @@
 """What the jobs read from the store, shaped for the pure forecasting and advisor functions."""
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +23,11 @@ def load_history(db: Any, device_ids: Sequence[str], day: datetime, days: int) -
     row = {device_id: i for i, device_id in enumerate(device_ids)}
     sums = np.zeros(len(device_ids) * n_slots)
     counts = np.zeros_like(sums)
-    cursor = find_all(db["measurements"],
-                      {"device_id": {"$in": list(device_ids)}, "timestamp": {"$gte": begin, "$lt": as_utc(day)}},
-                      {"device_id": 1, "timestamp": 1, "power_kw": 1, "_id": 0})
+    cursor = find_all(
+        db["measurements"],
+        {"device_id": {"$in": list(device_ids)}, "timestamp": {"$gte": begin, "$lt": as_utc(day)}},
+        {"device_id": 1, "timestamp": 1, "power_kw": 1, "_id": 0},
+    )
     index, power = [], []
     for m in cursor:
         slot = int((m["timestamp"] - begin).total_seconds() // RESOLUTION_S)
@@ -53,8 +57,14 @@ def as_result(docs: Sequence[dict[str, Any]]) -> ForecastResult:
     quantiles = [d.get("quantiles") or {} for d in docs]
     p10 = np.array([q.get("p10") or d["values"] for q, d in zip(quantiles, docs)], dtype=float)
     p90 = np.array([q.get("p90") or d["values"] for q, d in zip(quantiles, docs)], dtype=float)
-    return ForecastResult(start=as_utc(docs[0]["start"]), issued_at=as_utc(docs[0]["issued_at"]),
-                          p50=p50, p10=p10, p90=p90, model=docs[0].get("model", "unknown"))
+    return ForecastResult(
+        start=as_utc(docs[0]["start"]),
+        issued_at=as_utc(docs[0]["issued_at"]),
+        p50=p50,
+        p10=p10,
+        p90=p90,
+        model=docs[0].get("model", "unknown"),
+    )
 
 
 def capacity_columns(devices: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -63,14 +73,15 @@ def capacity_columns(devices: Sequence[dict[str, Any]]) -> dict[str, Any]:
     storage can swing from -max_capacity to +max_capacity."""
     kind = np.array([d.get("device_type", "Demand") for d in devices])
     cap = np.array([d.get("max_capacity", np.nan) for d in devices], dtype=float)
-    return {"max_capacity": np.where(kind == "Generation", 0.0, cap),
-            "available_capacity": np.array([d.get("available_capacity", np.nan) for d in devices], dtype=float),
-            "availability_flags": [d.get("availability", "") for d in devices],
-            "min_power": np.where(kind == "Storage", -np.nan_to_num(cap), 0.0)}
+    return {
+        "max_capacity": np.where(kind == "Generation", 0.0, cap),
+        "available_capacity": np.array([d.get("available_capacity", np.nan) for d in devices], dtype=float),
+        "availability_flags": [d.get("availability", "") for d in devices],
+        "min_power": np.where(kind == "Storage", -np.nan_to_num(cap), 0.0),
+    }
 
 
-def price_series(db: Any, aggregator: dict[str, Any] | None, aggregator_id: str,
-                 day: datetime) -> list[float | None]:
+def price_series(db: Any, aggregator: dict[str, Any] | None, aggregator_id: str, day: datetime) -> list[float | None]:
     """96 prices for ``day``: the aggregator's tariff, else its area's, else a global series."""
     begin, end = as_utc(day), as_utc(day) + timedelta(days=1)
     scopes = [{"aggregator_id": aggregator_id}]
@@ -98,8 +109,7 @@ def contract_windows(db: Any, spec: dict[str, Any]) -> dict[str, list[dict[str, 
     """Per device, the accepted or active contracts matching ``spec``."""
     windows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     query = {**spec, "status": {"$in": list(LIVE_CONTRACTS)}}
-    for contract in db["contracts"].find(query, {"device_ids": 1, "start": 1, "end": 1, "status": 1,
-                                                 "direction": 1}):
+    for contract in db["contracts"].find(query, {"device_ids": 1, "start": 1, "end": 1, "status": 1, "direction": 1}):
         for device_id in contract.get("device_ids") or []:
             windows[device_id].append(contract)
     return windows

@@ -17,6 +17,7 @@ of workers can share the collection:
 
 Documents carry Eve's meta fields, so they read like any other resource.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,16 +49,36 @@ def dedup_key(kind: str, subject: str, params: dict[str, Any]) -> str:
     return f"{kind}|{subject}|{hashlib.sha1(text.encode()).hexdigest()[:16]}"
 
 
-def find_or_create(db: Any, kind: str, subject: str, input_key: str, *, params: dict[str, Any],
-                   owner: dict[str, str], max_attempts: int, backend: str,
-                   now: datetime) -> tuple[dict[str, Any], bool]:
+def find_or_create(
+    db: Any,
+    kind: str,
+    subject: str,
+    input_key: str,
+    *,
+    params: dict[str, Any],
+    owner: dict[str, str],
+    max_attempts: int,
+    backend: str,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
     """(the job, whether it was just created)."""
     jobs = db[COLLECTION]
     key = dedup_key(kind, subject, params)
-    new = {"params": params, "attempts": 0,
-           "max_attempts": max_attempts, "queued_at": now, "not_before": now, "started_at": None,
-           "finished_at": None, "error": None, "result_url": None,
-           "backend": backend, "_created": now, "request_id": request_ids.current(), **owner}
+    new = {
+        "params": params,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "queued_at": now,
+        "not_before": now,
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+        "result_url": None,
+        "backend": backend,
+        "_created": now,
+        "request_id": request_ids.current(),
+        **owner,
+    }
     for _ in range(RACE_RETRIES):
         existing = jobs.find_one({"kind": kind, "subject": subject, "input_keys": input_key})
         if existing is not None:
@@ -65,9 +86,15 @@ def find_or_create(db: Any, kind: str, subject: str, input_key: str, *, params: 
         try:
             job = jobs.find_one_and_update(
                 {"kind": kind, "subject": subject, "dedup_key": key, "status": "queued"},
-                {"$set": {"input_key": input_key, **_touch(now)}, "$addToSet": {"input_keys": input_key},
-                 "$inc": {"triggers": 1}, "$setOnInsert": new},
-                upsert=True, return_document=ReturnDocument.AFTER)
+                {
+                    "$set": {"input_key": input_key, **_touch(now)},
+                    "$addToSet": {"input_keys": input_key},
+                    "$inc": {"triggers": 1},
+                    "$setOnInsert": new,
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
         except DuplicateKeyError:
             continue  # another process queued it between our find and our upsert: absorb into it
         return job, job["triggers"] == 1
@@ -80,8 +107,9 @@ def get(db: Any, job_id: ObjectId | str) -> dict[str, Any] | None:
 
 def due(db: Any, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Queued jobs whose back-off has passed, oldest first."""
-    cursor = db[COLLECTION].find({"status": "queued", "not_before": {"$lte": now}},
-                                 sort=[("not_before", 1), ("_id", 1)], limit=limit)
+    cursor = db[COLLECTION].find(
+        {"status": "queued", "not_before": {"$lte": now}}, sort=[("not_before", 1), ("_id", 1)], limit=limit
+    )
     return list(cursor)
 
 
@@ -95,9 +123,9 @@ def claim(db: Any, job_id: ObjectId, now: datetime) -> dict[str, Any] | None:
     """queued and due -> running; None when another worker won or it is not due."""
     return db[COLLECTION].find_one_and_update(
         {"_id": job_id, "status": "queued", "not_before": {"$lte": now}},
-        {"$set": {"status": "running", "started_at": now, "finished_at": None, **_touch(now)},
-         "$inc": {"attempts": 1}},
-        return_document=ReturnDocument.AFTER)
+        {"$set": {"status": "running", "started_at": now, "finished_at": None, **_touch(now)}, "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 def finish(db: Any, job: dict[str, Any], result_url: str | None, now: datetime) -> None:
@@ -112,8 +140,7 @@ def backoff(attempts: int, base_seconds: int) -> timedelta:
     return timedelta(seconds=base_seconds * 2 ** max(0, attempts - 1))
 
 
-def fail(db: Any, job: dict[str, Any], error: str, permanent: bool, base_seconds: int,
-         now: datetime) -> dict[str, Any]:
+def fail(db: Any, job: dict[str, Any], error: str, permanent: bool, base_seconds: int, now: datetime) -> dict[str, Any]:
     """running -> queued (with back-off) while attempts remain, else -> failed."""
     retry = not permanent and job["attempts"] < job["max_attempts"]
     update: dict[str, Any] = {"error": error[:2000], **_touch(now)}
@@ -131,16 +158,22 @@ def leave_running(db: Any, job: dict[str, Any], update: dict[str, Any], now: dat
     jobs = db[COLLECTION]
     for _ in range(RACE_RETRIES):
         try:
-            return jobs.find_one_and_update({"_id": job["_id"], "status": "running"}, {"$set": update},
-                                            return_document=ReturnDocument.AFTER)
+            return jobs.find_one_and_update(
+                {"_id": job["_id"], "status": "running"}, {"$set": update}, return_document=ReturnDocument.AFTER
+            )
         except DuplicateKeyError:
             other = jobs.find_one_and_update(
                 {"dedup_key": job.get("dedup_key"), "status": "queued"},
                 {"$addToSet": {"input_keys": {"$each": job.get("input_keys") or []}}, "$inc": {"triggers": 1}},
-                return_document=ReturnDocument.AFTER)
+                return_document=ReturnDocument.AFTER,
+            )
         if other is not None:  # else it was claimed meanwhile: queue this one after all
-            update = {**update, "status": "failed", "finished_at": now,
-                      "error": f"{update['error']}; retried as job {other['_id']}"}
+            update = {
+                **update,
+                "status": "failed",
+                "finished_at": now,
+                "error": f"{update['error']}; retried as job {other['_id']}",
+            }
     return None
 
 
@@ -150,9 +183,12 @@ def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
     moved = 0
     for job in db[COLLECTION].find({"status": "running", "started_at": {"$lt": lost}}):
         out_of_attempts = job["attempts"] >= job["max_attempts"]
-        update = {"status": "failed" if out_of_attempts else "queued", "not_before": now,
-                  "error": f"worker lost while running (started {job['started_at']:%Y-%m-%dT%H:%M:%SZ})",
-                  **_touch(now)}
+        update = {
+            "status": "failed" if out_of_attempts else "queued",
+            "not_before": now,
+            "error": f"worker lost while running (started {job['started_at']:%Y-%m-%dT%H:%M:%SZ})",
+            **_touch(now),
+        }
         if out_of_attempts:
             update["finished_at"] = now
         moved += leave_running(db, job, update, now) is not None
@@ -162,5 +198,9 @@ def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
 def ensure_indexes(db: Any) -> None:
     """The de-duplication index (the lookup indexes come from schemas/jobs.py; creating
     them again under another name is an error on MongoDB)."""
-    db[COLLECTION].create_index([("dedup_key", 1)], name=DEDUP_INDEX, unique=True,
-                                partialFilterExpression={"status": "queued", "dedup_key": {"$exists": True}})
+    db[COLLECTION].create_index(
+        [("dedup_key", 1)],
+        name=DEDUP_INDEX,
+        unique=True,
+        partialFilterExpression={"status": "queued", "dedup_key": {"$exists": True}},
+    )

@@ -5,11 +5,13 @@ The same function serves both backends: the embedded worker thread calls
 it dequeued. Jobs run inside a request context without a caller, so
 ``post_internal`` works, hooks run, and nothing is scoped to a token.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from bson import ObjectId
 from flask import Flask
@@ -56,7 +58,7 @@ def _run_kind(app: Flask, kind: str, jobs: list[dict[str, Any]], now: datetime) 
             raise ValueError(f"no task for job kind {kind!r}")
         outcomes: dict[Any, str | Exception] = task(app, jobs, now)
         missing: Exception = RuntimeError("the task returned no outcome for this job")
-    except Exception as error:  # noqa: BLE001 - recorded on every job of the batch
+    except Exception as error:
         log.exception("%s batch of %d jobs failed", kind, len(jobs))
         outcomes, missing = {}, error
     for job in jobs:
@@ -68,11 +70,23 @@ def record(app: Flask, job: dict[str, Any], outcome: str | Exception, now: datet
     if not isinstance(outcome, Exception):
         records.finish(db, job, outcome, now)
         return
-    updated = records.fail(db, job, describe(outcome), permanent=is_permanent(outcome),
-                           base_seconds=int(app.config["JOBS_BACKOFF_SECONDS"]), now=now)
+    updated = records.fail(
+        db,
+        job,
+        describe(outcome),
+        permanent=is_permanent(outcome),
+        base_seconds=int(app.config["JOBS_BACKOFF_SECONDS"]),
+        now=now,
+    )
     if updated.get("status") == "queued":
-        log.warning("%s %s attempt %d failed, retry at %s: %s", job["kind"], job["subject"],
-                    job["attempts"], updated["not_before"], updated["error"])
+        log.warning(
+            "%s %s attempt %d failed, retry at %s: %s",
+            job["kind"],
+            job["subject"],
+            job["attempts"],
+            updated["not_before"],
+            updated["error"],
+        )
         app.extensions["jobs"].submit(updated, delay=updated["not_before"] - now)
     else:
         log.warning("%s %s failed: %s", job["kind"], job["subject"], updated.get("error"))

@@ -8,12 +8,14 @@ consumption forecast triggers the flexibility forecast and the advice).
 A ValueError is a permanent failure (bad or missing inputs: retrying cannot
 help); anything else is retried with back-off.
 """
+
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -21,10 +23,19 @@ from eve.methods.post import post_internal
 from flask import Flask
 
 from registry import advisor
-from registry.forecasting import (MAX_MISSING_FRACTION, MIN_DAYS, InsufficientData, documents_for,
-                                  flexibility_forecast, forecast_day_ahead, hide_unobserved, iso, target_start,
-                                  usable_days)
 from registry.clock import as_utc
+from registry.forecasting import (
+    MAX_MISSING_FRACTION,
+    MIN_DAYS,
+    InsufficientData,
+    documents_for,
+    flexibility_forecast,
+    forecast_day_ahead,
+    hide_unobserved,
+    iso,
+    target_start,
+    usable_days,
+)
 from registry.jobs import inputs
 
 Outcome = str | Exception
@@ -63,6 +74,7 @@ def _stored(doc: dict[str, Any], job_id: Any) -> dict[str, Any]:
 
 # --- forecasts -------------------------------------------------------------------
 
+
 def consumption_forecasts(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> dict[Any, Outcome]:
     """One vectorised forecast per issue time for all the batch's devices."""
     outcomes: dict[Any, Outcome] = {}
@@ -77,8 +89,9 @@ def consumption_forecasts(app: Flask, jobs: list[dict[str, Any]], now: datetime)
 def _forecast_group(app: Flask, jobs: list[dict[str, Any]], moment: datetime) -> dict[Any, Outcome]:
     db, days = app.data.driver.db, int(app.config["FORECAST_HISTORY_DAYS"])
     known = inputs.devices_by_id(db, [j["subject"] for j in jobs])
-    outcomes: dict[Any, Outcome] = {j["_id"]: ValueError(f"device {j['subject']} does not exist")
-                                    for j in jobs if j["subject"] not in known}
+    outcomes: dict[Any, Outcome] = {
+        j["_id"]: ValueError(f"device {j['subject']} does not exist") for j in jobs if j["subject"] not in known
+    }
     jobs = [j for j in jobs if j["subject"] in known]
     device_ids = [j["subject"] for j in jobs]
     history = inputs.load_history(db, device_ids, target_start(moment), days) if jobs else None
@@ -102,7 +115,9 @@ def _why_insufficient(row: np.ndarray, moment: datetime, device_id: str, days: i
     found = int(usable_days(hide_unobserved(row, moment))[0])
     return InsufficientData(
         f"not enough history to forecast (need {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} "
-        f"missing data, found {found} in the {days} days before {iso(target_start(moment))})", [device_id])
+        f"missing data, found {found} in the {days} days before {iso(target_start(moment))})",
+        [device_id],
+    )
 
 
 def flexibility_forecasts(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> dict[Any, Outcome]:
@@ -130,26 +145,28 @@ def flexibility_forecasts(app: Flask, jobs: list[dict[str, Any]], now: datetime)
 
 def _no_forecast_reason(db: Any, device_id: str) -> str:
     reason = f"no consumption forecast for device {device_id} yet"
-    failed = db["jobs"].find_one({"kind": "consumption_forecast", "subject": device_id, "status": "failed"},
-                                 sort=[("finished_at", -1)])
+    failed = db["jobs"].find_one(
+        {"kind": "consumption_forecast", "subject": device_id, "status": "failed"}, sort=[("finished_at", -1)]
+    )
     return f"{reason}; its consumption forecast failed: {failed['error']}" if failed else reason
 
 
-def _flexibility_group(group: list[tuple[dict[str, Any], dict[str, Any]]],
-                       devices: dict[str, dict[str, Any]]) -> dict[Any, Outcome]:
+def _flexibility_group(
+    group: list[tuple[dict[str, Any], dict[str, Any]]], devices: dict[str, dict[str, Any]]
+) -> dict[Any, Outcome]:
     ids = [job["subject"] for job, _ in group]
     consumption = inputs.as_result([forecast for _, forecast in group])
     columns = inputs.capacity_columns([devices[i] for i in ids])
     flex = flexibility_forecast(consumption, **columns)
     docs = []
     for result in (flex.up, flex.down):
-        docs += [_stored(doc, job["_id"])
-                 for doc, (job, _) in zip(documents_for(ids, result, "flexibility"), group)]
+        docs += [_stored(doc, job["_id"]) for doc, (job, _) in zip(documents_for(ids, result, "flexibility"), group)]
     write("forecasts", docs)
     return {job["_id"]: results_url("forecasts", job["_id"]) for job, _ in group}
 
 
 # --- advice ----------------------------------------------------------------------
+
 
 def prosumer_advice(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> dict[Any, Outcome]:
     outcomes: dict[Any, Outcome] = {}
@@ -157,7 +174,7 @@ def prosumer_advice(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> di
         try:
             write("advice", [_stored(_prosumer_document(app.data.driver.db, job, now), job["_id"])])
             outcomes[job["_id"]] = results_url("advice", job["_id"])
-        except Exception as error:  # noqa: BLE001 - the runner records it on this job only
+        except Exception as error:
             outcomes[job["_id"]] = error
     return outcomes
 
@@ -177,11 +194,18 @@ def _prosumer_document(db: Any, job: dict[str, Any], now: datetime) -> dict[str,
     aggregator = db["aggregators"].find_one({"aggregator_id": aggregator_id})
     prices = inputs.price_series(db, aggregator, aggregator_id, day)
     events = [c for windows in inputs.contract_windows(db, {"account_ids": account_id}).values() for c in windows]
-    document = advisor.prosumer_advice(account_id, day, prices, p50.tolist(), p90.tolist(),
-                                       prosumer.get("contracted_max_power_kw"),
-                                       dr_events=[{**e, "start": iso(e["start"]), "end": iso(e["end"])}
-                                                  for e in {str(e["_id"]): e for e in events}.values()],
-                                       issued_at=issued_at(job, now))
+    document = advisor.prosumer_advice(
+        account_id,
+        day,
+        prices,
+        p50.tolist(),
+        p90.tolist(),
+        prosumer.get("contracted_max_power_kw"),
+        dr_events=[
+            {**e, "start": iso(e["start"]), "end": iso(e["end"])} for e in {str(e["_id"]): e for e in events}.values()
+        ],
+        issued_at=issued_at(job, now),
+    )
     return {**document, "aggregator_id": aggregator_id}
 
 
@@ -191,7 +215,7 @@ def aggregator_advice(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> 
         try:
             write("advice", [_stored(_aggregator_document(app.data.driver.db, job, now), job["_id"])])
             outcomes[job["_id"]] = f"/advice-requests/{job['_id']}/result"
-        except Exception as error:  # noqa: BLE001 - the runner records it on this job only
+        except Exception as error:
             outcomes[job["_id"]] = error
     return outcomes
 
@@ -199,19 +223,42 @@ def aggregator_advice(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> 
 def _aggregator_document(db: Any, job: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Only the aggregator's own portfolio is considered."""
     aggregator_id, p = job["subject"], job["params"]
-    devices = list(db["devices"].find({"aggregator_id": aggregator_id, "marketplace_availability": "yes"},
-                                      {"device_id": 1, "location": 1, "marketplace_availability": 1}))
+    devices = list(
+        db["devices"].find(
+            {"aggregator_id": aggregator_id, "marketplace_availability": "yes"},
+            {"device_id": 1, "location": 1, "marketplace_availability": 1},
+        )
+    )
     ids = [d["device_id"] for d in devices]
-    flex = inputs.latest_forecasts(db, {"device_id": {"$in": ids}, "kind": "flexibility",
-                                        "direction": p["direction"], "start": {"$lte": as_utc(p["start"])}})
+    flex = inputs.latest_forecasts(
+        db,
+        {
+            "device_id": {"$in": ids},
+            "kind": "flexibility",
+            "direction": p["direction"],
+            "start": {"$lte": as_utc(p["start"])},
+        },
+    )
     windows = inputs.contract_windows(db, {"device_ids": {"$in": ids}})
-    candidates = [{**d, "contracted": [{"start": iso(w["start"]), "end": iso(w["end"])}
-                                       for w in windows.get(d["device_id"], [])],
-                   "flexibility": {p["direction"]: _as_plain(flex.get((d["device_id"], p["direction"])))}}
-                  for d in devices]
-    document = advisor.aggregator_advice(aggregator_id, p["target_kw"], p["start"], p["end"], p["direction"],
-                                         candidates, point=p.get("point"), radius_km=p.get("radius_km"),
-                                         issued_at=issued_at(job, now))
+    candidates = [
+        {
+            **d,
+            "contracted": [{"start": iso(w["start"]), "end": iso(w["end"])} for w in windows.get(d["device_id"], [])],
+            "flexibility": {p["direction"]: _as_plain(flex.get((d["device_id"], p["direction"])))},
+        }
+        for d in devices
+    ]
+    document = advisor.aggregator_advice(
+        aggregator_id,
+        p["target_kw"],
+        p["start"],
+        p["end"],
+        p["direction"],
+        candidates,
+        point=p.get("point"),
+        radius_km=p.get("radius_km"),
+        issued_at=issued_at(job, now),
+    )
     if p.get("point") is not None:
         document.update(point={"type": "Point", "coordinates": p["point"]}, radius_km=p.get("radius_km"))
     return document

@@ -5,18 +5,25 @@ responses into registry REST calls, and contracts into OpenADR events
 The names below are imported on first use, so the registry app can use
 :mod:`.enrolment` (issuing VEN identities) without loading openleadr.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "ApiClient": "api_client", "ApiError": "api_client", "ApiUnavailable": "api_client",
-    "ContractEvents": "contracts", "ContractWatcher": "contracts",
-    "BridgeConfig": "runner", "bridge_from_config": "runner", "run_bridge": "runner",
+    "ApiClient": "api_client",
+    "ApiError": "api_client",
+    "ApiUnavailable": "api_client",
+    "ContractEvents": "contracts",
+    "ContractWatcher": "contracts",
+    "BridgeConfig": "runner",
+    "bridge_from_config": "runner",
+    "run_bridge": "runner",
     "VtnSupervisor": "runner",
     "MeasurementBuffer": "telemetry",
-    "OpenADRBridge": "vtn", "build_vtn": "vtn",
+    "OpenADRBridge": "vtn",
+    "build_vtn": "vtn",
 }
 
 __all__ = sorted(_EXPORTS)

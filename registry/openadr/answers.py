@@ -17,11 +17,13 @@ Every reply carries an eiResponse whose requestID is the request's own (empty
 for oadrPoll, which has none), the request's venID or the VEN's, and text
 escaped for XML (openleadr's templates do not escape).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -45,8 +47,9 @@ REPLY_TYPES = {
     "oadrUpdateReport": "oadrUpdatedReport",
     "oadrRequestEvent": "oadrDistributeEvent",
 }  # anything else is answered with oadrResponse
-REGISTRATION_MESSAGES = frozenset({"oadrQueryRegistration", "oadrCreatePartyRegistration",
-                                   "oadrCancelPartyRegistration"})
+REGISTRATION_MESSAGES = frozenset(
+    {"oadrQueryRegistration", "oadrCreatePartyRegistration", "oadrCancelPartyRegistration"}
+)
 PROFILES = [{"profile_name": "2.0b", "transports": [{"transport_name": "simpleHttp"}]}]
 XML_CONTENT = "application/xml"
 
@@ -76,21 +79,26 @@ class Responder:
     ``lookup_ven(ven_id)`` is None for a VEN that has no session here.
     """
 
-    def __init__(self, server: Any, handlers: Mapping[str, Handler],
-                 lookup_ven: Callable[[str], dict | None], poll_freq: timedelta) -> None:
+    def __init__(
+        self,
+        server: Any,
+        handlers: Mapping[str, Handler],
+        lookup_ven: Callable[[str], dict | None],
+        poll_freq: timedelta,
+    ) -> None:
         self.server, self.handlers, self.lookup_ven = server, handlers, lookup_ven
         self.poll_freq = poll_freq
         self.vtn_id = server.services["registration_service"].vtn_id
 
-    async def respond(self, request: web.Request, service: Any, message_type: str,
-                      payload: dict, root: Any) -> web.Response:
+    async def respond(
+        self, request: web.Request, service: Any, message_type: str, payload: dict, root: Any
+    ) -> web.Response:
         if message_type == "oadrResponse":
             return xml_response("")
         if payload.get("vtn_id") not in (None, self.vtn_id):
             raise Declined(INVALID_ID, f"vtnID {payload['vtn_id']} is not this VTN's ({self.vtn_id})")
         if message_type not in service.handlers:
-            raise Declined(COMPLIANCE_ERROR, f"{message_type} is not served at "
-                                             f"{service.__service_name__}")
+            raise Declined(COMPLIANCE_ERROR, f"{message_type} is not served at {service.__service_name__}")
         ven_id = payload.get("ven_id")
         if message_type not in REGISTRATION_MESSAGES and ven_id and self.lookup_ven(ven_id) is None:
             return xml_response(self.render("oadrRequestReregistration", {"ven_id": text(ven_id)}))
@@ -103,8 +111,7 @@ class Responder:
     def declined(self, message_type: str, payload: dict, declined: Declined) -> web.Response:
         """The reply type the request expects, with the code and description."""
         reply_type = REPLY_TYPES.get(message_type, "oadrResponse")
-        reply = {"response": {"response_code": declined.code,
-                              "response_description": declined.description}}
+        reply = {"response": {"response_code": declined.code, "response_description": declined.description}}
         if reply_type == "oadrCreatedPartyRegistration":
             reply["ven_id"] = None  # not registered: no venID, no registrationID
         return xml_response(self.render(reply_type, self.completed(reply_type, reply, payload)))
@@ -112,10 +119,15 @@ class Responder:
     def completed(self, reply_type: str, reply: dict, payload: dict) -> dict:
         """The reply with everything its template writes: no ``None`` left in an id."""
         response = reply.get("response") or {}
-        reply = {**reply, "vtn_id": text(self.vtn_id), "response": {
-            "response_code": response.get("response_code", 200),
-            "response_description": text(response.get("response_description", "OK")),
-            "request_id": text(payload.get("request_id"))}}
+        reply = {
+            **reply,
+            "vtn_id": text(self.vtn_id),
+            "response": {
+                "response_code": response.get("response_code", 200),
+                "response_description": text(response.get("response_description", "OK")),
+                "request_id": text(payload.get("request_id")),
+            },
+        }
         reply.setdefault("request_id", utils.generate_id())  # a distributed event's own id
         if "ven_id" not in reply:
             reply["ven_id"] = payload.get("ven_id")
@@ -141,7 +153,12 @@ class Responder:
     async def _authenticate(self, request: web.Request, root: Any, payload: dict) -> None:
         """openleadr's check of a signed message over TLS (fingerprint and XML signature)."""
         try:
-            await authenticate_message(request, root, payload, ven_lookup=self.lookup_ven,
-                                       verify_message_signature=VTNService.verify_message_signatures)
+            await authenticate_message(
+                request,
+                root,
+                payload,
+                ven_lookup=self.lookup_ven,
+                verify_message_signature=VTNService.verify_message_signatures,
+            )
         except errors.ProtocolError as err:
             raise Declined(err.response_code, err.response_description) from None

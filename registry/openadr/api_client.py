@@ -5,6 +5,7 @@ more on a 401), retries with exponential back-off while the API is briefly
 unavailable (connection errors, 5xx, 429), and the few resource calls the
 bridge makes. Telemetry batching is in :mod:`.telemetry`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -31,8 +32,8 @@ PAGE_SIZE = 500
 def format_eve_date(moment: datetime) -> str:
     """Render a datetime in the registry's DATE_FORMAT (ISO 8601, UTC, whole seconds)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime(EVE_DATE_FORMAT)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(EVE_DATE_FORMAT)
 
 
 class ApiError(Exception):
@@ -87,8 +88,7 @@ class ApiClient:
 
     async def open(self) -> None:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
             self._token_lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -96,7 +96,7 @@ class ApiClient:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> "ApiClient":
+    async def __aenter__(self) -> ApiClient:
         await self.open()
         return self
 
@@ -116,8 +116,9 @@ class ApiClient:
     async def _fetch_token(self) -> None:
         credentials = f"{self.client_id}:{self.client_secret or ''}".encode()
         auth = {"Authorization": f"Basic {base64.b64encode(credentials).decode()}"}
-        async with self._session.post(f"{self.base_url}/oauth/token", headers=auth,
-                                      data={"grant_type": "client_credentials"}) as resp:
+        async with self._session.post(
+            f"{self.base_url}/oauth/token", headers=auth, data={"grant_type": "client_credentials"}
+        ) as resp:
             body = await _read_body(resp)
             if resp.status != 200:
                 cls = ApiUnavailable if resp.status in RETRYABLE_STATUSES else ApiError
@@ -129,9 +130,16 @@ class ApiClient:
 
     # -- HTTP with retries --------------------------------------------------
 
-    async def request(self, method: str, path: str, *, json_body: Any = None,
-                      params: dict | None = None, headers: dict | None = None,
-                      retry_for: float | None = None) -> tuple[int, Any]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+        retry_for: float | None = None,
+    ) -> tuple[int, Any]:
         """Send one request; retry connection errors and 5xx with back-off.
 
         Returns ``(status, body)`` for every non-5xx answer (4xx included: the
@@ -153,7 +161,7 @@ class ApiClient:
                 last = ApiUnavailable(status, body, method, path)
             except ApiUnavailable as err:
                 last = err
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
                 last = ApiUnavailable(0, f"{err.__class__.__name__}: {err}", method, path)
             if time.monotonic() + delay > deadline:
                 raise last
@@ -161,25 +169,29 @@ class ApiClient:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff_max)
 
-    async def _send(self, method: str, path: str, json_body: Any, params: dict | None,
-                    headers: dict | None, force_token: bool) -> tuple[int, Any]:
+    async def _send(
+        self, method: str, path: str, json_body: Any, params: dict | None, headers: dict | None, force_token: bool
+    ) -> tuple[int, Any]:
         all_headers = {"Authorization": f"Bearer {await self._bearer(force_token)}"}
         all_headers.update(headers or {})
-        async with self._session.request(method, f"{self.base_url}{path}", json=json_body,
-                                         params=params, headers=all_headers) as resp:
+        async with self._session.request(
+            method, f"{self.base_url}{path}", json=json_body, params=params, headers=all_headers
+        ) as resp:
             return resp.status, await _read_body(resp)
 
     # -- resources ----------------------------------------------------------
 
     async def find_one(self, resource: str, where: dict, retry_for: float | None = None) -> dict | None:
-        status, body = await self.request("GET", f"/{resource}", retry_for=retry_for,
-                                          params={"where": json.dumps(where), "max_results": 1})
+        status, body = await self.request(
+            "GET", f"/{resource}", retry_for=retry_for, params={"where": json.dumps(where), "max_results": 1}
+        )
         _raise_unless(status, body, (200,), "GET", resource)
         items = body.get("_items", [])
         return items[0] if items else None
 
-    async def find_all(self, resource: str, where: dict, projection: dict | None = None,
-                       page_size: int = PAGE_SIZE) -> list[dict]:
+    async def find_all(
+        self, resource: str, where: dict, projection: dict | None = None, page_size: int = PAGE_SIZE
+    ) -> list[dict]:
         """Every item matching ``where``, page by page."""
         params = {"where": json.dumps(where), "max_results": page_size}
         if projection:
@@ -197,16 +209,16 @@ class ApiClient:
     async def find_ven(self, ven_name: str, retry_for: float | None = None) -> dict | None:
         return await self.find_one("vens", {"ven_name": ven_name}, retry_for)
 
-    async def patch_item(self, resource: str, lookup: str, changes: dict,
-                         etag: str | None = None) -> dict:
+    async def patch_item(self, resource: str, lookup: str, changes: dict, etag: str | None = None) -> dict:
         """PATCH with If-Match; on a stale ETag re-read the item once and retry."""
         for attempt in range(3):
             if etag is None:
                 etag = (await self.get_item(resource, lookup) or {}).get("_etag")
                 if etag is None:
                     raise ApiError(404, "not found", "PATCH", f"/{resource}/{lookup}")
-            status, body = await self.request("PATCH", f"/{resource}/{lookup}", json_body=changes,
-                                              headers={"If-Match": etag})
+            status, body = await self.request(
+                "PATCH", f"/{resource}/{lookup}", json_body=changes, headers={"If-Match": etag}
+            )
             if status == 412 and attempt < 2:
                 etag = None
                 continue

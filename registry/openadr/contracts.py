@@ -23,14 +23,15 @@ answers with its earlier opt, and that answer does not change the contract.
 openleadr's per-event callbacks are not used: every oadrCreatedEvent goes to
 :class:`opts.OptResponses`.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from openleadr import OpenADRServer, utils
 
@@ -41,8 +42,7 @@ logger = logging.getLogger("registry.openadr")
 
 LIVE_STATUSES = ("accepted", "active")
 CLOSED_STATUSES = ("cancelled", "rejected")
-CONTRACT_FIELDS = ("device_ids", "offers", "status", "start", "end", "power_kw", "direction",
-                   "ven_response")
+CONTRACT_FIELDS = ("device_ids", "offers", "status", "start", "end", "power_kw", "direction", "ven_response")
 
 
 @dataclass
@@ -55,8 +55,9 @@ class ContractEvents:
     """The events this VTN queued for contracts; ``resources`` maps the devices
     of VENs registered here to ``(ven_id, resource_id)``."""
 
-    def __init__(self, api: ApiClient, server: OpenADRServer,
-                 resources: Mapping[str, tuple[str, str]], market_context: str) -> None:
+    def __init__(
+        self, api: ApiClient, server: OpenADRServer, resources: Mapping[str, tuple[str, str]], market_context: str
+    ) -> None:
         self.api, self.server, self.resources = api, server, resources
         self.market_context = market_context
         self.sent: dict[str, SentContract] = {}
@@ -72,8 +73,7 @@ class ContractEvents:
             if ven_id in record.events:
                 continue
             event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context)
-            record.events[ven_id] = self.server.add_raw_event(ven_id=ven_id, event=event,
-                                                              callback=_answered_elsewhere)
+            record.events[ven_id] = self.server.add_raw_event(ven_id=ven_id, event=event, callback=_answered_elsewhere)
             self.contracts[record.events[ven_id]] = contract_id
             queued.append(record.events[ven_id])
         if queued:
@@ -98,8 +98,7 @@ class ContractEvents:
         self.closed.add(str(contract["_id"]))
         targets = await self._targets(contract, device_ids)
         for ven_id, resource_ids in targets.items():
-            event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context,
-                                           cancelled=True)
+            event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context, cancelled=True)
             self.server.add_raw_event(ven_id=ven_id, event=event, callback=_answered_elsewhere)
         return len(targets)
 
@@ -142,8 +141,7 @@ class ContractEvents:
         return ven_id, None
 
     async def _offer_devices(self, contract: dict) -> list[str]:
-        offers = [await self.api.get_item("offers", str(offer_id))
-                  for offer_id in contract.get("offers") or []]
+        offers = [await self.api.get_item("offers", str(offer_id)) for offer_id in contract.get("offers") or []]
         return sorted({offer["device_id"] for offer in offers if offer})
 
 
@@ -154,8 +152,9 @@ async def _answered_elsewhere(ven_id: str, event_id: str, opt_type: str) -> None
 class ContractWatcher:
     """Polls ``GET /contracts`` and keeps the VENs' events in step with it."""
 
-    def __init__(self, api: ApiClient, events: ContractEvents, interval: float,
-                 lead: timedelta = timedelta(hours=24)) -> None:
+    def __init__(
+        self, api: ApiClient, events: ContractEvents, interval: float, lead: timedelta = timedelta(hours=24)
+    ) -> None:
         self.api, self.events = api, events
         self.interval, self.lead = interval, lead
         self._task: asyncio.Task | None = None
@@ -181,14 +180,19 @@ class ContractWatcher:
 
     async def poll_once(self, now: datetime | None = None) -> Counter:
         """One pass; returns counts of events queued, cancelled and forgotten."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         counts: Counter = Counter()
         if not self.events.resources and not self.events.sent:
             return counts  # no VEN registered here: nothing to deliver
-        contracts = await self.api.find_all("contracts", {
-            "status": {"$in": [*LIVE_STATUSES, *CLOSED_STATUSES]},
-            "start": {"$lte": format_eve_date(now + self.lead)}, "end": {"$gt": format_eve_date(now)},
-        }, projection={name: 1 for name in CONTRACT_FIELDS})
+        contracts = await self.api.find_all(
+            "contracts",
+            {
+                "status": {"$in": [*LIVE_STATUSES, *CLOSED_STATUSES]},
+                "start": {"$lte": format_eve_date(now + self.lead)},
+                "end": {"$gt": format_eve_date(now)},
+            },
+            projection={name: 1 for name in CONTRACT_FIELDS},
+        )
         listed = {str(contract.get("_id")) for contract in contracts}
         for contract in contracts:
             await self._isolated(self._follow(contract, counts), contract.get("_id"), counts)
@@ -207,8 +211,7 @@ class ContractWatcher:
             raise  # the registry is down for every contract: the next poll retries
         except Exception as err:
             counts["skipped"] += 1
-            logger.warning("contract watcher: contract %s skipped: %s: %s", contract_id,
-                           err.__class__.__name__, err)
+            logger.warning("contract watcher: contract %s skipped: %s: %s", contract_id, err.__class__.__name__, err)
 
     async def _follow(self, contract: dict, counts: Counter) -> None:
         contract_id = str(contract["_id"])

@@ -8,10 +8,11 @@ VEN's own devices: a device id that exists with other owners is left as it is
 and its resource is not bridged (logged), and so is a resource whose device
 the registry refuses.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import mapping
 from .api_client import ApiClient, ApiError
@@ -23,18 +24,18 @@ OWNER_FIELDS = ("account_id", "aggregator_id", "ven_id")
 BULK = 500  # devices per POST
 
 
-async def ensure_devices(api: ApiClient, enrolment: dict, ven_id: str,
-                         resource_ids: Iterable[str]) -> dict[str, str | None]:
+async def ensure_devices(
+    api: ApiClient, enrolment: dict, ven_id: str, resource_ids: Iterable[str]
+) -> dict[str, str | None]:
     """resource_id -> its device_id, or None when it is not bridged."""
-    planned = {resource: mapping.device_document(enrolment, ven_id, resource)
-               for resource in resource_ids}
+    planned = {resource: mapping.device_document(enrolment, ven_id, resource) for resource in resource_ids}
     if not planned:
         return {}
     stored = {d["device_id"]: d for d in await api.find_all("devices", {"ven_id": ven_id})}
     new = [document for document, _ in planned.values() if document["device_id"] not in stored]
     refused = set()
     for start in range(0, len(new), BULK):
-        refused |= await _create(api, new[start:start + BULK])
+        refused |= await _create(api, new[start : start + BULK])
     outcome: dict[str, str | None] = {}
     for resource, (document, owned) in planned.items():
         device_id = document["device_id"]
@@ -49,9 +50,13 @@ async def ensure_devices(api: ApiClient, enrolment: dict, ven_id: str,
             continue
         outcome[resource] = device_id
     created = len(new) - len(refused)
-    logger.info("VEN %s: %d device(s) created, %d known, %d not bridged", ven_id, created,
-                len(planned) - created - sum(v is None for v in outcome.values()),
-                sum(v is None for v in outcome.values()))
+    logger.info(
+        "VEN %s: %d device(s) created, %d known, %d not bridged",
+        ven_id,
+        created,
+        len(planned) - created - sum(v is None for v in outcome.values()),
+        sum(v is None for v in outcome.values()),
+    )
     return outcome
 
 
@@ -74,16 +79,18 @@ async def _create(api: ApiClient, documents: list[dict]) -> set[str]:
     return refused | await _create(api, [doc for doc in documents if doc["device_id"] not in refused])
 
 
-async def _update(api: ApiClient, current: dict, document: dict, owned: set[str],
-                  resource: str) -> bool:
+async def _update(api: ApiClient, current: dict, document: dict, owned: set[str], resource: str) -> bool:
     """PATCH the hinted fields that changed; False for a device with other owners."""
     moved = sorted(k for k in OWNER_FIELDS if current.get(k) != document[k])
     if moved:
-        logger.warning("resource %r not bridged: device %s belongs to another %s; it is left "
-                       "as it is", resource, document["device_id"], ", ".join(moved))
+        logger.warning(
+            "resource %r not bridged: device %s belongs to another %s; it is left as it is",
+            resource,
+            document["device_id"],
+            ", ".join(moved),
+        )
         return False
-    changes = {k: v for k, v in document.items() if k in owned and k != "device_id"
-               and current.get(k) != v}
+    changes = {k: v for k, v in document.items() if k in owned and k != "device_id" and current.get(k) != v}
     if changes:
         await api.patch_item("devices", document["device_id"], changes, current.get("_etag"))
     return True

@@ -7,6 +7,7 @@ once, in the POST answer; only its SHA-256 is stored. It is 256 random bits,
 so a fast hash is enough (there is no dictionary to try), and a VTN can check
 it on every message without slowing telemetry down.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -19,10 +19,12 @@ POST is read here first, in this order, with a clear 4xx at the first failure::
 openleadr then parses the same bytes again, now known to be harmless; the ids
 it turned into numbers ("007" -> 7) are put back as the VEN wrote them.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from lxml import etree
@@ -64,8 +66,11 @@ def check_content_type(request: web.Request) -> None:
     if "Content-Type" not in request.headers:
         raise Refusal(415, "no Content-Type: send OpenADR messages as application/xml")
     if request.content_type not in XML_MEDIA_TYPES:
-        raise Refusal(415, f"Content-Type {request.content_type} is not accepted: "
-                           "send OpenADR messages as application/xml (or text/xml)")
+        raise Refusal(
+            415,
+            f"Content-Type {request.content_type} is not accepted: "
+            "send OpenADR messages as application/xml (or text/xml)",
+        )
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -84,8 +89,9 @@ async def read_body(request: web.Request) -> bytes:
 
 def hardened_parser() -> etree.XMLParser:
     """A fresh parser per message (lxml parsers are not shared across threads)."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False)
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
 
 
 def parse_xml(body: bytes) -> etree._Element:
@@ -121,8 +127,12 @@ def read_message(body: bytes, root: etree._Element) -> tuple[str, dict]:
 def restore_ids(root: etree._Element, payload: dict) -> None:
     """Ids exactly as written: openleadr turns every numeric text into a number."""
     message = root.find(f"{OADR}oadrSignedObject")[0]
-    for key, tag in (("ven_id", f"{EI}venID"), ("ven_name", f"{OADR}oadrVenName"),
-                     ("request_id", f"{PYLD}requestID"), ("registration_id", f"{EI}registrationID")):
+    for key, tag in (
+        ("ven_id", f"{EI}venID"),
+        ("ven_name", f"{OADR}oadrVenName"),
+        ("request_id", f"{PYLD}requestID"),
+        ("registration_id", f"{EI}registrationID"),
+    ):
         found = message.find(f".//{tag}")
         if key in payload and found is not None and not isinstance(payload[key], (str, type(None))):
             payload[key] = found.text or ""
@@ -131,8 +141,10 @@ def restore_ids(root: etree._Element, payload: dict) -> None:
         report["report_request_id"] = element.findtext(f"{EI}reportRequestID")
         report["report_specifier_id"] = element.findtext(f"{EI}reportSpecifierID")
         rids = [e.text for e in element.iter(f"{EI}rID")]
-        readings = [*(report.get("report_descriptions") or []),
-                    *((interval.get("report_payload") or {}) for interval in report.get("intervals") or [])]
+        readings = [
+            *(report.get("report_descriptions") or []),
+            *((interval.get("report_payload") or {}) for interval in report.get("intervals") or []),
+        ]
         if len(rids) == len(readings):
             for reading, r_id in zip(readings, rids):
                 if isinstance(reading, dict) and "r_id" in reading:
@@ -160,8 +172,13 @@ def serve(service: Any, admit: Admit, responder: Responder) -> Callable:
             await admit(request, message_type, payload)
             return await responder.respond(request, service, message_type, payload, root)
         except Refusal as refusal:
-            logger.warning("VTN refused a message from %s to %s: %s %s", request.remote,
-                           request.path, refusal.status, refusal.message)
+            logger.warning(
+                "VTN refused a message from %s to %s: %s %s",
+                request.remote,
+                request.path,
+                refusal.status,
+                refusal.message,
+            )
             return refusal.response()
         except errors.ProtocolError as err:  # raised by one of openleadr's own handlers
             declined = Declined(err.response_code, err.response_description)
@@ -170,15 +187,14 @@ def serve(service: Any, admit: Admit, responder: Responder) -> Callable:
         except InvalidSignature:
             return Refusal(403, "the message's XML signature is not valid").response()
         except ApiError as err:
-            logger.warning("VTN: the registry failed a %s from %s: %s", message_type,
-                           request.remote, err)
+            logger.warning("VTN: the registry failed a %s from %s: %s", message_type, request.remote, err)
             return registry_unavailable().response()
         except Exception:  # a bug must not become a 500 (nor take the VTN down)
-            logger.exception("VTN: a %s from %s could not be handled", message_type or "message",
-                             request.remote)
+            logger.exception("VTN: a %s from %s could not be handled", message_type or "message", request.remote)
             declined = Declined(OTHER_ERROR, "the VTN could not process this message")
-        logger.warning("VTN answered %s from %s with %s: %s", message_type, request.remote,
-                       declined.code, declined.description)
+        logger.warning(
+            "VTN answered %s from %s with %s: %s", message_type, request.remote, declined.code, declined.description
+        )
         try:
             return responder.declined(message_type, payload, declined)
         except Exception:
@@ -196,7 +212,10 @@ def install(server: Any, admit: Admit, responder: Responder) -> None:
     :func:`serve` instead of openleadr's ``VTNService.handler``.
     """
     app = web.Application(client_max_size=MAX_BODY + 1)
-    app.add_routes([web.post(f"{server.http_path_prefix}/{service.__service_name__}",
-                             serve(service, admit, responder))
-                    for service in server.services.values()])
+    app.add_routes(
+        [
+            web.post(f"{server.http_path_prefix}/{service.__service_name__}", serve(service, admit, responder))
+            for service in server.services.values()
+        ]
+    )
     server.app = app

@@ -8,12 +8,14 @@ accepts), a contract to the signals of an OpenADR event (with an event id that
 is stable for the contract and VEN, so a restarted bridge re-sends the same
 event), and the contract's ``ven_response`` with the history of the VENs' answers.
 """
+
 from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from openleadr import objects, utils
 
@@ -36,10 +38,23 @@ HISTORY_LIMIT = 100  # answers kept per contract (oldest dropped)
 MAX_POWER_KW = float(MEASUREMENT_SCHEMA["power_kw"]["max"])  # what the registry accepts
 DEVICE_DEFAULTS = {"device_class": "otherLoad", "device_type": "Demand", "availability": "yes"}
 HINT_FIELDS = ("device_class", "device_type", "device_name", "max_capacity")
-SI_EXPONENTS = {"p": -12, "n": -9, "micro": -6, "m": -3, "c": -2, "d": -1, "none": 0,
-                None: 0, "k": 3, "M": 6, "G": 9, "T": 12}
-KILOWATT_SIGNAL = objects.Measurement(name="powerReal", description="RealPower", unit="W",
-                                      scale="k", power_attributes=objects.PowerAttributes())
+SI_EXPONENTS = {
+    "p": -12,
+    "n": -9,
+    "micro": -6,
+    "m": -3,
+    "c": -2,
+    "d": -1,
+    "none": 0,
+    None: 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+}
+KILOWATT_SIGNAL = objects.Measurement(
+    name="powerReal", description="RealPower", unit="W", scale="k", power_attributes=objects.PowerAttributes()
+)
 
 
 def device_id_for(ven_id: str, resource_id: str) -> str:
@@ -67,14 +82,18 @@ def device_document(enrolment: dict, ven_id: str, resource_id: str) -> tuple[dic
     change of e.g. ``availability`` survives a VEN restart. The owners
     (``ven_id``, ``account_id``, ``aggregator_id``) are set once: devices do not move.
     """
-    hint = {k: v for k, v in resource_hint(enrolment, resource_id).items()
-            if k in HINT_FIELDS and v not in (None, "")}
+    hint = {k: v for k, v in resource_hint(enrolment, resource_id).items() if k in HINT_FIELDS and v not in (None, "")}
     if "max_capacity" in hint:
         hint["max_capacity"] = float(hint["max_capacity"])
-    document = {"device_id": device_id_for(ven_id, resource_id), "device_name": resource_id,
-                **DEVICE_DEFAULTS, "ven_id": ven_id,
-                "account_id": enrolment["account_id"], "aggregator_id": enrolment["aggregator_id"],
-                **hint}
+    document = {
+        "device_id": device_id_for(ven_id, resource_id),
+        "device_name": resource_id,
+        **DEVICE_DEFAULTS,
+        "ven_id": ven_id,
+        "account_id": enrolment["account_id"],
+        "aggregator_id": enrolment["aggregator_id"],
+        **hint,
+    }
     return document, set(hint)
 
 
@@ -93,8 +112,9 @@ def kilowatt_factor(unit: str | None, scale: str | None) -> float | None:
 def is_power(measurement: dict | None) -> bool:
     """A report description's measurement that is real power (powerReal, or a customUnit
     described as RealPower): the readings the registry stores."""
-    return bool(measurement) and (measurement.get("name") == "powerReal"
-                                  or measurement.get("description") in POWER_DESCRIPTIONS)
+    return bool(measurement) and (
+        measurement.get("name") == "powerReal" or measurement.get("description") in POWER_DESCRIPTIONS
+    )
 
 
 def reading_time(value: Any, now: datetime) -> datetime:
@@ -113,12 +133,12 @@ def reading_time(value: Any, now: datetime) -> datetime:
         except ValueError:
             raise ValueError(f"dtstart {text!r} is not a date-time") from None
         if moment.tzinfo is None:
-            raise ValueError(f"dtstart {text!r} has no time zone: OpenADR date-times are UTC "
-                             "and end with Z")
-    moment = moment.astimezone(timezone.utc)
+            raise ValueError(f"dtstart {text!r} has no time zone: OpenADR date-times are UTC and end with Z")
+    moment = moment.astimezone(UTC)
     if not now - READING_MAX_AGE <= moment <= now + READING_MAX_LEAD:
-        raise ValueError(f"dtstart {format_eve_date(moment)} is too far from now "
-                         f"({format_eve_date(now)}): check the VEN's clock")
+        raise ValueError(
+            f"dtstart {format_eve_date(moment)} is too far from now ({format_eve_date(now)}): check the VEN's clock"
+        )
     return moment
 
 
@@ -133,8 +153,9 @@ def power_kw(value: Any, factor: float) -> float | None:
     return round(kilowatts, 6)
 
 
-def power_measurements(device_id: str, readings: Iterable[tuple[datetime, Any]],
-                       factor: float) -> tuple[list[dict], list[Any]]:
+def power_measurements(
+    device_id: str, readings: Iterable[tuple[datetime, Any]], factor: float
+) -> tuple[list[dict], list[Any]]:
     """openleadr's ``[(dtstart, value), ...]`` as registry measurement documents, and
     the readings refused (NaN, ±Infinity, out of range, no timestamp): never forwarded."""
     documents, refused = [], []
@@ -143,8 +164,7 @@ def power_measurements(device_id: str, readings: Iterable[tuple[datetime, Any]],
         if kilowatts is None or not isinstance(moment, datetime):
             refused.append(value)
         else:
-            documents.append({"device_id": device_id, "timestamp": format_eve_date(moment),
-                              "power_kw": kilowatts})
+            documents.append({"device_id": device_id, "timestamp": format_eve_date(moment), "power_kw": kilowatts})
     return documents, refused
 
 
@@ -154,7 +174,7 @@ def parse_moment(value: Any) -> datetime:
         moment = value
     else:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def contract_signals(contract: dict) -> list[objects.EventSignal]:
@@ -169,25 +189,35 @@ def contract_signals(contract: dict) -> list[objects.EventSignal]:
     if end <= start:
         raise ValueError(f"contract {contract.get('_id')} has an empty window")
     power = contract.get("power_kw")
-    if isinstance(power, bool) or not isinstance(power, (int, float)) \
-            or not math.isfinite(power) or power <= 0:
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not math.isfinite(power) or power <= 0:
         raise ValueError(f"contract {contract.get('_id')} has no usable power_kw ({power!r})")
     delta = -float(power) if contract.get("direction", "down") == "down" else float(power)
 
     def interval(payload: float) -> objects.Interval:
         return objects.Interval(dtstart=start, duration=end - start, signal_payload=payload)
 
-    signals = [objects.EventSignal(intervals=[interval(delta)], signal_name="LOAD_DISPATCH",
-                                   signal_type="delta", signal_id=utils.generate_id(),
-                                   measurement=KILOWATT_SIGNAL)]
+    signals = [
+        objects.EventSignal(
+            intervals=[interval(delta)],
+            signal_name="LOAD_DISPATCH",
+            signal_type="delta",
+            signal_id=utils.generate_id(),
+            measurement=KILOWATT_SIGNAL,
+        )
+    ]
     if delta < 0:
-        signals.insert(0, objects.EventSignal(intervals=[interval(1.0)], signal_name="SIMPLE",
-                                              signal_type="level", signal_id=utils.generate_id()))
+        signals.insert(
+            0,
+            objects.EventSignal(
+                intervals=[interval(1.0)], signal_name="SIMPLE", signal_type="level", signal_id=utils.generate_id()
+            ),
+        )
     return signals
 
 
-def contract_event(contract: dict, ven_id: str, resource_ids: list[str],
-                   market_context: str, *, cancelled: bool = False) -> objects.Event:
+def contract_event(
+    contract: dict, ven_id: str, resource_ids: list[str], market_context: str, *, cancelled: bool = False
+) -> objects.Event:
     """One OpenADR event for the devices of a contract that sit behind one VEN.
 
     ``cancelled`` builds the event as a VEN that already holds it must see it
@@ -196,15 +226,21 @@ def contract_event(contract: dict, ven_id: str, resource_ids: list[str],
     targets = [objects.Target(ven_id=ven_id)]
     targets += [objects.Target(resource_id=resource_id) for resource_id in resource_ids]
     descriptor = objects.EventDescriptor(
-        event_id=event_id_for(str(contract["_id"]), ven_id), modification_number=int(cancelled),
-        market_context=market_context, event_status="cancelled" if cancelled else "far",
-        vtn_comment=f"contract {contract['_id']}")
-    return objects.Event(event_descriptor=descriptor, event_signals=contract_signals(contract),
-                         targets=targets, response_required="always")
+        event_id=event_id_for(str(contract["_id"]), ven_id),
+        modification_number=int(cancelled),
+        market_context=market_context,
+        event_status="cancelled" if cancelled else "far",
+        vtn_comment=f"contract {contract['_id']}",
+    )
+    return objects.Event(
+        event_descriptor=descriptor,
+        event_signals=contract_signals(contract),
+        targets=targets,
+        response_required="always",
+    )
 
 
-def answer_with(current: dict | None, ven_id: str, event_id: str, opt_type: str,
-                at: datetime) -> dict | None:
+def answer_with(current: dict | None, ven_id: str, event_id: str, opt_type: str, at: datetime) -> dict | None:
     """The contract's ``ven_response`` once this VEN answered, or None when it repeats
     its current answer (openleadr's VEN repeats it for every event it holds).
 
@@ -218,8 +254,9 @@ def answer_with(current: dict | None, ven_id: str, event_id: str, opt_type: str,
     latest = latest_answers(history)
     if event_id in latest and latest[event_id]["opt"] == opt_type:
         return None
-    history = (history + [{"opt": opt_type, "event_id": event_id, "ven_id": ven_id,
-                           "at": format_eve_date(at)}])[-HISTORY_LIMIT:]
+    history = (history + [{"opt": opt_type, "event_id": event_id, "ven_id": ven_id, "at": format_eve_date(at)}])[
+        -HISTORY_LIMIT:
+    ]
     return {**contract_answer(history), "history": history}
 
 

@@ -10,6 +10,7 @@ that changes the VEN's opt is recorded on the contract through the REST API
 (:func:`mapping.answer_with`). A VEN repeating its answer changes nothing. A
 VEN confirming a cancelled event takes it off the VTN's queue.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,9 +67,12 @@ class OptResponses:
             raise Declined(INVALID_ID, f"event {event_id} was not sent to this VEN")
         current = utils.getmember(event, "event_descriptor.modification_number")
         if response.get("modification_number") != current:
-            raise Declined(OUT_OF_SEQUENCE, f"event {event_id} is at modificationNumber {current}, "
-                                            f"not {response.get('modification_number')}: answer "
-                                            "the event as last distributed")
+            raise Declined(
+                OUT_OF_SEQUENCE,
+                f"event {event_id} is at modificationNumber {current}, "
+                f"not {response.get('modification_number')}: answer "
+                "the event as last distributed",
+            )
         return event, event_id, opt
 
     async def record(self, contract_id: str, ven_id: str, event_id: str, opt: str) -> str | None:
@@ -77,19 +81,22 @@ class OptResponses:
             contract = await self.api.get_item("contracts", contract_id)
             if contract is None:
                 return f"contract {contract_id} is gone: answer not recorded"
-            answer = mapping.answer_with(contract.get("ven_response"), ven_id, event_id, opt,
-                                         datetime.now(UTC))
+            answer = mapping.answer_with(contract.get("ven_response"), ven_id, event_id, opt, datetime.now(UTC))
             if answer is None:
                 return None  # the VEN repeated its answer
             status, body = await self.api.request(
-                "PATCH", f"/contracts/{contract_id}", headers={"If-Match": contract["_etag"]},
-                json_body={"ven_response": answer})
+                "PATCH",
+                f"/contracts/{contract_id}",
+                headers={"If-Match": contract["_etag"]},
+                json_body={"ven_response": answer},
+            )
             if status == 200:
                 logger.info("VEN %s answered %s to contract %s", ven_id, opt, contract_id)
                 return None
             if status in CONTRACT_MOVED_ON:
-                logger.warning("%s of VEN %s not recorded on contract %s: %s %s", opt, ven_id,
-                               contract_id, status, body)
+                logger.warning(
+                    "%s of VEN %s not recorded on contract %s: %s %s", opt, ven_id, contract_id, status, body
+                )
                 return f"not recorded on contract {contract_id} (it is {contract.get('status')})"
             if status != 412:
                 raise ApiError(status, body, "PATCH", f"/contracts/{contract_id}")

@@ -17,13 +17,15 @@ Dropped and refused readings are counted in
 ``der_registry_openadr_readings_refused_total{reason}`` (prometheus_client, the
 registry's own collector registry; the VTN serves it at ``/metrics``).
 """
+
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from openleadr import objects, utils
 from prometheus_client import Counter
@@ -40,8 +42,11 @@ from .ven_auth import VenSession
 logger = logging.getLogger("registry.openadr")
 
 READINGS_REFUSED = Counter(
-    "der_registry_openadr_readings_refused", "Readings a VEN sent that were not stored, by reason "
-    "(unknown_report_request, unknown_rid, bad_time, bad_value)", ["reason"], registry=PROCESS)
+    "der_registry_openadr_readings_refused",
+    "Readings a VEN sent that were not stored, by reason (unknown_report_request, unknown_rid, bad_time, bad_value)",
+    ["reason"],
+    registry=PROCESS,
+)
 TELEMETRY_REPORTS = frozenset({"METADATA_TELEMETRY_USAGE", "METADATA_TELEMETRY_STATUS"})
 SPECIFIERS_PER_VEN = 100  # report registrations kept per VEN (the oldest forgotten)
 NOTES_SHOWN = 5
@@ -58,8 +63,13 @@ class Wanted:
 class Reports:
     """Report registrations and updates of the VENs in ``sessions``."""
 
-    def __init__(self, api: ApiClient, sessions: Mapping[str, VenSession],
-                 buffer: MeasurementBuffer, sampling_interval: timedelta) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        sessions: Mapping[str, VenSession],
+        buffer: MeasurementBuffer,
+        sampling_interval: timedelta,
+    ) -> None:
         self.api, self.sessions, self.buffer = api, sessions, buffer
         self.sampling_interval = sampling_interval
         # ven_id -> reportSpecifierID -> (reportRequestID, {rID: Wanted}); a re-registered
@@ -84,63 +94,86 @@ class Reports:
         descriptions = [d for r in telemetry for d in r.get("report_descriptions") or []]
         check_units(descriptions)
         devices = await self._devices(session, descriptions)
-        requests, notes = [], [f"{r.get('report_name')} is not requested" for r in reports
-                               if r.get("report_name") not in TELEMETRY_REPORTS]
+        requests, notes = (
+            [],
+            [
+                f"{r.get('report_name')} is not requested"
+                for r in reports
+                if r.get("report_name") not in TELEMETRY_REPORTS
+            ],
+        )
         for report in telemetry:
             wanted, granularity = self._wanted(report, devices, notes)
             if wanted:
                 requests.append(self._request(session.ven_id, report, wanted, granularity))
         requested = sum(len(r.report_specifier.specifier_payloads) for r in requests)
-        return "oadrRegisteredReport", {"report_requests": requests, "response": {
-            "response_code": 200, "response_description": summary(
-                f"OK: {requested} reading(s) requested", "not requested", notes)}}
+        return "oadrRegisteredReport", {
+            "report_requests": requests,
+            "response": {
+                "response_code": 200,
+                "response_description": summary(f"OK: {requested} reading(s) requested", "not requested", notes),
+            },
+        }
 
-    async def _devices(self, session: VenSession,
-                       descriptions: list[dict]) -> dict[str, str | None]:
+    async def _devices(self, session: VenSession, descriptions: list[dict]) -> dict[str, str | None]:
         resources = {source_of(d) for d in descriptions} - {None}
         unknown = sorted(resources - set(session.devices))
-        session.devices.update(await ensure_devices(self.api, session.enrolment, session.ven_id,
-                                                    unknown))
+        session.devices.update(await ensure_devices(self.api, session.enrolment, session.ven_id, unknown))
         return session.devices
 
-    def _wanted(self, report: dict, devices: Mapping[str, str | None],
-                notes: list[str]) -> tuple[dict[str, tuple[Wanted, dict]], timedelta]:
+    def _wanted(
+        self, report: dict, devices: Mapping[str, str | None], notes: list[str]
+    ) -> tuple[dict[str, tuple[Wanted, dict]], timedelta]:
         wanted, intervals = {}, []
         for description in report.get("report_descriptions") or []:
             r_id, resource = description.get("r_id"), source_of(description)
             measurement = description.get("measurement") or {}
             if not mapping.is_power(measurement):
-                notes.append(f"rID {r_id}: {measurement.get('description') or 'this reading'} "
-                             "is not stored (RealPower only)")
+                notes.append(
+                    f"rID {r_id}: {measurement.get('description') or 'this reading'} is not stored (RealPower only)"
+                )
             elif resource is None or devices.get(resource) is None:
-                notes.append(f"rID {r_id}: " + ("no resourceID" if resource is None else
-                                                 f"resource {resource} is not bridged"))
+                notes.append(
+                    f"rID {r_id}: " + ("no resourceID" if resource is None else f"resource {resource} is not bridged")
+                )
             else:
                 factor = mapping.kilowatt_factor(measurement.get("unit"), measurement.get("scale"))
                 wanted[r_id] = (Wanted(devices[resource], factor), description)
                 rate = description.get("sampling_rate") or {}
-                intervals.append(mapping.clamp_interval(self.sampling_interval,
-                                                        rate.get("min_period"), rate.get("max_period")))
+                intervals.append(
+                    mapping.clamp_interval(self.sampling_interval, rate.get("min_period"), rate.get("max_period"))
+                )
         return wanted, min(intervals, default=self.sampling_interval)
 
-    def _request(self, ven_id: str, report: dict, wanted: dict[str, tuple[Wanted, dict]],
-                 granularity: timedelta) -> objects.ReportRequest:
+    def _request(
+        self, ven_id: str, report: dict, wanted: dict[str, tuple[Wanted, dict]], granularity: timedelta
+    ) -> objects.ReportRequest:
         request_id, specifier_id = utils.generate_id(), report.get("report_specifier_id")
         book = self.requested.setdefault(ven_id, OrderedDict())
         book.pop(specifier_id, None)
         book[specifier_id] = (request_id, {r_id: target for r_id, (target, _) in wanted.items()})
         while len(book) > SPECIFIERS_PER_VEN:
             book.popitem(last=False)
-        payloads = [objects.SpecifierPayload(r_id=text(r_id), reading_type=text(
-            description.get("reading_type") or "Direct Read")) for r_id, (_, description) in wanted.items()]
-        return objects.ReportRequest(request_id, objects.ReportSpecifier(
-            report_specifier_id=text(specifier_id), granularity=granularity,
-            report_back_duration=granularity, specifier_payloads=payloads))
+        payloads = [
+            objects.SpecifierPayload(
+                r_id=text(r_id), reading_type=text(description.get("reading_type") or "Direct Read")
+            )
+            for r_id, (_, description) in wanted.items()
+        ]
+        return objects.ReportRequest(
+            request_id,
+            objects.ReportSpecifier(
+                report_specifier_id=text(specifier_id),
+                granularity=granularity,
+                report_back_duration=granularity,
+                specifier_payloads=payloads,
+            ),
+        )
 
     # -- oadrUpdateReport ------------------------------------------------------
 
     async def update(self, payload: dict) -> tuple[str, dict]:
-        ven_id, now = payload["ven_id"], datetime.now(timezone.utc)
+        ven_id, now = payload["ven_id"], datetime.now(UTC)
         readings: dict[Wanted, list[tuple[datetime, Any]]] = {}
         unknown: dict[str, int] = {}
         for report in payload.get("reports") or []:
@@ -156,25 +189,39 @@ class Reports:
         accepted, notes = self._buffer(readings), []
         if unknown:
             READINGS_REFUSED.labels("unknown_rid").inc(sum(unknown.values()))
-            logger.warning("VEN %s: %d reading(s) of rIDs that were not requested dropped: %s",
-                           ven_id, sum(unknown.values()), sorted(unknown)[:NOTES_SHOWN])
+            logger.warning(
+                "VEN %s: %d reading(s) of rIDs that were not requested dropped: %s",
+                ven_id,
+                sum(unknown.values()),
+                sorted(unknown)[:NOTES_SHOWN],
+            )
             notes += [f"{count} of rID {r_id} (not requested)" for r_id, count in unknown.items()]
         dropped = sum(len(v) for v in readings.values()) - accepted
         if dropped:
             notes.append(f"{dropped} not a finite power within ±{mapping.MAX_POWER_KW:g} kW")
-        return "oadrUpdatedReport", {"response": {"response_code": 200, "response_description":
-                                                  summary(f"OK: {accepted} reading(s) accepted",
-                                                          "dropped", notes)}}
+        return "oadrUpdatedReport", {
+            "response": {
+                "response_code": 200,
+                "response_description": summary(f"OK: {accepted} reading(s) accepted", "dropped", notes),
+            }
+        }
 
     def _requested_by(self, ven_id: str, report: dict) -> dict[str, Wanted]:
         wanted = self.wanted(ven_id, report.get("report_request_id"))
         if wanted is None:
             count = sum(len(payloads_of(i)) for i in report.get("intervals") or [])
             READINGS_REFUSED.labels("unknown_report_request").inc(count)
-            logger.warning("VEN %s: reportRequestID %s was not requested from it; %d reading(s) "
-                           "refused", ven_id, report.get("report_request_id"), count)
-            raise Declined(INVALID_ID, f"reportRequestID {report.get('report_request_id')} was "
-                                       "not requested from this VEN (register its reports again)")
+            logger.warning(
+                "VEN %s: reportRequestID %s was not requested from it; %d reading(s) refused",
+                ven_id,
+                report.get("report_request_id"),
+                count,
+            )
+            raise Declined(
+                INVALID_ID,
+                f"reportRequestID {report.get('report_request_id')} was "
+                "not requested from this VEN (register its reports again)",
+            )
         return wanted
 
     def _buffer(self, readings: dict[Wanted, list[tuple[datetime, Any]]]) -> int:
@@ -183,9 +230,13 @@ class Reports:
             documents, refused = mapping.power_measurements(target.device_id, values, target.factor)
             if refused:
                 READINGS_REFUSED.labels("bad_value").inc(len(refused))
-                logger.warning("dropped %d reading(s) for device %s: not a finite power within "
-                               "±%g kW at a timestamp: %r", len(refused), target.device_id,
-                               mapping.MAX_POWER_KW, refused[:NOTES_SHOWN])
+                logger.warning(
+                    "dropped %d reading(s) for device %s: not a finite power within ±%g kW at a timestamp: %r",
+                    len(refused),
+                    target.device_id,
+                    mapping.MAX_POWER_KW,
+                    refused[:NOTES_SHOWN],
+                )
             self.buffer.add(documents)
             accepted += len(documents)
         return accepted
@@ -195,12 +246,17 @@ def check_units(descriptions: list[dict]) -> None:
     """A RealPower description whose unit is not power refuses the whole registration."""
     for description in descriptions:
         measurement = description.get("measurement") or {}
-        if mapping.is_power(measurement) and mapping.kilowatt_factor(
-                measurement.get("unit"), measurement.get("scale")) is None:
-            raise Declined(REPORT_NOT_SUPPORTED, f"rID {description.get('r_id')}: RealPower in "
-                           f"{measurement.get('unit')!r} (siScaleCode {measurement.get('scale')!r}) "
-                           "cannot be converted to kW; this VTN takes W, J/s, kW or MW with an "
-                           "siScaleCode")
+        if (
+            mapping.is_power(measurement)
+            and mapping.kilowatt_factor(measurement.get("unit"), measurement.get("scale")) is None
+        ):
+            raise Declined(
+                REPORT_NOT_SUPPORTED,
+                f"rID {description.get('r_id')}: RealPower in "
+                f"{measurement.get('unit')!r} (siScaleCode {measurement.get('scale')!r}) "
+                "cannot be converted to kW; this VTN takes W, J/s, kW or MW with an "
+                "siScaleCode",
+            )
 
 
 def checked_time(interval: dict, now: datetime, payload: dict) -> datetime:
@@ -210,8 +266,7 @@ def checked_time(interval: dict, now: datetime, payload: dict) -> datetime:
             raise ValueError("an interval has no dtstart")
         return mapping.reading_time(interval["dtstart"], now)
     except ValueError as err:
-        count = sum(len(payloads_of(i)) for r in payload.get("reports") or []
-                    for i in r.get("intervals") or [])
+        count = sum(len(payloads_of(i)) for r in payload.get("reports") or [] for i in r.get("intervals") or [])
         READINGS_REFUSED.labels("bad_time").inc(count)
         raise Declined(INVALID_DATA, f"{err}; nothing of this report was stored") from None
 

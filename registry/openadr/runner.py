@@ -7,6 +7,7 @@ can take the API down with it. Settings come from ``OPENADR_*`` environment
 variables (docs/openadr.md); the registry's URL falls back to ``PUBLIC_URL``,
 the credentials to the built-in service client of the instance folder.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,9 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
-from typing import Mapping, Sequence
 
 from .api_client import ApiClient
 from .vtn import DEFAULT_PATH, OpenADRBridge, build_vtn
@@ -59,7 +60,7 @@ class BridgeConfig:
         return f"{scheme}://{self.host}:{self.port}{self.http_path_prefix.rstrip('/')}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> "BridgeConfig":
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> BridgeConfig:
         values: dict[str, object] = {}
         # the registry's own settings, unless OPENADR_API_URL / OPENADR_PORT say otherwise
         if environ.get("PUBLIC_URL"):
@@ -73,7 +74,7 @@ class BridgeConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def with_instance_credentials(self, instance_path: str) -> "BridgeConfig":
+    def with_instance_credentials(self, instance_path: str) -> BridgeConfig:
         """Without a token or secret: the built-in service client's secret from
         the instance folder (the embedded default; deployments set OPENADR_CLIENT_*)."""
         if self.token or self.client_secret:
@@ -81,8 +82,9 @@ class BridgeConfig:
         from registry import credentials
 
         client_id = self.client_id or credentials.BRIDGE_CLIENT_ID
-        return replace(self, client_id=client_id,
-                       client_secret=credentials.secret_of(instance_path, "clients", client_id))
+        return replace(
+            self, client_id=client_id, client_secret=credentials.secret_of(instance_path, "clients", client_id)
+        )
 
 
 def _coerce(annotation: object, raw: str) -> object:
@@ -95,18 +97,26 @@ def _coerce(annotation: object, raw: str) -> object:
 
 
 def bridge_from_config(config: BridgeConfig) -> OpenADRBridge:
-    api = ApiClient(config.api_url, client_id=config.client_id,
-                    client_secret=config.client_secret, token=config.token)
-    bridge = build_vtn(api, config.host, config.port, config.vtn_id, config.http_path_prefix,
-                       poll_interval=timedelta(seconds=config.poll_seconds),
-                       sampling_interval=timedelta(seconds=config.sampling_seconds),
-                       cert=config.cert, key=config.key, passphrase=config.passphrase,
-                       http_cert=config.http_cert, http_key=config.http_key,
-                       http_ca_file=config.http_ca_file,
-                       watch_interval=config.watch_seconds or None,
-                       contract_lead=timedelta(hours=config.lead_hours),
-                       market_context=config.market_context,
-                       recheck_after=config.recheck_seconds)
+    api = ApiClient(config.api_url, client_id=config.client_id, client_secret=config.client_secret, token=config.token)
+    bridge = build_vtn(
+        api,
+        config.host,
+        config.port,
+        config.vtn_id,
+        config.http_path_prefix,
+        poll_interval=timedelta(seconds=config.poll_seconds),
+        sampling_interval=timedelta(seconds=config.sampling_seconds),
+        cert=config.cert,
+        key=config.key,
+        passphrase=config.passphrase,
+        http_cert=config.http_cert,
+        http_key=config.http_key,
+        http_ca_file=config.http_ca_file,
+        watch_interval=config.watch_seconds or None,
+        contract_lead=timedelta(hours=config.lead_hours),
+        market_context=config.market_context,
+        recheck_after=config.recheck_seconds,
+    )
     return bridge
 
 
@@ -138,9 +148,17 @@ class VtnSupervisor:
     the parent, which stops it) and, on Linux, gets SIGTERM if the parent dies.
     """
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str], *, host: str, port: int,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                 stable_after: float = 30.0) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        host: str,
+        port: int,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        stable_after: float = 30.0,
+    ) -> None:
         self.command, self.env = list(command), dict(env)
         self.address = ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port)
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
@@ -155,7 +173,7 @@ class VtnSupervisor:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def start(self, timeout: float = 30.0) -> "VtnSupervisor":
+    def start(self, timeout: float = 30.0) -> VtnSupervisor:
         """Start the child and wait until the VTN accepts connections."""
         self._thread = threading.Thread(target=self._supervise, name="vtn-supervisor", daemon=True)
         self._thread.start()
@@ -193,8 +211,9 @@ class VtnSupervisor:
             started = time.monotonic()
             # spawned from this thread, which lives as long as supervision: the
             # parent-death signal follows the thread that forked
-            self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+            self.process = subprocess.Popen(
+                self.command, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+            )
             self.starts += 1
             self._started.set()
             logger.info("OpenADR VTN process %d started", self.process.pid)
@@ -203,8 +222,7 @@ class VtnSupervisor:
                 return
             if time.monotonic() - started > self.stable_after:
                 delay = self.backoff_initial
-            logger.error("OpenADR VTN process %d exited (code %d); restarting in %.1f s",
-                         self.process.pid, code, delay)
+            logger.error("OpenADR VTN process %d exited (code %d); restarting in %.1f s", self.process.pid, code, delay)
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, self.backoff_max)

@@ -4,6 +4,7 @@ A batch stays queued until the registry accepts it (re-sent with back-off while
 the API is unavailable); a 4xx verdict on the data drops only the rejected
 documents, found through Eve's per-item ``_issues`` or by bisecting the batch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,15 +64,14 @@ class MeasurementBuffer:
             if not await self.flush_once():
                 await asyncio.sleep(0.2)
         if self._pending:
-            logger.error("bridge stopped with %d measurements not yet accepted by the registry",
-                         len(self._pending))
+            logger.error("bridge stopped with %d measurements not yet accepted by the registry", len(self._pending))
 
     async def _run(self) -> None:
         delay = self.flush_interval
         while True:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wakeup.clear()
             ok = True
@@ -126,5 +126,4 @@ def per_item_issues(body: Any, count: int) -> list[Any] | None:
     items = body.get("_items") if count > 1 else [body]
     if not isinstance(items, list) or len(items) != count:
         return None
-    return [None if item.get("_status") == "OK" else (item.get("_issues") or "rejected")
-            for item in items]
+    return [None if item.get("_status") == "OK" else (item.get("_issues") or "rejected") for item in items]

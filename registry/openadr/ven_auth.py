@@ -18,6 +18,7 @@ deleted. The enrolment is read again when the session's copy is older than
 stops the VEN at its next message. What else a message refers to (report
 requests, events, registrationID) is checked by the handler that owns it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,9 +26,10 @@ import binascii
 import ipaddress
 import logging
 import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, MutableMapping
+from typing import Any
 
 from aiohttp import web
 from openleadr import utils
@@ -75,8 +77,7 @@ def basic_credentials(request: web.Request) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded:
-        raise Refusal(401, "over plain HTTP a VEN authenticates with HTTP Basic "
-                           "<ven_name>:<enrolment secret>", REALM)
+        raise Refusal(401, "over plain HTTP a VEN authenticates with HTTP Basic <ven_name>:<enrolment secret>", REALM)
     try:
         name, _, secret = base64.b64decode(encoded.strip(), validate=True).decode().rpartition(":")
     except (binascii.Error, UnicodeDecodeError):
@@ -98,15 +99,17 @@ def is_loopback(address: str | None) -> bool:
 class VenGate:
     """``admit(request, message_type, payload)`` for :func:`inbound.serve`."""
 
-    def __init__(self, api: ApiClient, sessions: MutableMapping[str, VenSession], *,
-                 recheck_after: float = 0.0) -> None:
+    def __init__(
+        self, api: ApiClient, sessions: MutableMapping[str, VenSession], *, recheck_after: float = 0.0
+    ) -> None:
         self.api, self.sessions = api, sessions
         self.recheck_after = recheck_after  # seconds a session trusts its copy of the enrolment
 
     async def admit(self, request: web.Request, message_type: str, payload: dict) -> Caller:
         if not request.secure and not is_loopback(request.remote):
-            raise Refusal(403, "plain HTTP is accepted from this machine only; "
-                               "remote VENs use mutual TLS (docs/openadr.md)")
+            raise Refusal(
+                403, "plain HTTP is accepted from this machine only; remote VENs use mutual TLS (docs/openadr.md)"
+            )
         try:
             if message_type in REGISTERING:
                 caller = Caller(await self._registering(request, message_type, payload))
@@ -120,8 +123,7 @@ class VenGate:
 
     # -- proof --------------------------------------------------------------
 
-    async def _registering(self, request: web.Request, message_type: str,
-                           payload: dict) -> dict | None:
+    async def _registering(self, request: web.Request, message_type: str, payload: dict) -> dict | None:
         claimed = payload.get("ven_name")
         if request.secure:
             if message_type == "oadrQueryRegistration":
@@ -133,9 +135,12 @@ class VenGate:
             enrolment = await self.api.find_ven(name)
             self._check_secret(enrolment, name, secret)
             if message_type == "oadrCreatePartyRegistration" and claimed != name:
-                raise Declined(INVALID_ID, f"authenticated as VEN {name!r}, but oadrVenName is "
-                                           f"{claimed!r}: send the enrolled name" if claimed else
-                               "oadrVenName is missing: send the name the VEN was enrolled with")
+                raise Declined(
+                    INVALID_ID,
+                    f"authenticated as VEN {name!r}, but oadrVenName is {claimed!r}: send the enrolled name"
+                    if claimed
+                    else "oadrVenName is missing: send the name the VEN was enrolled with",
+                )
         if payload.get("ven_id") and payload["ven_id"] != enrolment.get("ven_id"):
             raise Declined(INVALID_ID, f"venID {payload['ven_id']} is not this VEN's")
         return enrolment
@@ -143,8 +148,7 @@ class VenGate:
     async def _named(self, claimed: str | None, payload: dict) -> dict:
         """Over TLS: the enrolment the registration names (its certificate is checked next)."""
         if not claimed:
-            raise Declined(INVALID_ID, "oadrVenName is missing: send the name the VEN was "
-                                       "enrolled with")
+            raise Declined(INVALID_ID, "oadrVenName is missing: send the name the VEN was enrolled with")
         enrolment = await self.api.find_ven(claimed)
         if enrolment is None:
             raise Declined(INVALID_ID, f"no VEN named {claimed!r} is enrolled")
@@ -153,14 +157,12 @@ class VenGate:
     async def _registered(self, request: web.Request, message_type: str, payload: dict) -> dict:
         ven_id = payload.get("ven_id") or self._implied_ven_id(message_type, payload)
         if not ven_id:
-            raise Declined(INVALID_ID, f"{message_type} must carry the venID this VTN issued "
-                                       "at registration")
+            raise Declined(INVALID_ID, f"{message_type} must carry the venID this VTN issued at registration")
         session = self.sessions.get(ven_id)
         name, secret = (None, None) if request.secure else basic_credentials(request)
         own = session is not None and (request.secure or session.ven_name == name)
         fresh = not own or time.monotonic() - session.checked_at >= self.recheck_after
-        enrolment = await self._enrolment(ven_id, name, session if own else None) if fresh \
-            else session.enrolment
+        enrolment = await self._enrolment(ven_id, name, session if own else None) if fresh else session.enrolment
         if request.secure:
             self._check_certificate(request, enrolment, ven_id)
         else:
@@ -169,8 +171,7 @@ class VenGate:
             raise Declined(INVALID_ID, f"venID {ven_id} is not this VEN's")
         if enrolment.get("registration_status") == "cancelled":
             self.sessions.pop(ven_id, None)
-            raise Declined(NOT_REGISTERED, "this VEN's enrolment is cancelled: it may not "
-                                           "register or send anything")
+            raise Declined(NOT_REGISTERED, "this VEN's enrolment is cancelled: it may not register or send anything")
         if own and fresh:
             session.enrolment, session.checked_at = enrolment, time.monotonic()
         return enrolment
@@ -183,11 +184,15 @@ class VenGate:
         the buffer. A deleted enrolment ends the session (its proof then fails).
         """
         if session is None:
-            return await (self.api.find_ven(name) if name is not None
-                          else self.api.find_one("vens", {"ven_id": ven_id}))
+            return await (
+                self.api.find_ven(name) if name is not None else self.api.find_one("vens", {"ven_id": ven_id})
+            )
         try:
-            enrolment = await (self.api.find_ven(name, retry_for=0) if name is not None
-                               else self.api.find_one("vens", {"ven_id": ven_id}, retry_for=0))
+            enrolment = await (
+                self.api.find_ven(name, retry_for=0)
+                if name is not None
+                else self.api.find_one("vens", {"ven_id": ven_id}, retry_for=0)
+            )
         except ApiError as err:
             logger.warning("VEN %s: enrolment not re-read (%s); its last copy is used", ven_id, err)
             return session.enrolment
@@ -208,8 +213,7 @@ class VenGate:
 
     @staticmethod
     def _check_secret(enrolment: dict | None, name: str, secret: str) -> None:
-        if enrolment is None or not enrolment_secrets.secret_matches(
-                secret, enrolment.get("secret_hash")):
+        if enrolment is None or not enrolment_secrets.secret_matches(secret, enrolment.get("secret_hash")):
             raise Refusal(401, f"unknown VEN {name!r} or wrong enrolment secret", REALM)
 
     @staticmethod

@@ -35,6 +35,7 @@ The VTN keeps registrations in memory only: after a bridge restart, a VEN's
 next message is answered with oadrRequestReregistration, which re-runs the
 sequence above. It supports the HTTP pull model only (docs/openadr.md).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,7 @@ import concurrent.futures
 import logging
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -63,18 +64,28 @@ from .ven_auth import VenSession
 logger = logging.getLogger("registry.openadr")
 
 DEFAULT_PATH = "/OpenADR2/Simple/2.0b"
-PULL_ONLY = ("this VTN supports the HTTP pull model only: register with oadrHttpPullModel "
-             "true over simpleHttp, then poll OadrPoll")
+PULL_ONLY = (
+    "this VTN supports the HTTP pull model only: register with oadrHttpPullModel "
+    "true over simpleHttp, then poll OadrPoll"
+)
 
 
 class OpenADRBridge:
     """An ``OpenADRServer`` whose handlers read and write the registry over REST."""
 
-    def __init__(self, api: ApiClient, server: OpenADRServer, *, sampling_interval: timedelta,
-                 poll_interval: timedelta = timedelta(seconds=10),
-                 market_context: str = "oadr://der-registry/flexibility",
-                 buffer: MeasurementBuffer | None = None, watch_interval: float | None = 5.0,
-                 contract_lead: timedelta = timedelta(hours=24), recheck_after: float = 0.0) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        server: OpenADRServer,
+        *,
+        sampling_interval: timedelta,
+        poll_interval: timedelta = timedelta(seconds=10),
+        market_context: str = "oadr://der-registry/flexibility",
+        buffer: MeasurementBuffer | None = None,
+        watch_interval: float | None = 5.0,
+        contract_lead: timedelta = timedelta(hours=24),
+        recheck_after: float = 0.0,
+    ) -> None:
         self.api, self.server = api, server
         self.buffer = buffer or MeasurementBuffer(api)
         self.sessions: dict[str, VenSession] = {}
@@ -83,20 +94,22 @@ class OpenADRBridge:
         self.contract_events = ContractEvents(api, server, self.resources, market_context)
         self.opts = OptResponses(api, server, self.contract_events)
         # None: no polling; contracts reach VENs only through activate_contract
-        self.watcher = (ContractWatcher(api, self.contract_events, watch_interval, contract_lead)
-                        if watch_interval else None)
+        self.watcher = (
+            ContractWatcher(api, self.contract_events, watch_interval, contract_lead) if watch_interval else None
+        )
         self.gate = ven_auth.VenGate(api, self.sessions, recheck_after=recheck_after)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        handlers = {"oadrCreatePartyRegistration": self.create_party_registration,
-                    "oadrCancelPartyRegistration": self.cancel_party_registration,
-                    "oadrRegisterReport": self.register_report,
-                    "oadrUpdateReport": self.reports.update,
-                    "oadrCreatedReport": acknowledge,
-                    "oadrRequestEvent": self.request_event,
-                    "oadrCreatedEvent": self.opts.created_event}
-        inbound.install(server, self.gate.admit,
-                        Responder(server, handlers, self.lookup_ven, poll_interval))
+        handlers = {
+            "oadrCreatePartyRegistration": self.create_party_registration,
+            "oadrCancelPartyRegistration": self.cancel_party_registration,
+            "oadrRegisterReport": self.register_report,
+            "oadrUpdateReport": self.reports.update,
+            "oadrCreatedReport": acknowledge,
+            "oadrRequestEvent": self.request_event,
+            "oadrCreatedEvent": self.opts.created_event,
+        }
+        inbound.install(server, self.gate.admit, Responder(server, handlers, self.lookup_ven, poll_interval))
         server.app.router.add_get("/metrics", serve_metrics)
 
     @property
@@ -111,33 +124,36 @@ class OpenADRBridge:
         enrolment = ven_auth.current_caller().enrolment
         ven_name, ven_id = enrolment["ven_name"], enrolment.get("ven_id")
         if enrolment.get("registration_status") == "cancelled":
-            raise Declined(NOT_REGISTERED, f"VEN {ven_name!r}: its enrolment is cancelled; "
-                                           "the party that enrolled it can enrol it again")
+            raise Declined(
+                NOT_REGISTERED,
+                f"VEN {ven_name!r}: its enrolment is cancelled; the party that enrolled it can enrol it again",
+            )
         if not ven_id:  # enrolled before the registry issued ven_ids
-            raise Declined(NOT_REGISTERED, f"VEN {ven_name!r}: its enrolment has no venID; "
-                                           "enrol the box again")
+            raise Declined(NOT_REGISTERED, f"VEN {ven_name!r}: its enrolment has no venID; enrol the box again")
         if wants_push(payload):
             raise Declined(NOT_ALLOWED, PULL_ONLY)
-        await self.api.patch_item("vens", enrolment["_id"], {
-            "registration_status": "registered",
-            "registered_at": format_eve_date(datetime.now(timezone.utc))}, enrolment.get("_etag"))
+        await self.api.patch_item(
+            "vens",
+            enrolment["_id"],
+            {"registration_status": "registered", "registered_at": format_eve_date(datetime.now(UTC))},
+            enrolment.get("_etag"),
+        )
         self.end_session(ven_id)  # a registration starts afresh: earlier report requests end
         session = VenSession(ven_id, ven_name, str(uuid.uuid4()), enrolment)
         self.sessions[ven_id] = session
         logger.info("VEN %r registered as %s", ven_name, ven_id)
-        return "oadrCreatedPartyRegistration", {"ven_id": ven_id,
-                                                "registration_id": session.registration_id}
+        return "oadrCreatedPartyRegistration", {"ven_id": ven_id, "registration_id": session.registration_id}
 
     async def cancel_party_registration(self, payload: dict) -> tuple[str, dict]:
         """Only the VEN's own open registration is cancelled; the enrolment stays."""
         ven_id, registration_id = payload["ven_id"], payload.get("registration_id")
         session = self.sessions.get(ven_id)
         if session is None:
-            return "oadrCanceledPartyRegistration", {"response": {
-                "response_code": 200, "response_description": "OK: no registration was open"}}
+            return "oadrCanceledPartyRegistration", {
+                "response": {"response_code": 200, "response_description": "OK: no registration was open"}
+            }
         if registration_id != session.registration_id:
-            raise Declined(INVALID_ID, f"registrationID {registration_id} is not this VEN's "
-                                       "registration")
+            raise Declined(INVALID_ID, f"registrationID {registration_id} is not this VEN's registration")
         self.end_session(ven_id)
         await self.api.patch_item("vens", session.enrolment["_id"], {"registration_status": "enrolled"})
         logger.info("VEN %s cancelled its registration", ven_id)
@@ -152,9 +168,12 @@ class OpenADRBridge:
         session = self.sessions.get(ven_id)
         if session is None:
             return None
-        return {"ven_id": session.ven_id, "ven_name": session.ven_name,
-                "registration_id": session.registration_id,
-                "fingerprint": session.enrolment.get("fingerprint")}
+        return {
+            "ven_id": session.ven_id,
+            "ven_name": session.ven_name,
+            "registration_id": session.registration_id,
+            "fingerprint": session.enrolment.get("fingerprint"),
+        }
 
     # -- reports and events -------------------------------------------------------
 
@@ -206,7 +225,7 @@ class OpenADRBridge:
         await self.buffer.stop()
         await self.api.close()
 
-    def start_in_thread(self, timeout: float = 10.0) -> "OpenADRBridge":
+    def start_in_thread(self, timeout: float = 10.0) -> OpenADRBridge:
         """Run the VTN in a daemon thread with its own event loop (embedded serve)."""
         ready: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -247,8 +266,11 @@ def wants_push(payload: dict) -> bool:
     """oadrHttpPullModel false, or left out with a transportAddress; or a transport
     other than simpleHttp."""
     pull = payload.get("http_pull_model")
-    return (payload.get("transport_name") not in (None, "simpleHttp") or pull is False
-            or (pull is None and bool(payload.get("transport_address"))))
+    return (
+        payload.get("transport_name") not in (None, "simpleHttp")
+        or pull is False
+        or (pull is None and bool(payload.get("transport_address")))
+    )
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
@@ -258,16 +280,27 @@ async def serve_metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(PROCESS), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
-              vtn_id: str = "DER-Registry-VTN", http_path_prefix: str = DEFAULT_PATH, *,
-              poll_interval: timedelta = timedelta(seconds=10),
-              sampling_interval: timedelta = timedelta(seconds=60),
-              cert: str | None = None, key: str | None = None, passphrase: str | None = None,
-              http_cert: str | None = None, http_key: str | None = None,
-              http_ca_file: str | None = None, buffer: MeasurementBuffer | None = None,
-              watch_interval: float | None = 5.0, contract_lead: timedelta = timedelta(hours=24),
-              market_context: str = "oadr://der-registry/flexibility",
-              recheck_after: float = 0.0) -> OpenADRBridge:
+def build_vtn(
+    api: ApiClient,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    vtn_id: str = "DER-Registry-VTN",
+    http_path_prefix: str = DEFAULT_PATH,
+    *,
+    poll_interval: timedelta = timedelta(seconds=10),
+    sampling_interval: timedelta = timedelta(seconds=60),
+    cert: str | None = None,
+    key: str | None = None,
+    passphrase: str | None = None,
+    http_cert: str | None = None,
+    http_key: str | None = None,
+    http_ca_file: str | None = None,
+    buffer: MeasurementBuffer | None = None,
+    watch_interval: float | None = 5.0,
+    contract_lead: timedelta = timedelta(hours=24),
+    market_context: str = "oadr://der-registry/flexibility",
+    recheck_after: float = 0.0,
+) -> OpenADRBridge:
     """An :class:`OpenADRBridge` around a configured ``OpenADRServer`` (not started).
 
     Plain HTTP without message signing by default; ``http_cert``/``http_key``/
@@ -279,14 +312,31 @@ def build_vtn(api: ApiClient, host: str = "127.0.0.1", port: int = 8080,
     if vtn_id.islower():
         # openleadr's VEN flags an all-lowercase vtnID as invalid in its event responses.
         raise ValueError("vtn_id must not be all lowercase")
-    server = OpenADRServer(vtn_id=vtn_id, http_host=host, http_port=port,
-                           http_path_prefix=http_path_prefix, requested_poll_freq=poll_interval,
-                           cert=cert, key=key, passphrase=passphrase, show_fingerprint=False,
-                           http_cert=http_cert, http_key=http_key, http_ca_file=http_ca_file,
-                           verify_message_signatures=bool(cert and key),
-                           ven_lookup=lambda ven_id: bridge.lookup_ven(ven_id))
-    bridge = OpenADRBridge(api, server, sampling_interval=sampling_interval, buffer=buffer,
-                           poll_interval=poll_interval, watch_interval=watch_interval,
-                           contract_lead=contract_lead, market_context=market_context,
-                           recheck_after=recheck_after)
+    server = OpenADRServer(
+        vtn_id=vtn_id,
+        http_host=host,
+        http_port=port,
+        http_path_prefix=http_path_prefix,
+        requested_poll_freq=poll_interval,
+        cert=cert,
+        key=key,
+        passphrase=passphrase,
+        show_fingerprint=False,
+        http_cert=http_cert,
+        http_key=http_key,
+        http_ca_file=http_ca_file,
+        verify_message_signatures=bool(cert and key),
+        ven_lookup=lambda ven_id: bridge.lookup_ven(ven_id),
+    )
+    bridge = OpenADRBridge(
+        api,
+        server,
+        sampling_interval=sampling_interval,
+        buffer=buffer,
+        poll_interval=poll_interval,
+        watch_interval=watch_interval,
+        contract_lead=contract_lead,
+        market_context=market_context,
+        recheck_after=recheck_after,
+    )
     return bridge

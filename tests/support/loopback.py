@@ -5,13 +5,15 @@ werkzeug on a loopback port, as ``python run.py`` would. ``FlakyGateway`` is a
 loopback reverse proxy that can make it answer 503 or refuse connections for a
 while. ``ServedApp`` runs aiohttp apps on a private event loop in a daemon thread.
 """
+
 from __future__ import annotations
 
 import asyncio
 import socket
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
@@ -86,11 +88,11 @@ class LoopbackRegistry:
             def log_request(self, *args: Any) -> None:  # errors are still logged
                 pass
 
-        self.server = make_server("127.0.0.1", 0, _not_ready, threaded=True,
-                                  request_handler=QuietHandler)
+        self.server = make_server("127.0.0.1", 0, _not_ready, threaded=True, request_handler=QuietHandler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.app = create_app({"INSTANCE_PATH": instance_path, "PUBLIC_URL": self.url,
-                               "OAUTH_ISSUER": self.url, **(overrides or {})})
+        self.app = create_app(
+            {"INSTANCE_PATH": instance_path, "PUBLIC_URL": self.url, "OAUTH_ISSUER": self.url, **(overrides or {})}
+        )
         self.server.app = self.app
         client_id = credentials.BRIDGE_CLIENT_ID
         self.service = (client_id, credentials.secret_of(instance_path, "clients", client_id))
@@ -102,9 +104,15 @@ class LoopbackRegistry:
         from registry.auth import mint_token
 
         config = self.app.config
-        return mint_token(config["INSTANCE_PATH"], config["OAUTH_ISSUER"], config["OAUTH_AUDIENCE"],
-                          role, ttl=ttl, subject=f"loopback-{role}-{'-'.join(filter(None, ids.values()))}",
-                          **ids)
+        return mint_token(
+            config["INSTANCE_PATH"],
+            config["OAUTH_ISSUER"],
+            config["OAUTH_AUDIENCE"],
+            role,
+            ttl=ttl,
+            subject=f"loopback-{role}-{'-'.join(filter(None, ids.values()))}",
+            **ids,
+        )
 
     def close(self) -> None:
         self.server.shutdown()
@@ -161,14 +169,14 @@ class FlakyGateway:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with self._session.request(request.method, f"{self.upstream}{request.rel_url}",
-                                         headers=headers, data=await request.read()) as upstream:
+        async with self._session.request(
+            request.method, f"{self.upstream}{request.rel_url}", headers=headers, data=await request.read()
+        ) as upstream:
             body = await upstream.read()
             if self.mode == "lose-answer":
                 self.failed += 1
                 return web.Response(status=503, text="the answer was lost on the way")
-            return web.Response(body=body, status=upstream.status,
-                                content_type=upstream.content_type)
+            return web.Response(body=body, status=upstream.status, content_type=upstream.content_type)
 
     def close(self) -> None:
         if self._session is not None:
@@ -187,5 +195,4 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     raise TimeoutError("condition not met in time")
 
 
-__all__ = ["FlakyGateway", "LoopbackRegistry", "ServedApp", "free_port", "wait_until",
-           "with_credentials"]
+__all__ = ["FlakyGateway", "LoopbackRegistry", "ServedApp", "free_port", "wait_until", "with_credentials"]

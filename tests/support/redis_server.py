@@ -6,6 +6,7 @@ Redis already running and never touches one that holds someone's data; set
 their URLs from :func:`redis_url` (one database number per test module that
 wants its own).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -39,14 +40,17 @@ class RedisServer:
     def start(self) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("the tests need Debian's redis-server (scripts/test.sh installs it)")
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
         from redis import Redis
+
         for _ in range(200):
             try:
                 Redis.from_url(self.url).ping()
                 return
-            except Exception:  # noqa: BLE001 - not listening yet
+            except Exception:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
