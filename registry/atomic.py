@@ -156,7 +156,7 @@ def supports_transactions(client: Any) -> bool:
     """A replica set member (``setName``) or a mongos router ("isdbgrid")."""
     try:
         hello = client.admin.command("hello")
-    except Exception:
+    except Exception:  # servers before 4.4.2 only know isMaster
         hello = client.admin.command("isMaster")
     return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 

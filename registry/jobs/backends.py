@@ -83,7 +83,7 @@ class QuietLog:
         """(True, its result), or (False, None) once its failure is logged or counted."""
         try:
             return True, function()
-        except Exception:
+        except Exception:  # the thread must outlive a bad batch or a store outage
             self._report(name)
             return False, None
 
