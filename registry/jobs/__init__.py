@@ -124,7 +124,29 @@ def enqueue_forecasts(
     the same day is the same job."""
     now = as_utc(now) if now else records.utcnow()
     key = f"{iso(target_start(now))}/{trigger}"
-    return [enqueue(kind, d["device_id"], key, owner=owner_of(d), app=app, now=now) for d in devices for kind in kinds]
+    requests = [(kind, d["device_id"], key, {}, owner_of(d)) for d in devices for kind in kinds]
+    return enqueue_many(requests, app=app, now=now)
+
+
+def enqueue_many(
+    requests: list[records.JobRequest], app: Flask | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """:func:`enqueue` for many (kind, subject, input_key, params, owner) at once."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    now = as_utc(now) if now else records.utcnow()
+    backend = app.extensions["jobs"]
+    with app.app_context():
+        found = records.find_or_create_many(
+            app.data.driver.db,
+            requests,
+            max_attempts=int(app.config["JOBS_MAX_ATTEMPTS"]),
+            backend=backend.name,
+            now=now,
+        )
+    for job, created in found:
+        if created:
+            backend.submit(job)
+    return [job for job, _ in found]
 
 
 def owner_of(doc: dict[str, Any]) -> dict[str, str]:
