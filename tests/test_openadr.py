@@ -79,10 +79,15 @@ class Party:
         return answer.json()
 
     def patch(self, resource: str, lookup: str, changes: dict) -> dict:
-        etag = self.item(resource, lookup)["_etag"]
-        answer = self.session.patch(
-            f"{self.url}/{resource}/{lookup}", json=changes, timeout=5, headers={"If-Match": etag}
-        )
+        """As a client does: re-read and retry when another writer (the bridge
+        recording a VEN's answer) changed the item in between (412)."""
+        for _ in range(5):
+            etag = self.item(resource, lookup)["_etag"]
+            answer = self.session.patch(
+                f"{self.url}/{resource}/{lookup}", json=changes, timeout=5, headers={"If-Match": etag}
+            )
+            if answer.status_code != 412:
+                break
         assert answer.status_code == 200, answer.text
         return answer.json()
 
