@@ -103,6 +103,13 @@ HIDDEN: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+# fields of a shared document of which each party sees only its own share: a
+# filter on them would tell a prosumer whether another party's id is in it
+UNFILTERABLE: dict[tuple[str, str], frozenset[str]] = {
+    ("contracts", "prosumer"): frozenset({"device_ids", "offers", "account_ids", "settlement_shares"}),
+}
+
+
 def principal() -> Principal | None:
     return g.get("principal") if has_request_context() else None
 
@@ -135,16 +142,18 @@ def refuse_hidden_field_queries(resource: str, req: Any, lookup: dict[str, Any])
     parameters, as the store will: JSON escapes (``\\u0065mail``) are decoded
     and Python-syntax names are NFKC-normalised by the parser (``ｎame`` is
     ``name``); any other non-ASCII name is refused outright."""
+    who = principal()
     hidden = hidden_fields(resource)
-    if not hidden:
+    shared = UNFILTERABLE.get((resource, who.role), frozenset()) if who else frozenset()
+    if not hidden and not shared:
         return
-    named = {name.split(".")[0] for name in queried_fields(resource)}
-    refused = sorted(n for n in named if not n.isascii() or _normal(n) in {_normal(h) for h in hidden})
+    named = {name.split(".")[0] for name in queried_fields(resource, with_projection=bool(hidden))}
+    refused = sorted(n for n in named if not n.isascii() or _normal(n) in {_normal(h) for h in hidden | shared})
     if refused:
         abort(400, description=f"field(s) not visible to your role: {', '.join(refused)}")
 
 
-def queried_fields(resource: str) -> set[str]:
+def queried_fields(resource: str, with_projection: bool = True) -> set[str]:
     """The field names of this request's ``where``, ``sort`` and ``projection``."""
     config = current_app.config
     names: set[str] = set()
@@ -157,7 +166,7 @@ def queried_fields(resource: str) -> set[str]:
     if sort:
         names |= {field for field, _ in query.parse_sort(sort)}
     projection = request.args.get(config["QUERY_PROJECTION"])
-    if projection:
+    if projection and with_projection:
         names |= set(json.loads(projection))  # shape checked by registry.guards
     return names
 

@@ -507,6 +507,24 @@ def test_each_prosumer_sees_only_its_share_of_a_shared_contract(market, db):
     assert sorted(full["account_ids"]) == sorted(accounts.values()) and len(full["offers"]) == 2
 
 
+@pytest.mark.parametrize("field", ["device_ids", "offers", "account_ids", "settlement_shares.account_id"])
+def test_a_prosumer_cannot_probe_the_others_share_with_a_filter(market, db, field):
+    """The attack: filter on B's device id and read _meta.total (1 = B is in it)."""
+    offers, _ = shared_contract(market)
+    theirs = {
+        "device_ids": market.dev["b"],
+        "offers": offers["b"],
+        "account_ids": db["devices"].find_one({"device_id": market.dev["b"]})["account_id"],
+        "settlement_shares.account_id": "x",
+    }[field]
+    for params in ({"where": json.dumps({field: theirs})}, {"sort": field}):
+        response = market.prosumer_a.get("/contracts", query_string=params)
+        assert response.status_code == 400, response.json
+        assert "not visible to your role" in response.json["_error"]["message"]
+    probe = {"where": json.dumps({"device_ids": market.dev["b"]})}
+    assert market.aggregator.get("/contracts", query_string=probe).json["_meta"]["total"] == 1  # the filter works
+
+
 def test_each_prosumer_sees_only_its_share_of_the_settlement(app, market, insert):
     _, contract_id = shared_contract(market)
     insert(
