@@ -161,8 +161,21 @@ def _without_required(node: Any) -> Any:
     return node
 
 
+# POSTs that take an Idempotency-Key (registry/idempotency.py, docs/marketplace.md)
+IDEMPOTENT_POSTS = frozenset({"/offers", "/contracts"})
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "a client's retry with the same key (and body) gets the first answer, never a second document",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
+
+
 def _fix_operation(verb: str, operation: dict[str, Any], path: str, bulk: bool) -> None:
     responses = operation.setdefault("responses", {})
+    if verb == "post" and path in IDEMPOTENT_POSTS:
+        operation.setdefault("parameters", []).append(copy.deepcopy(IDEMPOTENCY_KEY))
     is_item = "{" in path
     for code in COMMON_ERRORS + VERB_ERRORS[verb]:
         if code != "404" or is_item:
