@@ -6,6 +6,7 @@ python run.py token --role aggregator|prosumer|service|admin [--aggregator-id ID
 python run.py seed [--prosumers N] [--days D]
 python run.py worker [--burst]
 python run.py bridge [--api-url URL] [--host H] [--vtn-port V]
+python run.py migrate
 python run.py keys list|rotate [--stage]|prune [--older-than S]|hash-secret [--file PATH]
 """
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--api-url", help="the registry's URL (default: OPENADR_API_URL, PUBLIC_URL)")
     bridge.add_argument("--host", help="address the VTN listens on (default 127.0.0.1)")
     bridge.add_argument("--vtn-port", type=int, help="VTN port (default: OPENADR_PORT, VTN_PORT, 8080)")
+    sub.add_parser("migrate", help="create or update MONGO_URI's indexes (once per deployment, before serving)")
     add_keys_args(sub)
     return parser
 
@@ -265,6 +267,19 @@ def bridge(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate(args: argparse.Namespace) -> int:
+    from admin_ui import session
+    from registry import create_app, mongo_setup
+
+    app = create_app({"JOBS_EMBEDDED_WORKER": False})
+    if app.config["STORE_KIND"] == "embedded":
+        print("run.py migrate: MONGO_URI is not set; the embedded store creates its indexes itself.", file=sys.stderr)
+        return 2
+    created = mongo_setup.ensure_indexes(app, session.ensure_indexes)
+    print(f"  {len(created)} resource indexes and the registry's own are in place in {app.config['MONGO_DBNAME']}")
+    return 0
+
+
 def keys(args: argparse.Namespace) -> int:
     from registry.auth import key_commands
 
@@ -279,6 +294,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": worker,
     "bridge": bridge,
     "keys": keys,
+    "migrate": migrate,
 }
 
 

@@ -25,6 +25,22 @@ def _env_switch(name: str, default: str) -> bool | str:
 
 MONGO_URI: str | None = os.environ.get("MONGO_URI") or None
 MONGO_DBNAME: str = os.environ.get("MONGO_DBNAME", "der_registry")
+
+
+def _write_concern(raw: str | None) -> dict[str, Any] | int | str | None:
+    """ "majority", a number, or JSON ({"w": "majority", "j": true}); None: the URI's w, else majority."""
+    if not raw:
+        return None
+    return json.loads(raw) if raw.lstrip().startswith("{") else raw
+
+
+# durability (docs/deploy.md): resolved by registry/mongo_setup.py; Eve's own default is w:1
+MONGO_WRITE_CONCERN: dict[str, Any] | int | str | None = _write_concern(os.environ.get("MONGO_WRITE_CONCERN"))
+# the MongoDB client's readConcernLevel (not the embedded store's); a URI's own readConcernLevel wins
+MONGO_READ_CONCERN: str = os.environ.get("MONGO_READ_CONCERN", "majority")
+# with MONGO_URI, start-up waits for the server: this many pings, with back-off, in at most this long
+MONGO_CONNECT_RETRIES: int = _env_int("MONGO_CONNECT_RETRIES", 10)
+MONGO_CONNECT_WAIT_SECONDS: float = float(os.environ.get("MONGO_CONNECT_WAIT_SECONDS", "60"))
 REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
 # absolute, so the server and `run.py token` share one signing key wherever they start
 INSTANCE_PATH: str = os.path.abspath(

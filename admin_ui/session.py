@@ -32,6 +32,8 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from registry import mongo_setup
+
 log = logging.getLogger(__name__)
 COLLECTION = "ui_sessions"
 REDIS_KEY = "ui-session:"
@@ -83,7 +85,8 @@ class StoreSessions:
     def collection(self) -> Any:
         collection = self.get_db()[COLLECTION]
         if not self._indexes_ready:
-            collection.create_index("expires_at", expireAfterSeconds=0)
+            if mongo_setup.created_here(self.get_db()):  # on MongoDB: `run.py migrate`
+                ensure_indexes(self.get_db())
             self._indexes_ready = True
         return collection
 
@@ -218,3 +221,8 @@ def _expired(expires_at: Any) -> bool:
     if expires_at.tzinfo is None:  # a store without tz_aware returns naive UTC
         expires_at = expires_at.replace(tzinfo=UTC)
     return expires_at <= datetime.now(UTC)
+
+
+def ensure_indexes(db: Any) -> None:
+    """The TTL index that sweeps expired sessions on MongoDB."""
+    db[COLLECTION].create_index("expires_at", expireAfterSeconds=0)

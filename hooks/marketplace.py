@@ -26,7 +26,7 @@ from eve.methods.common import abort, payload
 from flask import current_app
 
 from hooks import access
-from registry import atomic, idempotency, reservations
+from registry import atomic, idempotency, mongo_setup, reservations
 from registry.clock import utcnow
 from registry.marketplace import (
     RESERVING,
@@ -256,7 +256,8 @@ HOOKS = [
 def init_app(app: Eve) -> None:
     """The reservations and idempotency indexes; keys are closed after each request."""
     with app.app_context():
-        reservations.ensure_indexes(app.data.driver.db)
-        idempotency.ensure_indexes(app.data.driver.db)
+        if mongo_setup.created_here(app.data.driver.db):  # on MongoDB: `run.py migrate`
+            reservations.ensure_indexes(app.data.driver.db)
+            idempotency.ensure_indexes(app.data.driver.db)
     idempotency.REPAIRS["contracts"] = repair_unstored_contracts
     app.after_request(idempotency.finish)

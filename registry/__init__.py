@@ -12,7 +12,20 @@ import admin_ui
 import hooks
 import settings
 from hooks import access
-from registry import advice_requests, auth, credentials, docs, guards, jobs, json_io, limits, logs, observability, store
+from registry import (
+    advice_requests,
+    auth,
+    credentials,
+    docs,
+    guards,
+    jobs,
+    json_io,
+    limits,
+    logs,
+    mongo_setup,
+    observability,
+    store,
+)
 from registry.auth.bearer import BearerAuth, PrincipalCache
 from registry.store import RegistryMongo
 from registry.validator import RegistryValidator
@@ -26,6 +39,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     logs.configure_for(config)  # first: every line from here on has the one format
     os.makedirs(config["INSTANCE_PATH"], exist_ok=True)
     config = credentials.resolve(config)  # configured secrets, or the demo's; none in a deployment fails here
+    config = mongo_setup.configure(config)  # write / read concern; with MONGO_URI, no index at start
     app = Eve(
         import_name=__name__,
         settings=config,
@@ -34,6 +48,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
         auth=BearerAuth,
         instance_path=config["INSTANCE_PATH"],
     )
+    if app.config.get("MONGO_URI"):
+        mongo_setup.wait_for_server(app)  # a server still starting is waited for, with back-off
     app.extensions["principal_cache"] = PrincipalCache(auth.validator_from_config(app.config))
     app.extensions["access_policy"] = access.allowed_methods
     store.init_app(app)

@@ -24,6 +24,8 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from registry import mongo_setup
+
 from .accounts import (
     OAuthClient,
     OAuthUser,
@@ -110,11 +112,16 @@ class _ProviderState:
     def codes(self) -> Any:
         collection = self.get_db()[CODES]
         if not self.indexes_ready:
-            # On MongoDB the TTL index sweeps unused codes; mongomock ignores it.
-            collection.create_index("code_hash", unique=True)
-            collection.create_index("expires_at", expireAfterSeconds=0)
+            if mongo_setup.created_here(self.get_db()):  # on MongoDB: `run.py migrate`
+                ensure_indexes(self.get_db())
             self.indexes_ready = True
         return collection
+
+
+def ensure_indexes(db: Any) -> None:
+    """On MongoDB the TTL index sweeps unused codes; mongomock ignores it."""
+    db[CODES].create_index("code_hash", unique=True)
+    db[CODES].create_index("expires_at", expireAfterSeconds=0)
 
 
 def _keep_no_token(token: dict[str, Any], req: Any) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from registry import mongo_setup
+
 from .principal import Principal
 
 log = logging.getLogger(__name__)
@@ -58,9 +60,8 @@ class TokenRevocations:
     def collection(self) -> Any:
         collection = self.get_db()[COLLECTION]
         if not self.indexes_ready:
-            # On MongoDB the TTL index sweeps entries whose token has expired;
-            # mongomock ignores it, so `revoke` also sweeps.
-            collection.create_index("expires_at", expireAfterSeconds=0)
+            if mongo_setup.created_here(self.get_db()):  # on MongoDB: `run.py migrate`
+                ensure_indexes(self.get_db())
             self.indexes_ready = True
         return collection
 
@@ -106,3 +107,9 @@ class TokenRevocations:
         except RedisError as error:
             log.warning("revoked tokens: cannot %s in Redis (%s); the store answers", what, error)
             return None
+
+
+def ensure_indexes(db: Any) -> None:
+    """On MongoDB the TTL index sweeps entries whose token has expired; mongomock
+    ignores it, so `revoke` also sweeps."""
+    db[COLLECTION].create_index("expires_at", expireAfterSeconds=0)

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from registry import mongo_setup
 from registry.clock import as_utc
 from registry.jobs import records, runner
 from registry.jobs.backends import EmbeddedBackend, RQBackend
@@ -33,7 +34,8 @@ def init_app(app: Flask) -> None:
     else:
         app.extensions["jobs"] = EmbeddedBackend(app, lambda: run_pending(app), lambda: tick(app))
     with app.app_context():
-        records.ensure_indexes(app.data.driver.db)
+        if mongo_setup.created_here(app.data.driver.db):  # on MongoDB: `run.py migrate`
+            records.ensure_indexes(app.data.driver.db)
     if embedded_worker_wanted(app.config, app.extensions["jobs"].name) and not app.config.get("TESTING"):
         start_worker(app)
 
