@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -24,10 +26,42 @@ def instance_path(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("instance"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def throwaway_mongodb(tmp_path_factory) -> Any:
+    """With MONGO_URI (a real MongoDB, `MONGO_URI=… bash scripts/test.sh`): a database
+    of this run's own, der_registry_test_<random>, with the indexes `run.py migrate`
+    creates, dropped at the end; no other database on that server is touched."""
+    if not os.environ.get("MONGO_URI"):
+        yield None
+        return
+    import settings
+    from admin_ui import session
+    from registry import mongo_setup
+
+    name = f"der_registry_test_{secrets.token_hex(6)}"
+    patch = pytest.MonkeyPatch()
+    patch.setattr(settings, "MONGO_DBNAME", name)
+    patch.setattr(settings, "DEMO_SECRETS", True)  # the suite's own generated secrets
+    app = create_app({"INSTANCE_PATH": str(tmp_path_factory.mktemp("migrate")), "TESTING": True})
+    mongo_setup.ensure_indexes(app, session.ensure_indexes)
+    try:
+        yield name
+    finally:
+        with app.app_context():
+            app.data.driver.cx.drop_database(name)
+        patch.undo()
+
+
 @pytest.fixture
-def app(instance_path):
-    """A fresh app and a fresh embedded store."""
-    yield create_app({"INSTANCE_PATH": instance_path, "TESTING": True})
+def app(instance_path, throwaway_mongodb):
+    """A fresh app and a fresh embedded store (with MONGO_URI: the run's database, emptied after each test)."""
+    app = create_app({"INSTANCE_PATH": instance_path, "TESTING": True})
+    yield app
+    if throwaway_mongodb and app.config["MONGO_DBNAME"] == throwaway_mongodb:
+        with app.app_context():
+            db = app.data.driver.db
+            for name in db.list_collection_names():
+                db[name].delete_many({})  # the indexes stay
 
 
 @pytest.fixture

@@ -89,22 +89,18 @@ def test_indexes_are_created_at_start(app):
 
 
 @pytest.mark.skipif(not os.environ.get("MONGO_URI"), reason="needs a real MongoDB: set MONGO_URI")
-def test_real_mongodb_counts_near_like_the_embedded_store(tmp_path):
+def test_real_mongodb_counts_near_like_the_embedded_store(app, client, insert, throwaway_mongodb):
+    """On the run's own database (tests/conftest.py drops it), as an admin."""
     import json
     from urllib.parse import urlencode
 
-    from registry import create_app
-
-    app = create_app({"INSTANCE_PATH": str(tmp_path), "MONGO_DBNAME": f"test_{os.getpid()}"})
-    with app.app_context():
-        db = app.data.driver.db
-        db["devices"].delete_many({})
-        db["devices"].insert_many([device(location=at(2.171, 41.381)), device(location=at(3.0, 42.0))])
+    assert app.config["STORE_KIND"] == "mongodb"
+    assert app.config["MONGO_DBNAME"] == throwaway_mongodb
+    insert("devices", device(location=at(2.171, 41.381)), device(location=at(3.0, 42.0)))
     near = {"location": {"$near": {"$geometry": {"type": "Point", "coordinates": CENTER}, "$maxDistance": 1000}}}
-    body = app.test_client().get("/devices?" + urlencode({"where": json.dumps(near)})).json
-    assert body["_meta"]["total"] == 1
-    with app.app_context():
-        app.data.driver.cx.drop_database(app.config["MONGO_DBNAME"])
+    response = client.get("/devices?" + urlencode({"where": json.dumps(near)}))
+    assert response.status_code == 200, response.json
+    assert response.json["_meta"]["total"] == 1
 
 
 def test_bulk_insert_keeps_unique_indexes_on_the_embedded_store(app):
