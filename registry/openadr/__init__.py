@@ -22,6 +22,7 @@ _EXPORTS = {
     "run_bridge": "runner",
     "VtnSupervisor": "runner",
     "MeasurementBuffer": "telemetry",
+    "Spool": "spool",
     "OpenADRBridge": "vtn",
     "build_vtn": "vtn",
 }

@@ -11,7 +11,9 @@
                           of such a message is stored; readings of rIDs not requested and
                           values that are not finite power in range are dropped, logged
                           and counted; the rest go to the measurement buffer
-                          ◀─ oadrUpdatedReport, whose description says what was dropped
+                          ◀─ oadrUpdatedReport, whose description says what was dropped;
+                          a full buffer refuses the whole message (469, nothing taken;
+                          the VEN sends it again later)
 
 Dropped and refused readings are counted in
 ``der_registry_openadr_readings_refused_total{reason}`` (prometheus_client, the
@@ -33,17 +35,18 @@ from prometheus_client import Counter
 from registry.metrics import PROCESS
 
 from . import mapping
-from .answers import INVALID_DATA, INVALID_ID, REPORT_NOT_SUPPORTED, Declined, text
+from .answers import INVALID_DATA, INVALID_ID, OTHER_ERROR, REPORT_NOT_SUPPORTED, Declined, text
 from .api_client import ApiClient
 from .devices import ensure_devices
-from .telemetry import MeasurementBuffer
+from .telemetry import BufferFull, MeasurementBuffer
 from .ven_auth import VenSession
 
 logger = logging.getLogger("registry.openadr")
 
 READINGS_REFUSED = Counter(
     "der_registry_openadr_readings_refused",
-    "Readings a VEN sent that were not stored, by reason (unknown_report_request, unknown_rid, bad_time, bad_value)",
+    "Readings a VEN sent that were not stored, by reason "
+    "(unknown_report_request, unknown_rid, bad_time, bad_value, buffer_full)",
     ["reason"],
     registry=PROCESS,
 )
@@ -225,7 +228,9 @@ class Reports:
         return wanted
 
     def _buffer(self, readings: dict[Wanted, list[tuple[datetime, Any]]]) -> int:
-        accepted = 0
+        """Convert every reading, then hand them to the buffer together: all taken or
+        (buffer full) none, refused at the VTN with 469 so the VEN keeps them."""
+        accepted: list[dict] = []
         for target, values in readings.items():
             documents, refused = mapping.power_measurements(target.device_id, values, target.factor)
             if refused:
@@ -237,9 +242,14 @@ class Reports:
                     mapping.MAX_POWER_KW,
                     refused[:NOTES_SHOWN],
                 )
-            self.buffer.add(documents)
-            accepted += len(documents)
-        return accepted
+            accepted += documents
+        try:
+            self.buffer.add(accepted)
+        except BufferFull as err:
+            READINGS_REFUSED.labels("buffer_full").inc(len(accepted))
+            logger.warning("%d reading(s) refused at the VTN: %s", len(accepted), err)
+            raise Declined(OTHER_ERROR, f"readings not taken, send them again later: {err}") from None
+        return len(accepted)
 
 
 def check_units(descriptions: list[dict]) -> None:

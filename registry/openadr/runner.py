@@ -1,7 +1,8 @@
 """Configuration and process entry points for the OpenADR bridge.
 
 ``run_bridge(config)`` serves the VTN until SIGINT/SIGTERM (``python run.py
-bridge``). ``VtnSupervisor`` runs that command as a child process of ``python
+bridge``), then sends buffered telemetry for up to ``drain_seconds`` and leaves
+the rest in the spool for the next start. ``VtnSupervisor`` runs that command as a child process of ``python
 run.py serve`` and starts it again whenever it dies, so nothing a VEN sends
 can take the API down with it. Settings come from ``OPENADR_*`` environment
 variables (docs/openadr.md); the registry's URL falls back to ``PUBLIC_URL``,
@@ -24,9 +25,13 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 
 from .api_client import ApiClient
+from .spool import Spool
+from .telemetry import MeasurementBuffer
 from .vtn import DEFAULT_PATH, OpenADRBridge, build_vtn
 
 logger = logging.getLogger("registry.openadr")
+
+SPOOL_FILE = "openadr-telemetry.sqlite3"
 
 
 @dataclass
@@ -53,6 +58,9 @@ class BridgeConfig:
     http_cert: str | None = None
     http_key: str | None = None
     http_ca_file: str | None = None
+    buffer_max: int = 100_000  # readings waiting for the registry; beyond, the VTN refuses more
+    spool: str | None = None  # sqlite file of accepted readings (default: in the instance folder)
+    drain_seconds: float = 10.0  # on SIGTERM, how long to keep sending before leaving the rest spooled
 
     @property
     def vtn_url(self) -> str:
@@ -75,15 +83,17 @@ class BridgeConfig:
         return cls(**values)
 
     def with_instance_credentials(self, instance_path: str) -> BridgeConfig:
-        """Without a token or secret: the built-in service client's secret from
-        the instance folder (the embedded default; deployments set OPENADR_CLIENT_*)."""
-        if self.token or self.client_secret:
-            return self
+        """The instance folder's defaults: the telemetry spool there unless
+        OPENADR_SPOOL says otherwise; without a token or secret, the built-in
+        service client's secret (the embedded default; deployments set OPENADR_CLIENT_*)."""
+        config = self if self.spool else replace(self, spool=os.path.join(instance_path, SPOOL_FILE))
+        if config.token or config.client_secret:
+            return config
         from registry import credentials
 
-        client_id = self.client_id or credentials.BRIDGE_CLIENT_ID
+        client_id = config.client_id or credentials.BRIDGE_CLIENT_ID
         return replace(
-            self, client_id=client_id, client_secret=credentials.secret_of(instance_path, "clients", client_id)
+            config, client_id=client_id, client_secret=credentials.secret_of(instance_path, "clients", client_id)
         )
 
 
@@ -116,6 +126,9 @@ def bridge_from_config(config: BridgeConfig) -> OpenADRBridge:
         contract_lead=timedelta(hours=config.lead_hours),
         market_context=config.market_context,
         recheck_after=config.recheck_seconds,
+        buffer=MeasurementBuffer(
+            api, max_pending=config.buffer_max, spool=Spool(config.spool) if config.spool else None
+        ),
     )
     return bridge
 
@@ -136,7 +149,7 @@ async def _serve(config: BridgeConfig) -> None:
     try:
         await stopping.wait()
     finally:
-        await bridge.aclose()
+        await bridge.aclose(drain_for=config.drain_seconds)
 
 
 class VtnSupervisor:

@@ -3,6 +3,12 @@
 A batch stays queued until the registry accepts it (re-sent with back-off while
 the API is unavailable); a 4xx verdict on the data drops only the rejected
 documents, found through Eve's per-item ``_issues`` or by bisecting the batch.
+
+The buffer holds at most ``max_pending`` readings (``BufferFull`` beyond: the
+VTN refuses the message instead of growing) and, given a ``Spool``, writes each
+reading to disk before it is accepted and deletes it once the registry answered
+for it; a new buffer on the same spool starts with what the last one left.
+``der_registry_openadr_buffered_readings`` gauges how many are waiting.
 """
 
 from __future__ import annotations
@@ -13,11 +19,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Gauge
+
+from registry.metrics import PROCESS
+
 from .api_client import ApiClient, ApiUnavailable
+from .spool import Spool
 
 logger = logging.getLogger("registry.openadr")
 
 DATA_VERDICTS = frozenset({400, 413, 422})  # answers that judge the documents themselves
+BUFFERED = Gauge(
+    "der_registry_openadr_buffered_readings",
+    "Readings the VTN accepted that the registry has not yet stored",
+    registry=PROCESS,
+)
+
+
+class BufferFull(Exception):
+    """The buffer holds ``max_pending`` readings; nothing of the new ones was taken."""
 
 
 @dataclass
@@ -34,18 +54,35 @@ class MeasurementBuffer:
     batch_size: int = 500
     flush_interval: float = 0.5
     backoff_max: float = 2.0
+    max_pending: int = 100_000
+    spool: Spool | None = None
     sent: int = 0
     dropped: int = 0
-    _pending: list[dict] = field(default_factory=list, repr=False)
+    _pending: list[tuple[int | None, dict]] = field(default_factory=list, repr=False)  # (spool row, document)
     _wakeup: asyncio.Event | None = field(default=None, repr=False)
     _task: asyncio.Task | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.spool is not None:
+            self._pending.extend(self.spool.load())
+            if self._pending:
+                logger.info("%d measurement(s) re-loaded from the spool %s", len(self._pending), self.spool.path)
+        BUFFERED.set(len(self._pending))
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
+    def room(self) -> int:
+        return max(self.max_pending - len(self._pending), 0)
+
     def add(self, docs: list[dict]) -> None:
-        self._pending.extend(docs)
+        """Take all of ``docs`` (on disk first, with a spool) or none (``BufferFull``)."""
+        if len(docs) > self.room():
+            raise BufferFull(f"{len(self._pending)} readings are waiting for the registry (at most {self.max_pending})")
+        seqs = self.spool.add(docs) if self.spool is not None else [None] * len(docs)
+        self._pending.extend(zip(seqs, docs))
+        BUFFERED.set(len(self._pending))
         if self._wakeup is not None and len(self._pending) >= self.batch_size:
             self._wakeup.set()
 
@@ -64,7 +101,12 @@ class MeasurementBuffer:
             if not await self.flush_once():
                 await asyncio.sleep(0.2)
         if self._pending:
-            logger.error("bridge stopped with %d measurements not yet accepted by the registry", len(self._pending))
+            where = f"kept in the spool {self.spool.path}" if self.spool is not None else "lost (no spool)"
+            logger.error(
+                "bridge stopped with %d measurements not yet accepted by the registry: %s", len(self._pending), where
+            )
+        if self.spool is not None:
+            self.spool.close()
 
     async def _run(self) -> None:
         delay = self.flush_interval
@@ -85,14 +127,17 @@ class MeasurementBuffer:
         if not batch:
             return True
         try:
-            accepted, rejected = await self._deliver(batch)
+            accepted, rejected = await self._deliver([doc for _, doc in batch])
         except ApiUnavailable as err:
             logger.warning("measurements kept for re-send (%d queued): %s", len(self._pending), err)
             return False
         except Exception:  # a bug must not lose telemetry either
             logger.exception("measurements kept for re-send after an unexpected error")
             return False
+        if self.spool is not None:  # the registry answered for all of them: stored or rejected
+            self.spool.remove([seq for seq, _ in batch])
         del self._pending[: len(batch)]
+        BUFFERED.set(len(self._pending))
         self.sent += accepted
         self.dropped += rejected
         return True

@@ -218,11 +218,13 @@ class OpenADRBridge:
         if self.watcher is not None:
             self.watcher.start()
 
-    async def aclose(self) -> None:
+    async def aclose(self, drain_for: float = 5.0) -> None:
+        """Stop serving, then try for ``drain_for`` s to hand the buffered telemetry
+        to the registry (what is left stays in the spool, if there is one)."""
         if self.watcher is not None:
             await self.watcher.stop()
         await self.server.stop()
-        await self.buffer.stop()
+        await self.buffer.stop(drain_for)
         await self.api.close()
 
     def start_in_thread(self, timeout: float = 10.0) -> OpenADRBridge:
@@ -247,11 +249,11 @@ class OpenADRBridge:
         ready.result(timeout)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, drain_for: float = 5.0) -> None:
         """Stop a bridge started with :meth:`start_in_thread`, draining telemetry."""
         if self.loop is None or self._thread is None:
             return
-        asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result(timeout)
+        asyncio.run_coroutine_threadsafe(self.aclose(drain_for), self.loop).result(timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         self.loop, self._thread = None, None
