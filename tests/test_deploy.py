@@ -164,6 +164,9 @@ def test_the_compose_file_has_the_reference_deployment() -> None:
     mongos = [services[f"mongo{n}"] for n in (1, 2, 3)]
     assert all("--replSet" in m["command"] and "--keyFile" in m["command"] for m in mongos)
     assert services["mongo-init"]["restart"] == "no"
+    assert services["migrate"]["command"][-1] == "migrate" and services["migrate"]["restart"] == "no"
+    for name in ("web", "worker"):  # indexes once per upgrade, never by every process at start
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert services["web"]["environment"]["TRUSTED_PROXIES"] == "1"
     assert "gunicorn" in services["web"]["command"] and "deploy/gunicorn.conf.py" in services["web"]["command"]
     assert services["worker"]["command"][-1] == "worker" and services["bridge"]["command"][2] == "bridge"
@@ -234,7 +237,7 @@ def test_systemd_verifies_the_units(tmp_path: Any) -> None:
     checked = subprocess.run(
         ["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60, check=False
     )
-    assert len(units) == 3
+    assert len(units) == 4
     assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr
 
 
