@@ -23,8 +23,6 @@ tests/test_openadr.py::test_registry_outage_loses_no_telemetry.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,42 +36,7 @@ from registry.jobs import backends, records
 from tests.conftest import as_json
 from tests.factories import device
 from tests.history import as_api, readings, this_hour
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A throw-away redis-server on loopback that a test can stop and start."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        from redis import Redis
-
-        for _ in range(100):
-            try:
-                Redis.from_url(self.url).ping()
-                return
-            except Exception:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
+from tests.support.redis_server import RedisServer, free_port
 
 
 @pytest.fixture
