@@ -32,6 +32,8 @@ from typing import Any
 import requests
 from werkzeug.serving import make_server
 
+from tests.support.market import publish_offer
+
 AGGREGATOR = "agg-north"
 
 
@@ -131,19 +133,7 @@ def trial(app: Any, url: str, bearer: Callable[..., dict[str, str]], racers: int
         codes = sorted(pool.map(accept, range(racers)))
     with app.app_context():
         held = app.data.driver.db["reservations"].count_documents({"device_id": dev["device_id"]})
-    offer = requests.post(
-        f"{url}/offers",
-        headers=prosumer,
-        timeout=60,
-        json={
-            "device_id": dev["device_id"],
-            "start": iso(0),
-            "end": iso(4),
-            "direction": "down",
-            "power_kw": 1.0,
-            "price": 0.1,
-        },
-    ).json()
+    offer = publish_offer(url, prosumer, dev["device_id"], iso(0), iso(4), power_kw=1.0, price=0.1, timeout=60)
     second = requests.post(
         f"{url}/contracts",
         headers=aggregator,

@@ -36,6 +36,7 @@ from registry.jobs import backends, records
 from tests.conftest import as_json
 from tests.factories import device
 from tests.history import as_api, readings, this_hour
+from tests.support.market import publish_offer
 from tests.support.redis_server import RedisServer, free_port
 
 
@@ -184,19 +185,7 @@ def test_a_worker_dead_mid_contract_leaves_nothing_the_tick_does_not_repair(app,
     dev = device()
     insert("devices", dev)
     prosumer = {"Authorization": f"Bearer {token('prosumer', account_id=dev['account_id'])}"}
-    offer = requests.post(
-        f"{server}/offers",
-        headers=prosumer,
-        timeout=30,
-        json={
-            "device_id": dev["device_id"],
-            "start": iso(0),
-            "end": iso(6),
-            "direction": "down",
-            "power_kw": 2.0,
-            "price": 0.2,
-        },
-    ).json()
+    offer = publish_offer(server, prosumer, dev["device_id"], iso(0), iso(6), power_kw=2.0, price=0.2, timeout=30)
     aggregator = {
         "Authorization": f"Bearer {token('aggregator', aggregator_id=dev['aggregator_id'])}",
         "Idempotency-Key": "order-42",

@@ -16,6 +16,7 @@ import requests
 
 from registry.marketplace import slot_starts
 from tests.factories import AGGREGATOR, device
+from tests.support.market import publish_offer
 
 RACERS = 20
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -48,19 +49,7 @@ def test_twenty_aggregator_requests_race_for_one_offer(request, server, insert, 
     dev = device()
     insert("devices", dev)
     prosumer = {"Authorization": f"Bearer {token('prosumer', account_id=dev['account_id'])}"}
-    offer = requests.post(
-        f"{server}/offers",
-        headers=prosumer,
-        timeout=10,
-        json={
-            "device_id": dev["device_id"],
-            "start": iso(0),
-            "end": iso(6),
-            "direction": "down",
-            "power_kw": 2.0,
-            "price": 0.2,
-        },
-    ).json()
+    offer = publish_offer(server, prosumer, dev["device_id"], iso(0), iso(6), power_kw=2.0, price=0.2, timeout=10)
     aggregator = {"Authorization": f"Bearer {token('aggregator', aggregator_id=AGGREGATOR)}"}
     # every window shares the slot at +1:45, so each pair overlaps
     windows = [(1 + 0.25 * (i % 4), 2 + 0.25 * (i % 4)) for i in range(RACERS)]
@@ -136,19 +125,7 @@ def test_racing_accepts_of_one_proposal_hold_one_set_of_slots(server, slow_store
         assert sorted(r["slot_start"] for r in held) == slot_starts(
             BASE + timedelta(hours=1), BASE + timedelta(hours=2)
         ), trial
-        offer = requests.post(
-            f"{server}/offers",
-            headers=prosumer,
-            timeout=30,
-            json={
-                "device_id": dev["device_id"],
-                "start": iso(0),
-                "end": iso(4),
-                "direction": "down",
-                "power_kw": 1.0,
-                "price": 0.1,
-            },
-        ).json()
+        offer = publish_offer(server, prosumer, dev["device_id"], iso(0), iso(4), power_kw=1.0, price=0.1, timeout=30)
         second = requests.post(
             f"{server}/contracts",
             headers=aggregator,
@@ -164,19 +141,7 @@ def test_racing_retries_with_one_idempotency_key_make_one_contract(server, slow_
     dev = device()
     insert("devices", dev)
     prosumer = bearer(token, "prosumer", account_id=dev["account_id"])
-    offer = requests.post(
-        f"{server}/offers",
-        headers=prosumer,
-        timeout=30,
-        json={
-            "device_id": dev["device_id"],
-            "start": iso(0),
-            "end": iso(6),
-            "direction": "down",
-            "power_kw": 2.0,
-            "price": 0.2,
-        },
-    ).json()
+    offer = publish_offer(server, prosumer, dev["device_id"], iso(0), iso(6), power_kw=2.0, price=0.2, timeout=30)
     aggregator = {**bearer(token, "aggregator", aggregator_id=AGGREGATOR), "Idempotency-Key": "order-17"}
     body = {"aggregator_id": AGGREGATOR, "offers": [offer["_id"]], "start": iso(1), "end": iso(2)}
 
