@@ -149,6 +149,14 @@ def page_count(total: int, per_page: int) -> int:
     return max((total + per_page - 1) // per_page, 1)
 
 
+def pager(total: int, page: int, per_page: int) -> dict[str, int]:
+    """The pager's context for a listing of `total` records, after checking that
+    `page` exists (PageOutOfRange otherwise)."""
+    pages = page_count(total, per_page)
+    check_page(page, pages)
+    return {"total": total, "page": page, "pages": pages}
+
+
 def api_time(local: str) -> str | None:
     """An ``<input type=datetime-local>`` value (taken as UTC) in the API's format."""
     for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):

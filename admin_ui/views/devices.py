@@ -15,9 +15,8 @@ from admin_ui.queries import (
     DEVICE_SORTS,
     DEVICE_TYPES,
     PAGE_SIZES,
-    check_page,
     device_query,
-    page_count,
+    pager,
     without_page,
 )
 from admin_ui.series import forecast_chart, measurement_chart
@@ -34,16 +33,12 @@ def devices(user: User) -> Any:
     result = api(user).listing("devices", **query.params)
     if not result.ok:
         return failure(result, "The devices could not be listed")
-    pages = page_count(result.total, query.per_page)
-    check_page(query.page, pages)
     return listing(
         "devices.html",
         "devices",
         result.unreadable,
         devices=result.items,
-        total=result.total,
-        page=query.page,
-        pages=pages,
+        **pager(result.total, query.page, query.per_page),
         per_page=query.per_page,
         args=without_page(request.args),
         filters=request.args,

@@ -9,7 +9,7 @@ from flask import request
 
 from admin_ui.blueprint import api, bp, failure, listing, page, unavailable
 from admin_ui.login import User, login_required
-from admin_ui.queries import check_page, page_count, page_number, without_page
+from admin_ui.queries import page_number, pager, without_page
 from admin_ui.series import TAG_WORDS, advice_timeline, recommended_devices
 
 PER_PAGE = 25
@@ -43,19 +43,15 @@ def jobs(user: User) -> Any:
     result = client.listing("jobs", where=where, sort="-_created", max_results=PER_PAGE, page=current)
     if not result.ok:
         return failure(result, "The jobs could not be listed")
-    pages = page_count(result.total, PER_PAGE)
-    check_page(current, pages)
     return listing(
         "jobs.html",
         "jobs",
         result.unreadable,
         jobs=result.items,
-        total=result.total,
-        page=current,
         status=status,
         statuses=JOB_STATUSES,
-        pages=pages,
         args=without_page(request.args),
+        **pager(result.total, current, PER_PAGE),
     )
 
 
@@ -66,15 +62,5 @@ def audit(user: User) -> Any:
     result = api(user).listing("oplog", sort="-_created", max_results=PER_PAGE, page=current)
     if not result.ok:
         return failure(result, "The audit trail could not be read")
-    pages = page_count(result.total, PER_PAGE)
-    check_page(current, pages)
-    return listing(
-        "audit.html",
-        "entries",
-        result.unreadable,
-        entries=result.items,
-        total=result.total,
-        page=current,
-        pages=pages,
-        args={},
-    )
+    context = pager(result.total, current, PER_PAGE)
+    return listing("audit.html", "entries", result.unreadable, entries=result.items, args={}, **context)
