@@ -99,7 +99,8 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
-    from registry import create_app, demo
+    from registry import create_app
+    from registry.demo import seeding as demo
 
     url = f"http://{args.host}:{args.port}"
     app = create_app(
@@ -219,7 +220,8 @@ def token(args: argparse.Namespace) -> int:
 
 
 def seed(args: argparse.Namespace) -> int:
-    from registry import create_app, demo
+    from registry import create_app
+    from registry.demo import seeding as demo
 
     app = create_app({"JOBS_EMBEDDED_WORKER": False})  # the jobs it enqueues run in serve or workers
     if app.config["STORE_KIND"] == "embedded":
@@ -235,8 +237,9 @@ def seed(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from registry import create_app, jobs, logs
+    from registry import create_app, jobs
     from registry.jobs import backends
+    from registry.ops import logs
 
     app = create_app({"JOBS_EMBEDDED_WORKER": False})
     if app.extensions["jobs"].name != "rq":
@@ -268,14 +271,14 @@ def bridge(args: argparse.Namespace) -> int:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    from admin_ui import session
-    from registry import create_app, mongo_setup
+    from registry import create_app
+    from registry.store import mongo_setup
 
     app = create_app({"JOBS_EMBEDDED_WORKER": False})
     if app.config["STORE_KIND"] == "embedded":
         print("run.py migrate: MONGO_URI is not set; the embedded store creates its indexes itself.", file=sys.stderr)
         return 2
-    created = mongo_setup.ensure_indexes(app, session.ensure_indexes)
+    created = mongo_setup.ensure_indexes(app)
     print(f"  {len(created)} resource indexes and the registry's own are in place in {app.config['MONGO_DBNAME']}")
     return 0
 

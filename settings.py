@@ -34,7 +34,7 @@ def _write_concern(raw: str | None) -> dict[str, Any] | int | str | None:
     return json.loads(raw) if raw.lstrip().startswith("{") else raw
 
 
-# durability (docs/deploy.md): resolved by registry/mongo_setup.py; Eve's own default is w:1
+# durability (docs/deploy.md): resolved by registry/store/mongo_setup.py; Eve's own default is w:1
 MONGO_WRITE_CONCERN: dict[str, Any] | int | str | None = _write_concern(os.environ.get("MONGO_WRITE_CONCERN"))
 # the MongoDB client's readConcernLevel (not the embedded store's); a URI's own readConcernLevel wins
 MONGO_READ_CONCERN: str = os.environ.get("MONGO_READ_CONCERN", "majority")
@@ -70,7 +70,7 @@ OAUTH_CLIENTS: list[dict[str, Any]] | None = (
     json.loads(os.environ["OAUTH_CLIENTS"]) if "OAUTH_CLIENTS" in os.environ else None
 )
 # secrets (docs/deploy.md, "Secrets and key rotation"): each in its variable or in the file
-# its *_FILE names (a mounted secret); read by registry/credentials.py. With MONGO_URI all
+# its *_FILE names (a mounted secret); read by registry/auth/credentials.py. With MONGO_URI all
 # are required; without it, what is missing is generated into INSTANCE_PATH (the demo)
 OAUTH_USERS_FILE: str | None = os.environ.get("OAUTH_USERS_FILE") or None
 OAUTH_CLIENTS_FILE: str | None = os.environ.get("OAUTH_CLIENTS_FILE") or None
@@ -182,7 +182,7 @@ MONGO_QUERY_BLACKLIST = [
 # answered as JSON errors (Eve's list, plus 413 / 415 / 503 that the guards raise)
 STANDARD_ERRORS = [400, 401, 403, 404, 405, 406, 409, 410, 412, 413, 415, 422, 428, 429, 503]
 # stored NaN / ±Infinity are written as null instead of failing the response
-RENDERERS = ["registry.json_io.SafeJSONRenderer", "eve.render.XMLRenderer"]
+RENDERERS = ["registry.api.json_io.SafeJSONRenderer", "eve.render.XMLRenderer"]
 SWAGGER_INFO = {
     "title": "DER Registry & Flexibility Marketplace API",
     "version": "1.0",

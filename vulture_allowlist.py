@@ -7,8 +7,8 @@ with a caller outside our code.
 # ruff: noqa: B018, F821
 
 # Flask / Eve / Jinja call these by registration or by name
-_.session_interface  # Flask's session backend (admin_ui/__init__.py)
-_template_globals, _check_csrf, _security_headers, _unauthorized  # blueprint hooks (admin_ui/blueprint.py)
+_.session_interface  # Flask's session backend (registry/admin_ui/__init__.py)
+_template_globals, _check_csrf, _security_headers, _unauthorized  # blueprint hooks (registry/admin_ui/blueprint.py)
 _invalid_page, _page_out_of_range, _unexpected, not_found  # blueprint error handlers
 _.words  # read by templates/admin_ui/advice.html
 _.open_session, _.save_session  # Flask SessionInterface
@@ -20,7 +20,7 @@ _.auth_error  # read back from flask.g by the auth error handler
 _.authorized, allowed_roles  # Eve's TokenAuth interface
 _._convert_where_request_to_dict, _._convert_sort_request_to_dict, _.mongo_prefix  # Eve's Mongo layer
 SafeJSONRenderer  # named in settings.RENDERERS
-sender  # blinker signal receiver signature (registry/observability.py)
+sender  # blinker signal receiver signature (registry/api/observability.py)
 __instancecheck__  # isinstance() on the validator's type classes
 frame  # signal handler signature (run.py)
 MODULES, RESOURCE  # read by settings.build_domain()

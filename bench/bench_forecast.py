@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from registry import baselines
-from registry import forecasting as fc
+from registry.forecast import baselines
+from registry.forecast import model as fc
 
 START = datetime(2023, 4, 3, tzinfo=UTC)  # a Monday
 HISTORY_DAYS = 28

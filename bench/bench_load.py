@@ -247,7 +247,8 @@ def run(
     with_worker: bool = False,
 ) -> dict[str, Any]:
     """Run the workload; returns the figures (totals, and per operation)."""
-    from registry import create_app, demo, jobs
+    from registry import create_app, jobs
+    from registry.demo import seeding as demo
 
     instance = tempfile.mkdtemp(prefix="bench-load-")
     app = create_app({"INSTANCE_PATH": instance, "RATE_LIMIT": "1000000 per minute", "JOBS_EMBEDDED_WORKER": False})

@@ -30,7 +30,7 @@ import requests
 from openleadr import OpenADRClient, utils
 
 import settings
-from registry import credentials
+from registry.auth import credentials
 from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
 from tests.support.loopback import LoopbackRegistry, free_port, with_credentials
 from tests.support.raw_ven import RawVen, outcome, power_description, register_reports, valid_answer

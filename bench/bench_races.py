@@ -39,7 +39,7 @@ AGGREGATOR = "agg-north"
 
 def slowed(latency: tuple[float, float]) -> None:
     """Every call through the store's GeoCollection takes ``latency`` seconds more."""
-    from registry import store
+    from registry.store import collections as store
 
     def pause() -> None:
         time.sleep(random.uniform(*latency) / 2)

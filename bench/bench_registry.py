@@ -27,10 +27,12 @@ from eve import Eve
 from eve.io.mongo import Mongo
 
 import settings
-from registry import create_app, demo
+from registry import create_app
+from registry.api.data_layer import Connection
+from registry.api.validator import RegistryValidator
 from registry.auth import mint_token
-from registry.store import Connection, bulk_insert
-from registry.validator import RegistryValidator
+from registry.demo import seeding as demo
+from registry.store.embedded import bulk_insert
 
 CENTER = [2.1734, 41.3851]
 AGGREGATOR = "coop-iberia"

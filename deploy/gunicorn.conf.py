@@ -33,10 +33,10 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 # the heartbeat file of each worker: in memory, not on a container's overlay disk
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# X-Forwarded-* are the app's to believe or not (TRUSTED_PROXIES, registry/limits.py), not gunicorn's
+# X-Forwarded-* are the app's to believe or not (TRUSTED_PROXIES, registry/api/limits.py), not gunicorn's
 forwarded_allow_ips = ""
 
-# gunicorn's own lines as JSON objects with the keys of registry/logs.py; no access log:
+# gunicorn's own lines as JSON objects with the keys of registry/ops/logs.py; no access log:
 # the app writes one line per request with its request id
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 accesslog = None
@@ -57,7 +57,7 @@ logconfig_dict = {
         )
     },
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
-    "root": {"level": "INFO", "handlers": []},  # the app adds its own (registry/logs.py)
+    "root": {"level": "INFO", "handlers": []},  # the app adds its own (registry/ops/logs.py)
     "loggers": {
         "gunicorn.error": {"level": loglevel.upper(), "handlers": ["stderr"], "propagate": False},
         "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},

@@ -8,27 +8,19 @@ from typing import Any
 from eve import Eve
 from flask import jsonify
 
-import admin_ui
-import hooks
 import settings
-from hooks import access
-from registry import (
-    advice_requests,
-    auth,
-    credentials,
-    docs,
-    guards,
-    jobs,
-    json_io,
-    limits,
-    logs,
-    mongo_setup,
-    observability,
-    store,
-)
+from registry import admin_ui, auth, hooks, jobs
+from registry.admin_ui import session
+from registry.api import advice_requests, data_layer, docs, guards, json_io, limits, observability
+from registry.api.data_layer import RegistryMongo
+from registry.api.validator import RegistryValidator
+from registry.auth import credentials, provider, revocation
 from registry.auth.bearer import BearerAuth, PrincipalCache
-from registry.store import RegistryMongo
-from registry.validator import RegistryValidator
+from registry.hooks import access
+from registry.jobs import records
+from registry.market import reservations
+from registry.ops import logs
+from registry.store import idempotency_keys, mongo_setup
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Eve:
@@ -52,7 +44,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
         mongo_setup.wait_for_server(app)  # a server still starting is waited for, with back-off
     app.extensions["principal_cache"] = PrincipalCache(auth.validator_from_config(app.config))
     app.extensions["access_policy"] = access.allowed_methods
-    store.init_app(app)
+    # the collections kept beside Eve's resources, whose indexes `run.py migrate` creates
+    app.extensions["collection_indexes"] = [
+        records.ensure_indexes,
+        reservations.ensure_indexes,
+        idempotency_keys.ensure_indexes,
+        provider.ensure_indexes,
+        revocation.ensure_indexes,
+        session.ensure_indexes,
+    ]
+    data_layer.init_app(app)
     json_io.init_app(app)
     guards.init_app(app)
     limits.init_app(app)

@@ -1,4 +1,4 @@
-"""advice: advisor output (registry/advisor.py), written by advisor jobs.
+"""advice: advisor output (registry/forecast/advisor.py), written by advisor jobs.
 
 prosumer: one tagged entry per 15-minute slot (1 consumption strongly
 recommended … 5 forbidden) with a machine-readable code; aggregator: the

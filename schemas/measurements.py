@@ -25,7 +25,7 @@ RESOURCE: dict[str, Any] = {
     "bulk_enabled": True,
     "default_sort": [("timestamp", 1)],
     # one reading per device and time: a re-sent reading is answered with the stored one
-    # (registry.store.RegistryMongo.insert), so a re-sent batch stores nothing twice
+    # (registry.api.data_layer.RegistryMongo.insert), so a re-sent batch stores nothing twice
     "ingest_once_by": ["device_id", "timestamp"],
     "mongo_indexes": {
         "device_time": ([("device_id", 1), ("timestamp", 1)], {"unique": True}),

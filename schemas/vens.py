@@ -1,7 +1,7 @@
 """vens: OpenADR enrolments of field gateways (VENs).
 
 ``ven_id`` and ``secret_hash`` are issued by the registry when the enrolment is
-created (hooks/vens.py) and never written by a client; the secret itself is
+created (registry/hooks/vens.py) and never written by a client; the secret itself is
 in the POST answer only (docs/openadr.md).
 """
 

@@ -35,15 +35,14 @@ def throwaway_mongodb(tmp_path_factory) -> Any:
         yield None
         return
     import settings
-    from admin_ui import session
-    from registry import mongo_setup
+    from registry.store import mongo_setup
 
     name = f"der_registry_test_{secrets.token_hex(6)}"
     patch = pytest.MonkeyPatch()
     patch.setattr(settings, "MONGO_DBNAME", name)
     patch.setattr(settings, "DEMO_SECRETS", True)  # the suite's own generated secrets
     app = create_app({"INSTANCE_PATH": str(tmp_path_factory.mktemp("migrate")), "TESTING": True})
-    mongo_setup.ensure_indexes(app, session.ensure_indexes)
+    mongo_setup.ensure_indexes(app)
     try:
         yield name
     finally:
@@ -148,7 +147,7 @@ def insert(app, db) -> Callable[..., list[dict]]:
     """Put documents straight into the store, as Eve would have stored them."""
     from eve.utils import document_etag
 
-    from registry.clock import utcnow
+    from registry.store.clock import utcnow
 
     def insert(resource: str, *docs: dict[str, Any]) -> list[dict]:
         now = utcnow()

@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 import requests
 
-from admin_ui.queries import EARTH_RADIUS_KM, device_query
-from admin_ui.series import advice_timeline, forecast_chart, outer_quantiles
-from registry import create_app, credentials, demo
-from registry.auth import mint_token
+from registry import create_app
+from registry.admin_ui.queries import EARTH_RADIUS_KM, device_query
+from registry.admin_ui.series import advice_timeline, forecast_chart, outer_quantiles
+from registry.auth import credentials, mint_token
+from registry.demo import fleet
+from registry.demo import seeding as demo
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,7 +54,7 @@ class Live:
         return credentials.secret_of(self.instance_path, "users", username)
 
     def api(self, username: str, path: str, **params: Any) -> dict[str, Any]:
-        claims = credentials.demo_identities()[username]
+        claims = fleet.identities()[username]
         token = mint_token(
             self.instance_path,
             self.app.config["OAUTH_ISSUER"],
@@ -153,7 +155,7 @@ def test_login_page_lists_providers_and_sets_safe_cookies(browser, live):
 @pytest.mark.parametrize("username", ["prosumer-barcelona", "coop-iberia", "admin"])
 def test_each_role_sees_exactly_what_the_api_gives_it(browser, live, username):
     page = sign_in(browser, live, username)
-    claims = credentials.demo_identities()[username]
+    claims = fleet.identities()[username]
     assert page.text_content("[data-testid=role]") == claims["role"]
     expected = live.api(username, "devices", sort="device_name", max_results=25)
     assert shown_total(page) == expected["_meta"]["total"]
@@ -423,10 +425,10 @@ def test_advice_panel_draws_a_day_of_tags(live):
     with live.app.test_request_context("/ui/advice"):
         from flask import render_template
 
-        from admin_ui.series import TAG_WORDS, recommended_devices
+        from registry.admin_ui.series import TAG_WORDS, recommended_devices
 
         html = render_template(
-            "admin_ui/advice.html",
+            "registry/admin_ui/advice.html",
             tag_words=TAG_WORDS,
             entries=[
                 {"doc": d, "timeline": advice_timeline(d), "devices": recommended_devices(d)} for d in (advice, ranked)
@@ -440,11 +442,11 @@ def test_offers_status_filter_keeps_its_selection(live):
     """The page's `status` filter value, not a macro of the same name, drives the form."""
     from flask import render_template
 
-    from admin_ui.views.market import OFFER_STATUSES
+    from registry.admin_ui.views.market import OFFER_STATUSES
 
     with live.app.test_request_context("/ui/offers?status=withdrawn"):
         html = render_template(
-            "admin_ui/offers.html",
+            "registry/admin_ui/offers.html",
             offers=[],
             total=0,
             own_devices=[],

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from registry import advisor
+from registry.forecast import advisor
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
 ISSUED = "2024-01-14T12:00:00Z"

@@ -10,8 +10,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from registry import create_app, credentials
-from registry.auth import load_or_create_signing_key
+from registry import create_app
+from registry.auth import credentials, load_or_create_signing_key
 from tests.conftest import as_json
 from tests.factories import device
 from tests.test_auth_tokens import JwksServer, forge, jwks_server  # noqa: F401 (fixture)

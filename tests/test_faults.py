@@ -179,7 +179,7 @@ def test_a_worker_dead_mid_contract_leaves_nothing_the_tick_does_not_repair(app,
 
     import requests
 
-    from registry.lifecycle import advance_lifecycle
+    from registry.market.lifecycle import advance_lifecycle
     from tests.test_marketplace_concurrency import iso
 
     dev = device()

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from registry import baselines
-from registry import forecasting as fc
+from registry.forecast import baselines, documents, flexibility, timeseries
+from registry.forecast import model as fc
 
-DAY = fc.SLOTS_PER_DAY
+DAY = timeseries.SLOTS_PER_DAY
 MONDAY = datetime(2024, 1, 15, tzinfo=UTC)
 
 
@@ -94,7 +94,7 @@ def test_history_must_be_whole_days():
     ],
 )
 def test_the_forecast_day_is_the_first_midnight_at_or_after_issue(issued_at, start):
-    assert fc.iso(fc.target_start(issued_at)) == start
+    assert timeseries.iso(timeseries.target_start(issued_at)) == start
 
 
 def test_forecast_has_96_slots_per_device_and_ordered_quantiles():
@@ -198,14 +198,14 @@ def consumption(p50, spread=0.5):
     ],
 )
 def test_flexibility_bounds_and_availability(p50, max_cap, avail, flag, up, down):
-    flex = fc.flexibility_forecast(consumption([p50]), [max_cap], [avail], [flag])
+    flex = flexibility.flexibility_forecast(consumption([p50]), [max_cap], [avail], [flag])
     assert flex.up.p50[0, 0] == pytest.approx(up)
     assert flex.down.p50[0, 0] == pytest.approx(down)
 
 
 def test_flexibility_is_per_device_and_per_slot_with_bands():
     cons = consumption([[1.0, 3.0], [2.0, 2.0]])
-    flex = fc.flexibility_forecast(cons, [4.0, 4.0], [10.0, 10.0], ["yes", "no"])
+    flex = flexibility.flexibility_forecast(cons, [4.0, 4.0], [10.0, 10.0], ["yes", "no"])
     assert flex.down.p50.tolist() == [[1.0, 3.0], [0.0, 0.0]]
     assert flex.up.p50.tolist() == [[3.0, 1.0], [0.0, 0.0]]
     assert flex.down.p10[0].tolist() == [0.5, 2.5] and flex.up.p10[0].tolist() == [2.5, 0.5]
@@ -215,7 +215,7 @@ def test_flexibility_is_per_device_and_per_slot_with_bands():
 
 def test_a_generator_can_curtail_its_export():
     cons = consumption([-3.0], spread=0.0)
-    flex = fc.flexibility_forecast(cons, [0.0], [np.nan], ["yes"], min_power=[-3.0])
+    flex = flexibility.flexibility_forecast(cons, [0.0], [np.nan], ["yes"], min_power=[-3.0])
     assert (flex.up.p50[0, 0], flex.down.p50[0, 0]) == (3.0, 0.0)
 
 
@@ -225,7 +225,7 @@ def test_a_generator_can_curtail_its_export():
 def test_documents_carry_every_field_of_a_forecast():
     history = synthetic_load(2, 14, seed=12)
     result = fc.forecast_day_ahead(history, MONDAY - timedelta(hours=2), backtest=True)
-    docs = fc.documents_for(["d1", "d2"], result, "consumption", "lagblend-test")
+    docs = documents.documents_for(["d1", "d2"], result, "consumption", "lagblend-test")
     assert [d["device_id"] for d in docs] == ["d1", "d2"]
     doc = docs[0]
     assert doc["kind"] == "consumption" and doc["model"] == "lagblend-test"
@@ -237,8 +237,8 @@ def test_documents_carry_every_field_of_a_forecast():
 
 
 def test_flexibility_documents_name_their_direction():
-    flex = fc.flexibility_forecast(consumption([[1.0] * DAY]), [3.0], [5.0], ["yes"])
-    doc = fc.documents_for(["d1"], flex.down, "flexibility")[0]
+    flex = flexibility.flexibility_forecast(consumption([[1.0] * DAY]), [3.0], [5.0], ["yes"])
+    doc = documents.documents_for(["d1"], flex.down, "flexibility")[0]
     assert doc["direction"] == "down" and doc["values"] == [1.0] * DAY
     assert doc["backtest_mae"] is None and doc["model"].endswith("+flex")
 
@@ -246,4 +246,4 @@ def test_flexibility_documents_name_their_direction():
 @pytest.mark.parametrize("ids, kind", [(["d1"], "weather"), (["d1", "d2"], "consumption")])
 def test_documents_reject_bad_kind_or_id_count(ids, kind):
     with pytest.raises(ValueError):
-        fc.documents_for(ids, consumption([[1.0] * DAY]), kind)
+        documents.documents_for(ids, consumption([[1.0] * DAY]), kind)

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from registry import demo, jobs
+from registry import jobs
+from registry.demo import seeding as demo
 from registry.jobs import records, tasks
 from tests.conftest import as_json
 from tests.factories import device, new_uuid

@@ -1,4 +1,4 @@
-"""Rate limits across processes and behind proxies (registry/limits.py, issue 12.8).
+"""Rate limits across processes and behind proxies (registry/api/limits.py, issue 12.8).
 
 Real gunicorn processes on loopback sharing the real Redis (a fresh key prefix
 per test), and the built-in provider's sign-in endpoints in process.

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from registry.lifecycle import advance_lifecycle
+from registry.market.lifecycle import advance_lifecycle
 from tests.conftest import as_json
 from tests.factories import AGGREGATOR, OTHER_AGGREGATOR, at, device, new_uuid
 

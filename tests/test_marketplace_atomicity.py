@@ -12,10 +12,11 @@ import mongomock
 import pytest
 from bson import ObjectId
 
-from registry import atomic, reservations
-from registry.clock import utcnow
-from registry.lifecycle import advance_lifecycle
-from registry.store import GeoDatabase
+from registry.market import reservations
+from registry.market.lifecycle import advance_lifecycle
+from registry.store import atomic
+from registry.store.clock import utcnow
+from registry.store.collections import GeoDatabase
 from tests.conftest import as_json
 from tests.test_marketplace_api import contract_body, market, patch, publish, state  # noqa: F401 - fixture
 
@@ -328,7 +329,7 @@ def test_a_retry_after_a_kill_before_the_write_waits_then_takes_over(app, market
     assert busy.status_code == 409 and "still being processed" in busy.json["_error"]["message"]
     assert state(db) == before
     app.config["REQUEST_GRACE_SECONDS"] = 0  # the first attempt is surely dead now
-    from registry.metrics import ORPHANS_REPAIRED
+    from registry.ops.metrics import ORPHANS_REPAIRED
 
     repaired_before = ORPHANS_REPAIRED.labels("reservations")._value.get()
     taken = post(market.aggregator, "contracts", body)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from registry.marketplace import slot_starts
+from registry.market.rules import slot_starts
 from tests.factories import AGGREGATOR, device
 from tests.support.market import publish_offer
 

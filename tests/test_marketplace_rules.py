@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from registry.marketplace import (
+from registry.market.rules import (
     CONTRACT_TRANSITIONS,
     OFFER_TRANSITIONS,
     SYSTEM,
@@ -21,7 +21,7 @@ from registry.marketplace import (
     check_window,
     slot_starts,
 )
-from registry.settlement import BaselineRule, SettlementError, baseline_kw, means_by_slot, settle
+from registry.market.settlement import BaselineRule, SettlementError, baseline_kw, means_by_slot, settle
 from tests.factories import AGGREGATOR, device
 
 NOW = datetime(2024, 3, 12, 9, 7)

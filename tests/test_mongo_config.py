@@ -10,7 +10,8 @@ from pymongo.collection import Collection
 from pymongo.operations import IndexModel
 
 import run
-from registry import create_app, mongo_setup
+from registry import create_app
+from registry.store import mongo_setup
 
 
 def closed_port() -> int:
@@ -160,7 +161,7 @@ def test_start_up_goes_on_once_mongodb_answers(instance_path, monkeypatch):
 
 def embedded_indexes(app) -> set[tuple[str, str]]:
     """Every index the embedded store has after start and first use of the lazy collections."""
-    from admin_ui import session
+    from registry.admin_ui import session
     from registry.auth import provider, revocation
 
     with app.app_context():
@@ -179,7 +180,7 @@ def test_a_mongodb_app_creates_no_index_at_start(instance_path, no_wait, created
     app = mongo_app(instance_path)
     assert created == []
     assert app.config["DOMAIN"]["devices"]["mongo_indexes"] == {}
-    from admin_ui.session import StoreSessions
+    from registry.admin_ui.session import StoreSessions
     from registry.auth.revocation import TokenRevocations
 
     with app.app_context():  # nor on first use of the collections that made theirs lazily

@@ -1,4 +1,4 @@
-"""/ready, /metrics, request ids and JSON logs (registry/observability.py and friends).
+"""/ready, /metrics, request ids and JSON logs (registry/api/observability.py and friends).
 
 In process for the rules, over real HTTP with gunicorn for what only several
 processes show: metrics added up across workers, log lines on stderr.
@@ -20,8 +20,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
-from registry import create_app, jobs, logs, request_ids
-from registry.store import GeoCollection, GeoDatabase
+from registry import create_app, jobs
+from registry.ops import logs, request_ids
+from registry.store.collections import GeoCollection, GeoDatabase
 from tests.conftest import as_json
 from tests.factories import device
 from tests.processes import REDIS_URL, free_port, gunicorn, seed_instance, unique_prefix

@@ -19,9 +19,9 @@ from datetime import timedelta
 
 import pytest
 
-from registry.metrics import PROCESS
 from registry.openadr import ApiClient, MeasurementBuffer, Spool, build_vtn
 from registry.openadr.telemetry import BufferFull
+from registry.ops.metrics import PROCESS
 from tests.support.loopback import free_port
 from tests.test_openadr import (  # noqa: F401 (fixtures)
     ROOT,

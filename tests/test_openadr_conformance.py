@@ -17,9 +17,9 @@ import pytest
 import requests
 from lxml import etree
 
-from registry.metrics import PROCESS
 from registry.openadr import mapping
 from registry.openadr.inbound import MAX_BODY
+from registry.ops.metrics import PROCESS
 from tests.support.loopback import wait_until
 from tests.support.raw_ven import (
     NS,

@@ -26,13 +26,14 @@ import redis
 from joserfc import jwt
 from werkzeug.security import check_password_hash
 
-from admin_ui.session import RedisSessions, StoreSessions
-from registry import create_app, credentials
+from registry import create_app
+from registry.admin_ui.session import RedisSessions, StoreSessions
 from registry.auth import (
     KeyRing,
     KeyRingError,
     Principal,
     TokenRevocations,
+    credentials,
     files,
     hash_secret,
     key_commands,
@@ -504,7 +505,7 @@ def test_half_configured_secrets_on_the_embedded_store_are_named_in_a_warning(
         "PUBLIC_URL": "http://127.0.0.1:5000",
         "SECRET_KEY_FILE": str(secrets_dir / "secret-key"),
     }
-    with caplog.at_level("WARNING", logger="registry.credentials"):
+    with caplog.at_level("WARNING", logger="registry.auth.credentials"):
         resolved = credentials.resolve(config)
     assert resolved["SECRET_KEY"] == "k" * 64
     assert "for this host alone: OAUTH_SIGNING_KEYS, OAUTH_CLIENTS, OAUTH_USERS" in caplog.text

@@ -178,7 +178,7 @@ def test_non_finite_numbers_are_refused(client_as, world, db, number, role, verb
 
 def test_validator_refuses_non_finite_from_internal_writers(app):
     """The bridge and the jobs write with post_internal: same rule, no JSON decoder."""
-    from registry.validator import RegistryValidator
+    from registry.api.validator import RegistryValidator
 
     schema = {"x": {"type": "float", "min": 0}, "n": {"type": "integer"}}
     for doc in ({"x": math.nan}, {"x": math.inf}, {"x": -math.inf}, {"n": 2**63}, {"x": True}):

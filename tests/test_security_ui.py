@@ -355,7 +355,7 @@ def test_a_device_with_non_finite_numbers_still_shows(live: Live, admin: request
 def test_a_list_the_registry_cannot_answer_whole_is_shown_record_by_record(instance_path: str) -> None:
     """Fault injection: the registry fails (500) on the offers list and on one
     offer; the panel shows the others and says one could not be shown."""
-    from registry import demo
+    from registry.demo import seeding as demo
 
     app = create_app({"INSTANCE_PATH": instance_path, "RATE_LIMIT": "100000 per minute"})
     demo.seed(app, demo.build_demo(6), measurement_days_count=1, progress=False)

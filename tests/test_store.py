@@ -7,7 +7,7 @@ from datetime import UTC
 
 import pytest
 
-from registry import geo, geo_filters
+from registry.store import geo, geo_filters
 from tests.factories import at, device
 
 CENTER = [2.17, 41.38]
@@ -106,7 +106,7 @@ def test_real_mongodb_counts_near_like_the_embedded_store(app, client, insert, t
 def test_bulk_insert_keeps_unique_indexes_on_the_embedded_store(app):
     from pymongo.errors import DuplicateKeyError
 
-    from registry.store import bulk_insert
+    from registry.store.embedded import bulk_insert
 
     docs = [device() for _ in range(50)]
     with app.app_context():

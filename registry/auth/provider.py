@@ -24,7 +24,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from registry import mongo_setup
+from registry.store import mongo_setup
 
 from .accounts import (
     OAuthClient,

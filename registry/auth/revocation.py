@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from registry import mongo_setup
+from registry.store import mongo_setup
 
 from .principal import Principal
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from registry import mongo_setup
-from registry.clock import as_utc
+from registry.forecast.timeseries import iso, target_start
 from registry.jobs import records, runner
 from registry.jobs.backends import EmbeddedBackend, RQBackend
-from registry.metrics import record_tick
-from registry.timeseries import iso, target_start
+from registry.ops.metrics import record_tick
+from registry.store import mongo_setup
+from registry.store.clock import as_utc
 
 log = logging.getLogger("registry.jobs")
 FORECAST_KINDS = ("consumption_forecast", "flexibility_forecast")
@@ -177,7 +177,7 @@ def tick(app: Flask, now: datetime | None = None) -> dict[str, int]:
     now = as_utc(now) if now else records.utcnow()
     counts: dict[str, int] = {}
     try:
-        from registry.lifecycle import advance_lifecycle
+        from registry.market.lifecycle import advance_lifecycle
     except ImportError:  # a build without the marketplace
         advance_lifecycle = None
     if advance_lifecycle is not None:

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from registry.forecasting import ForecastResult, as_utc
-from registry.store import find_all
-from registry.timeseries import RESOLUTION_S, SLOTS_PER_DAY
+from registry.forecast.model import ForecastResult
+from registry.forecast.timeseries import RESOLUTION_S, SLOTS_PER_DAY
+from registry.store.clock import as_utc
+from registry.store.embedded import find_all
 
 LIVE_CONTRACTS = ("accepted", "active")
 MAX_SERIES_DAYS = 31  # the longest price series (schemas/prices.py: 2976 x 15 min)

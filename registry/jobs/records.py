@@ -31,8 +31,9 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from registry import embedded, request_ids
-from registry.clock import utcnow  # noqa: F401 - the jobs' clock (aware UTC), imported from here
+from registry.ops import request_ids
+from registry.store import embedded
+from registry.store.clock import utcnow  # noqa: F401 - the jobs' clock (aware UTC), imported from here
 
 COLLECTION = "jobs"
 DEDUP_INDEX = "queued_dedup_unique"

@@ -17,9 +17,9 @@ from bson import ObjectId
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from registry.clock import as_utc
 from registry.jobs import records
 from registry.jobs.tasks import TASKS
+from registry.store.clock import as_utc
 
 log = logging.getLogger("registry.jobs")
 # producers before consumers: forecasts feed flexibility, both feed advice

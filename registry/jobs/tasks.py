@@ -22,21 +22,13 @@ import numpy as np
 from eve.methods.post import post_internal
 from flask import Flask
 
-from registry import advisor
-from registry.clock import as_utc
-from registry.forecasting import (
-    MAX_MISSING_FRACTION,
-    MIN_DAYS,
-    InsufficientData,
-    documents_for,
-    flexibility_forecast,
-    forecast_day_ahead,
-    hide_unobserved,
-    iso,
-    target_start,
-    usable_days,
-)
+from registry.forecast import advisor
+from registry.forecast.documents import documents_for
+from registry.forecast.flexibility import flexibility_forecast
+from registry.forecast.model import MIN_DAYS, InsufficientData, forecast_day_ahead, usable_days
+from registry.forecast.timeseries import MAX_MISSING_FRACTION, hide_unobserved, iso, target_start
 from registry.jobs import inputs
+from registry.store.clock import as_utc
 
 Outcome = str | Exception
 Task = Callable[[Flask, list[dict[str, Any]], datetime], dict[Any, Outcome]]

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from registry import request_ids
+from registry.ops import request_ids
 
 logger = logging.getLogger("registry.openadr")
 

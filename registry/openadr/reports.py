@@ -32,7 +32,7 @@ from typing import Any
 from openleadr import objects, utils
 from prometheus_client import Counter
 
-from registry.metrics import PROCESS
+from registry.ops.metrics import PROCESS
 
 from . import mapping
 from .answers import INVALID_DATA, INVALID_ID, OTHER_ERROR, REPORT_NOT_SUPPORTED, Declined, text

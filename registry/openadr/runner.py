@@ -89,7 +89,7 @@ class BridgeConfig:
         config = self if self.spool else replace(self, spool=os.path.join(instance_path, SPOOL_FILE))
         if config.token or config.client_secret:
             return config
-        from registry import credentials
+        from registry.auth import credentials
 
         client_id = config.client_id or credentials.BRIDGE_CLIENT_ID
         return replace(

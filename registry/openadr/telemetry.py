@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from registry.metrics import PROCESS
+from registry.ops.metrics import PROCESS
 
 from .api_client import ApiClient, ApiUnavailable
 from .spool import Spool

@@ -50,7 +50,7 @@ from aiohttp import web
 from openleadr import OpenADRServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registry.metrics import PROCESS
+from registry.ops.metrics import PROCESS
 
 from . import inbound, ven_auth
 from .answers import INVALID_ID, NOT_ALLOWED, NOT_REGISTERED, Declined, Responder

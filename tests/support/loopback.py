@@ -82,7 +82,8 @@ class LoopbackRegistry:
     def __init__(self, instance_path: str, overrides: dict[str, Any] | None = None) -> None:
         from werkzeug.serving import WSGIRequestHandler, make_server
 
-        from registry import create_app, credentials
+        from registry import create_app
+        from registry.auth import credentials
 
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args: Any) -> None:  # errors are still logged

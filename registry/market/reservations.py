@@ -1,0 +1,153 @@
+"""Marketplace writes that hold slots and flip statuses, on both backends.
+
+* Slot reservations: one document per device and 15-minute slot of every
+  accepted or active contract, under a unique index on (device_id,
+  slot_start). Reserving is one ordered ``insert_many`` of documents whose
+  ``_id`` s this call chose; the first duplicate stops it (:class:`Conflict`),
+  and undoing it deletes exactly those ``_id`` s — never the slots another
+  request holds for the same contract. No check-then-insert anywhere.
+* Status flips: compare-and-set ``update_one({_id, status: current})``; a
+  ``modified_count`` of 0 means someone else moved the document first.
+
+The steps are run by :mod:`registry.atomic` (one transaction on a replica
+set); ``reserved_at`` lets the lifecycle tick tell a request in flight from an
+orphan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from eve.utils import document_etag
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from registry.market.rules import slot_starts
+from registry.store.atomic import Refusal, Step
+
+COLLECTION = "reservations"
+SLOT_INDEX = [("device_id", 1), ("slot_start", 1)]
+DUPLICATE_KEY = 11000
+
+
+class Conflict(Refusal):
+    """Someone else holds the slot or moved the document first (HTTP 409)."""
+
+
+def ensure_indexes(db: Any) -> None:
+    """Created at start with the resources' indexes (plain pymongo API)."""
+    db[COLLECTION].create_index(SLOT_INDEX, unique=True, name="device_slot_unique")
+    db[COLLECTION].create_index([("contract_id", 1)], name="contract")
+    db[COLLECTION].create_index([("reserved_at", 1)], name="reserved_at")
+
+
+def reservation_docs(contract: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """In one global order (device, then time), so racing requests meet on
+    their first shared slot instead of each holding a part."""
+    slots = slot_starts(contract["start"], contract["end"])
+    return [
+        {
+            "_id": ObjectId(),
+            "device_id": device_id,
+            "slot_start": slot,
+            "contract_id": contract["_id"],
+            "reserved_at": now,
+        }
+        for device_id in sorted(contract["device_ids"])
+        for slot in slots
+    ]
+
+
+def reserve(db: Any, docs: list[dict[str, Any]]) -> None:
+    """Hold every slot of ``docs`` or raise :class:`Conflict` (the caller undoes
+    the part that was stored, with :func:`unreserve`)."""
+    try:
+        db[COLLECTION].insert_many([dict(d) for d in docs], ordered=True)
+    except (BulkWriteError, DuplicateKeyError) as exc:
+        if not _duplicate(exc):
+            raise  # e.g. a transaction's write conflict: the transaction retries
+        raise Conflict(_taken_message(exc)) from exc
+
+
+def unreserve(db: Any, docs: list[dict[str, Any]]) -> int:
+    """Delete the reservations this call inserted (by their ``_id`` s), nothing else."""
+    return db[COLLECTION].delete_many({"_id": {"$in": [d["_id"] for d in docs]}}).deleted_count
+
+
+def reserve_step(contract: dict[str, Any], now: datetime) -> Step:
+    docs = reservation_docs(contract, now)
+    return Step("reserve", lambda db: reserve(db, docs), lambda db: unreserve(db, docs))
+
+
+def _duplicate(exc: Exception) -> bool:
+    if isinstance(exc, BulkWriteError):
+        return (exc.details or {}).get("writeErrors", [{}])[0].get("code") == DUPLICATE_KEY
+    return getattr(exc, "code", None) == DUPLICATE_KEY
+
+
+def _taken_message(exc: Exception) -> str:
+    errors = getattr(exc, "details", None) or {}
+    op = (errors.get("writeErrors") or [{}])[0].get("op") or {}
+    where = (
+        f"device {op['device_id']} at {op['slot_start']:%Y-%m-%dT%H:%M:%SZ}"
+        if "device_id" in op
+        else "a device of this contract"
+    )
+    return f"{where} is already held by another accepted or active contract"
+
+
+def release(db: Any, contract_id: ObjectId) -> int:
+    """Free the slots of a contract that no longer holds them (closed, completed)."""
+    return db[COLLECTION].delete_many({"contract_id": contract_id}).deleted_count
+
+
+def first_taken(db: Any, contract: dict[str, Any]) -> dict[str, Any] | None:
+    """A courtesy check for proposals; acceptance reserves atomically."""
+    return db[COLLECTION].find_one(
+        {
+            "device_id": {"$in": contract["device_ids"]},
+            "slot_start": {"$gte": contract["start"], "$lt": contract["end"]},
+        }
+    )
+
+
+def flip(
+    db: Any,
+    resource: str,
+    doc: dict[str, Any],
+    target: str,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+    match: dict[str, Any] | None = None,
+) -> bool:
+    """Compare-and-set ``doc``'s status to ``target`` (and ``match``, if given);
+    False if it moved meanwhile. The ETag changes too, so clients holding the
+    old one get a 412."""
+    changes = {**(extra or {}), "status": target, "_updated": now.replace(microsecond=0)}
+    changes["_etag"] = document_etag({k: v for k, v in {**doc, **changes}.items() if k != "_etag"})
+    spec = {"_id": doc["_id"], "status": doc["status"], **(match or {})}
+    return db[resource].update_one(spec, {"$set": changes}).modified_count == 1
+
+
+def claim_offers(db: Any, offers: list[dict[str, Any]], contract_id: ObjectId, now: datetime) -> None:
+    """open → contracted for each offer, or :class:`Conflict` (the caller reopens)."""
+    for offer in offers:
+        if not flip(db, "offers", offer, "contracted", now, {"contract_id": contract_id}):
+            raise Conflict(f"offer {offer['_id']} was contracted or withdrawn meanwhile")
+
+
+def claim_step(offers: list[dict[str, Any]], contract_id: ObjectId, now: datetime) -> Step:
+    """Undone by reopening only the offers that carry this (new) contract's id."""
+    return Step(
+        "claim_offers",
+        lambda db: claim_offers(db, offers, contract_id, now),
+        lambda db: reopen_offers(db, contract_id, now),
+    )
+
+
+def reopen_offers(db: Any, contract_id: ObjectId, now: datetime) -> int:
+    """contracted → open for the offers of a cancelled (or failed) contract."""
+    owned = {"contract_id": contract_id}
+    offers = list(db["offers"].find({**owned, "status": "contracted"}))
+    return sum(flip(db, "offers", offer, "open", now, {"contract_id": None}, owned) for offer in offers)

@@ -1,0 +1,1 @@
+"""What operators see: log format, request ids, access lines, Prometheus metrics, ``/ready``."""

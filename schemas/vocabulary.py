@@ -1,0 +1,1 @@
+"""The registry's words and fixed quantities, in one place that every layer imports."""
