@@ -1,4 +1,4 @@
-"""contracts: an aggregator's contract on devices' flexibility (SPEC §3.2).
+"""contracts: an aggregator's contract on devices' flexibility (docs/contract.md, "Marketplace resources").
 
 Created ``accepted`` when open offers cover it, or ``proposed`` (device_ids,
 no offers) for the prosumer to accept; the lifecycle is in

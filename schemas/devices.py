@@ -1,4 +1,4 @@
-"""devices: exactly the FLEXCoop CIM schema (SPEC §3.1)."""
+"""devices: exactly the FLEXCoop CIM schema (docs/contract.md, "Devices")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""forecasts: day-ahead, 96 x 15 min per device, written by forecasting jobs (SPEC §5)."""
+"""forecasts: day-ahead, 96 x 15 min per device, written by forecasting jobs (docs/contract.md, "Jobs")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""offers: one device's flexibility on the market (SPEC §3.2, docs/marketplace.md)."""
+"""offers: one device's flexibility on the market (docs/contract.md, "Marketplace resources", docs/marketplace.md)."""
 
 from __future__ import annotations
 

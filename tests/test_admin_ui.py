@@ -281,7 +281,8 @@ def test_offer_is_contracted_and_seen_by_the_prosumer(browser, live):
     prosumer.goto(f"{live.url}/ui/contracts")
     mine = prosumer.locator(f"tr[data-contract-id]:has([data-offer='{offer_id}'])")
     assert mine.count() == 1
-    assert mine.get_attribute("data-status") == "accepted"  # its offer covered it (SPEC §3.2)
+    # its offer covered it (docs/contract.md, "Marketplace resources")
+    assert mine.get_attribute("data-status") == "accepted"
     assert "0.5" in mine.inner_text()
     shot(prosumer, "contracts-prosumer")
     prosumer.context.close()

@@ -39,7 +39,7 @@ PANELS = [
     ("registry.admin_ui.jobs", "Jobs", {"service", "admin"}),
     ("registry.admin_ui.audit", "Audit", {"admin"}),
 ]
-# The availability fields each role may flip from the device list (SPEC §4).
+# The availability fields each role may flip from the device list (docs/contract.md, "Roles and data scoping").
 TOGGLES = {
     "prosumer": ("availability", "marketplace_availability", "dr_availability"),
     "aggregator": ("dr_availability",),

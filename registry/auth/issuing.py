@@ -22,7 +22,7 @@ from .keystore import signing_keys_for
 from .principal import ROLES
 from .tokens import IssuerConfig, TokenValidator, issuer_from_dict
 
-#: SPEC §4: access tokens of at most one hour.
+#: docs/contract.md, "Roles and data scoping": access tokens of at most one hour.
 MAX_TOKEN_TTL = 3600
 DEFAULT_ISSUER = "http://127.0.0.1:5000"
 DEFAULT_AUDIENCE = "der-registry"

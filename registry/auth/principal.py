@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: The roles of SPEC §4, in the order a role list is searched when a provider
+#: The roles (docs/contract.md, "Roles and data scoping"), in the order a role list is searched when a provider
 #: (e.g. Keycloak's ``realm_access.roles``) hands over several at once.
 ROLES: tuple[str, ...] = ("aggregator", "prosumer", "service", "admin")
 

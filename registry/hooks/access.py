@@ -1,4 +1,4 @@
-"""Who may do what: the role policy of SPEC §4, enforced on every verb.
+"""Who may do what: the role policy of docs/contract.md ("Roles and data scoping"), enforced on every verb.
 
 * methods: a role may or may not use a verb on a resource (403);
 * scope: aggregators and prosumers only ever reach their own documents: the

@@ -1,4 +1,4 @@
-"""Job triggers (SPEC §5): what starts a forecast or an advice job.
+"""Job triggers (docs/contract.md, "Jobs"): what starts a forecast or an advice job.
 
 Hooks only enqueue (registry.jobs); the work happens in a worker. Input keys
 name the target day and what triggered the job, so a repeated trigger is the

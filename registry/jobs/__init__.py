@@ -1,4 +1,4 @@
-"""Forecasting and advisor jobs (SPEC §5, docs/jobs.md).
+"""Forecasting and advisor jobs (docs/contract.md, "Jobs", docs/jobs.md).
 
 Hooks call :func:`enqueue` and return; nothing is computed in a request.
 Every job is a document in `jobs` (records.py), run by a backend

@@ -1,6 +1,6 @@
 """The marketplace panels: offers (prosumers create and withdraw,
 aggregators browse and contract) and contracts (accept, reject, cancel;
-settlement figures). Fields follow SPEC §3.2."""
+settlement figures). Fields follow docs/contract.md, "Marketplace resources"."""
 
 from __future__ import annotations
 
