@@ -22,7 +22,8 @@ import re
 from typing import Any
 
 ERROR = {"$ref": "#/components/responses/error"}
-# what every operation can answer, then what each verb adds (docs/contract.md, "Roles and data scoping" and "Quality bars"; README "Bad input")
+# what every operation can answer, then what each verb adds (docs/contract.md,
+# "Roles and data scoping" and "Quality bars"; README "Bad input")
 COMMON_ERRORS = ("400", "401", "403", "429")
 VERB_ERRORS = {
     "get": ("404",),
