@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from registry import create_app
-from tests.support.redis_server import start_session_redis
+from tests.support.redis_server import redis_url, start_session_redis
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -163,3 +164,28 @@ def insert(app, db) -> Callable[..., list[dict]]:
 
 def as_json(data: Any) -> dict[str, Any]:
     return {"data": json.dumps(data), "content_type": "application/json"}
+
+
+@pytest.fixture
+def redis_client() -> Any:
+    """The suite's one Redis (tests/support/redis_server.py, started in pytest_configure).
+    A test that must stop and restart a server (tests/test_faults.py) starts its own
+    RedisServer instead."""
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisDown
+
+    client = Redis.from_url(redis_url(0))
+    try:
+        client.ping()
+    except RedisDown:
+        pytest.fail(f"the tests need a Redis server at {redis_url(0)} (scripts/test.sh starts one)")
+    return client
+
+
+@pytest.fixture
+def redis_keys(redis_client: Any) -> Iterator[tuple[str, Any]]:
+    """(key prefix, client): keys under the prefix are this test's alone and are deleted afterwards."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    yield prefix, redis_client
+    for key in redis_client.scan_iter(f"{prefix}*"):
+        redis_client.delete(key)

@@ -30,10 +30,12 @@ def test_swagger_ui_is_served_from_local_files(client):
     assert client.get("/docs/swagger-ui-bundle.js").status_code == 200
 
 
-def test_health_needs_no_token(client):
-    response = client.get("/health")
+def test_health_needs_no_token(app):
+    anonymous = app.test_client()  # no Authorization header at all
+    response = anonymous.get("/health")
     assert response.status_code == 200
-    assert json.loads(response.data)["status"] == "ok"
+    assert json.loads(response.data) == {"status": "ok", "store": app.config["STORE_KIND"]}
+    assert anonymous.get("/devices").status_code == 401  # the same client is refused where a token is needed
 
 
 # the document schemathesis checks the API against (tests/test_api_fuzz.py) says what the API does

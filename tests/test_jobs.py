@@ -267,12 +267,21 @@ def test_the_worker_thread_runs_what_hooks_enqueue(app, client_as, db, owned):
     }
 
 
-def test_the_tick_advances_the_marketplace_and_requeues_lost_jobs(app, db, owned):
+def test_the_tick_advances_the_marketplace_and_requeues_lost_jobs(app, db, owned, insert):
     dev, t0 = owned(), this_hour()
     job = jobs.enqueue("consumption_forecast", dev["device_id"], "k", app=app, now=t0)
     db["jobs"].update_one({"_id": job["_id"]}, {"$set": {"status": "running", "attempts": 1, "started_at": t0}})
+    owner = {k: dev[k] for k in ("device_id", "account_id", "aggregator_id")}
+    window = {"direction": "down", "power_kw": 1.0, "price": 0.2, "currency": "EUR"}
+    ended, running = insert(
+        "offers",
+        {**owner, **window, "status": "open", "start": t0, "end": t0 + timedelta(minutes=30)},
+        {**owner, **window, "status": "open", "start": t0, "end": t0 + timedelta(hours=3)},
+    )
     counts = jobs.tick(app, now=t0 + timedelta(hours=1))
-    assert counts["jobs_requeued"] == 1 and "offers_expired" in counts
+    assert counts["jobs_requeued"] == 1 and counts["offers_expired"] == 1
+    assert db["offers"].find_one({"_id": ended["_id"]})["status"] == "expired"
+    assert db["offers"].find_one({"_id": running["_id"]})["status"] == "open"  # its window has not ended
     lost = records.get(db, job["_id"])
     assert lost["status"] == "queued" and "worker lost" in lost["error"]
 

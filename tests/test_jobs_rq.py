@@ -25,20 +25,7 @@ META = ("_id", "_created", "_updated", "_etag", "job_id")
 
 
 @pytest.fixture
-def redis() -> Any:
-    from redis import Redis
-    from redis.exceptions import ConnectionError as RedisDown
-
-    connection = Redis.from_url(REDIS_URL)
-    try:
-        connection.ping()
-    except RedisDown:
-        pytest.fail(f"the RQ tests need a Redis server at {REDIS_URL} (apt-get install redis-server)")
-    return connection
-
-
-@pytest.fixture
-def rq_app(instance_path, redis) -> Iterator[Any]:
+def rq_app(instance_path, redis_client) -> Iterator[Any]:
     queue = f"test-jobs-{uuid.uuid4().hex[:12]}"
     app = create_app(
         {
@@ -51,7 +38,7 @@ def rq_app(instance_path, redis) -> Iterator[Any]:
         }
     )
     yield app
-    forget(redis, queue)
+    forget(redis_client, queue)
 
 
 def forget(redis: Any, queue: str) -> None:
@@ -126,7 +113,7 @@ def test_a_failure_on_rq_is_recorded_on_the_job(rq_app):
     assert failed["status"] == "failed" and failed["error"].startswith("InsufficientData")
 
 
-def test_run_py_worker_serves_the_queue_and_refuses_without_redis(monkeypatch, instance_path, redis, capsys):
+def test_run_py_worker_serves_the_queue_and_refuses_without_redis(monkeypatch, instance_path, redis_client, capsys):
     import run
     import settings
 
@@ -141,4 +128,4 @@ def test_run_py_worker_serves_the_queue_and_refuses_without_redis(monkeypatch, i
         assert run.main(["worker", "--burst"]) == 0
         assert f"queue {queue}" in capsys.readouterr().out
     finally:
-        forget(redis, queue)
+        forget(redis_client, queue)

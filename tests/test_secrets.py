@@ -372,17 +372,8 @@ def test_a_legacy_single_key_keeps_signing(tmp_path: Path) -> None:
 # --- UI sessions and revocations in Redis ---------------------------------------------------------
 
 
-@pytest.fixture
-def redis_prefix() -> Any:
-    prefix = f"test-{uuid.uuid4().hex[:12]}:"
-    client = redis.Redis.from_url(REDIS_URL)
-    yield prefix, client
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-
-
-def test_sessions_in_redis_expire_and_are_shared(redis_prefix: Any) -> None:
-    prefix, client = redis_prefix
+def test_sessions_in_redis_expire_and_are_shared(redis_keys: Any) -> None:
+    prefix, client = redis_keys
     one, other = RedisSessions(client, prefix), RedisSessions(redis.Redis.from_url(REDIS_URL), prefix)
     one.save("d1", '{"a": 1}', NOW, timedelta(seconds=600))
     assert other.load("d1") == '{"a": 1}' and 590 <= client.ttl(f"{prefix}ui-session:d1") <= 600
@@ -417,8 +408,8 @@ def _principal(expires_in: float = 600) -> Principal:
     )
 
 
-def test_a_revocation_in_redis_reaches_a_process_with_another_store(redis_prefix: Any) -> None:
-    prefix, client = redis_prefix
+def test_a_revocation_in_redis_reaches_a_process_with_another_store(redis_keys: Any) -> None:
+    prefix, client = redis_keys
     here = TokenRevocations(lambda: here_db, client, prefix)
     there = TokenRevocations(lambda: there_db, redis.Redis.from_url(REDIS_URL), prefix)
     here_db, there_db = mongomock.MongoClient().db, mongomock.MongoClient().db

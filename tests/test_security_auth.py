@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +23,7 @@ from registry.auth import REVOCATIONS, hash_secret
 from tests.support.redis_server import redis_url
 from tests.test_auth_provider import USERS, authorize_params, make_app, pkce
 
-REDIS_URL = redis_url(5)
+REDIS_URL = redis_url(0)  # the suite's Redis; each test keeps to its own key prefix (redis_keys)
 AUTHORIZE = "/oauth/authorize"
 
 
@@ -198,17 +196,9 @@ def test_oversized_credentials_are_a_plain_wrong_password(instance_dir: str, use
     assert response.status_code == 401 and shown_error(response) == "Wrong username or password."
 
 
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test-login-attempts:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}*"):
-        client.delete(key)
-
-
-def test_with_redis_every_process_sees_the_lock(instance_dir: str, redis_prefix: str) -> None:
+def test_with_redis_every_process_sees_the_lock(instance_dir: str, redis_keys: tuple[str, Any]) -> None:
     """Two apps stand for two worker processes sharing one Redis."""
+    redis_prefix, _ = redis_keys
     config = {"REDIS_URL": REDIS_URL, "LOGIN_ATTEMPTS_PREFIX": redis_prefix}
     first, second = make_app(instance_dir, **config), make_app(instance_dir, **config)
     clock = with_clock(first)
