@@ -66,27 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--host", help="address the VTN listens on (default 127.0.0.1)")
     bridge.add_argument("--vtn-port", type=int, help="VTN port (default: OPENADR_PORT, VTN_PORT, 8080)")
     sub.add_parser("migrate", help="create or update MONGO_URI's indexes (once per deployment, before serving)")
-    add_keys_args(sub)
+    from registry.auth import key_commands
+
+    key_commands.add_arguments(sub)
     return parser
-
-
-def add_keys_args(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="the signing key ring (list, rotate, prune) and secret hashes")
-    keys.add_argument("action", choices=["list", "rotate", "prune", "hash-secret"])
-    keys.add_argument(
-        "--file",
-        help="the key ring (default: OAUTH_SIGNING_KEYS_FILE, else the demo's in INSTANCE_PATH); rotate creates it",
-    )
-    keys.add_argument(
-        "--stage",
-        action="store_true",
-        help="rotate: publish a new key that signs from the next rotate (hosts with their own copies)",
-    )
-    keys.add_argument(
-        "--older-than",
-        type=float,
-        help="prune: retired at least this many seconds ago (default: a token's lifetime; 0: every retired key)",
-    )
 
 
 def add_serve_args(parser: argparse.ArgumentParser) -> None:

@@ -37,4 +37,3 @@ _.save_authorization_code, _.query_authorization_code, _.delete_authorization_co
 SUPPORTED_CODE_CHALLENGE_METHOD
 
 # the bridge's API for deployments that turn contract polling off (OPENADR_WATCH_SECONDS=0)
-_.activate_contract, _.cancel_contract

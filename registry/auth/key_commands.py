@@ -130,3 +130,23 @@ def hash_secret_from_stdin(out: TextIO) -> int:
         return 2
     print(hash_secret(secret), file=out)
     return 0
+
+
+def add_arguments(sub: Any) -> None:
+    """`run.py keys`: its arguments on the command line's subparsers."""
+    keys = sub.add_parser("keys", help="the signing key ring (list, rotate, prune) and secret hashes")
+    keys.add_argument("action", choices=["list", "rotate", "prune", "hash-secret"])
+    keys.add_argument(
+        "--file",
+        help="the key ring (default: OAUTH_SIGNING_KEYS_FILE, else the demo's in INSTANCE_PATH); rotate creates it",
+    )
+    keys.add_argument(
+        "--stage",
+        action="store_true",
+        help="rotate: publish a new key that signs from the next rotate (hosts with their own copies)",
+    )
+    keys.add_argument(
+        "--older-than",
+        type=float,
+        help="prune: retired at least this many seconds ago (default: a token's lifetime; 0: every retired key)",
+    )

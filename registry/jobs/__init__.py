@@ -17,8 +17,9 @@ from typing import Any
 from flask import Flask, current_app
 
 from registry.forecast.timeseries import iso, target_start
-from registry.jobs import records, runner
+from registry.jobs import bulk, records, runner
 from registry.jobs.backends import EmbeddedBackend, RQBackend
+from registry.market import lifecycle
 from registry.ops.metrics import record_tick
 from registry.store import mongo_setup
 from registry.store.clock import as_utc
@@ -131,14 +132,14 @@ def enqueue_forecasts(
 
 
 def enqueue_many(
-    requests: list[records.JobRequest], app: Flask | None = None, now: datetime | None = None
+    requests: list[bulk.JobRequest], app: Flask | None = None, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """:func:`enqueue` for many (kind, subject, input_key, params, owner) at once."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     now = as_utc(now) if now else records.utcnow()
     backend = app.extensions["jobs"]
     with app.app_context():
-        found = records.find_or_create_many(
+        found = bulk.find_or_create_many(
             app.data.driver.db,
             requests,
             max_attempts=int(app.config["JOBS_MAX_ATTEMPTS"]),
@@ -176,12 +177,7 @@ def tick(app: Flask, now: datetime | None = None) -> dict[str, int]:
     what dead requests left), requeue lost jobs."""
     now = as_utc(now) if now else records.utcnow()
     counts: dict[str, int] = {}
-    try:
-        from registry.market.lifecycle import advance_lifecycle
-    except ImportError:  # a build without the marketplace
-        advance_lifecycle = None
-    if advance_lifecycle is not None:
-        counts.update(advance_lifecycle(now, app=app))
+    counts.update(lifecycle.advance_lifecycle(now, app=app))
     with app.app_context():
         db = app.data.driver.db
         counts["jobs_requeued"] = records.requeue_stale(db, int(app.config["JOBS_STALE_SECONDS"]), now)

@@ -20,7 +20,6 @@ Documents carry Eve's meta fields, so they read like any other resource.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import uuid
@@ -29,10 +28,9 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from registry.ops import request_ids
-from registry.store import embedded
 from registry.store.clock import utcnow  # noqa: F401 - the jobs' clock (aware UTC), imported from here
 
 COLLECTION = "jobs"
@@ -40,7 +38,7 @@ DEDUP_INDEX = "queued_dedup_unique"
 RACE_RETRIES = 5
 
 
-def _touch(now: datetime) -> dict[str, Any]:
+def touch(now: datetime) -> dict[str, Any]:
     # jobs are read-only through the API: a fresh token is a valid ETag
     return {"_updated": now, "_etag": uuid.uuid4().hex}
 
@@ -66,7 +64,7 @@ def find_or_create(
     """(the job, whether it was just created)."""
     jobs = db[COLLECTION]
     key = dedup_key(kind, subject, params)
-    new = _new_fields(params, owner, max_attempts, backend, now)
+    new = new_fields(params, owner, max_attempts, backend, now)
     for _ in range(RACE_RETRIES):
         existing = jobs.find_one({"kind": kind, "subject": subject, "input_keys": input_key})
         if existing is not None:
@@ -75,7 +73,7 @@ def find_or_create(
             job = jobs.find_one_and_update(
                 {"kind": kind, "subject": subject, "dedup_key": key, "status": "queued"},
                 {
-                    "$set": {"input_key": input_key, **_touch(now)},
+                    "$set": {"input_key": input_key, **touch(now)},
                     "$addToSet": {"input_keys": input_key},
                     "$inc": {"triggers": 1},
                     "$setOnInsert": new,
@@ -89,7 +87,7 @@ def find_or_create(
     raise RuntimeError(f"could not queue {kind} for {subject}: {RACE_RETRIES} races lost in a row")
 
 
-def _new_fields(
+def new_fields(
     params: dict[str, Any], owner: dict[str, str], max_attempts: int, backend: str, now: datetime
 ) -> dict[str, Any]:
     return {
@@ -107,96 +105,6 @@ def _new_fields(
         "request_id": request_ids.current(),
         **owner,
     }
-
-
-# (kind, subject, input_key, params, owner)
-JobRequest = tuple[str, str, str, dict[str, Any], dict[str, str]]
-
-
-def find_or_create_many(
-    db: Any, requests: list[JobRequest], *, max_attempts: int, backend: str, now: datetime
-) -> list[tuple[dict[str, Any], bool]]:
-    """:func:`find_or_create` for many jobs in a few store calls: one read finds
-    the jobs that exist, one ``insert_many`` creates the rest. A bulk of new
-    devices (a VEN registering 200 resources) queued its 400 jobs one upsert at
-    a time, each a scan on the embedded store (seconds, growing with the
-    collection). Anything the bulk path cannot settle (a queued job to absorb
-    into, a race lost on the unique index) takes the one-by-one path."""
-    jobs = db[COLLECTION]
-    embedded_store = getattr(jobs, "embedded", False)
-    # on the embedded store the read and the insert are one write, as the unique
-    # index makes them on MongoDB; mongomock's own per-document re-check (a scan
-    # of the collection for each job) is skipped: the keys were just checked
-    with embedded.EMBEDDED_WRITE_LOCK if embedded_store else contextlib.nullcontext():
-        existing, queued = _known(jobs, requests)
-        fresh = _fresh_jobs(requests, existing, queued, max_attempts=max_attempts, backend=backend, now=now)
-        if embedded_store:
-            with embedded.unique_checks_skipped(jobs):
-                inserted = _insert_ignoring_duplicates(jobs, list(fresh.values()))
-        else:
-            inserted = _insert_ignoring_duplicates(jobs, list(fresh.values()))
-    results = []
-    for index, (kind, subject, input_key, params, owner) in enumerate(requests):
-        doc = fresh.get(index)
-        if doc is not None and id(doc) in inserted:
-            results.append((doc, True))
-        elif (kind, subject, input_key) in existing:
-            results.append((existing[(kind, subject, input_key)], False))
-        else:
-            results.append(
-                find_or_create(db, kind, subject, input_key, params=params, owner=owner,
-                               max_attempts=max_attempts, backend=backend, now=now)
-            )  # fmt: skip
-    return results
-
-
-def _known(jobs: Any, requests: list[JobRequest]) -> tuple[dict[tuple[str, str, str], dict[str, Any]], set[str]]:
-    """The stored jobs of these requests by (kind, subject, input key), and the
-    dedup keys of those queued."""
-    existing: dict[tuple[str, str, str], dict[str, Any]] = {}
-    queued: set[str] = set()
-    if not requests:
-        return existing, queued
-    kinds, subjects = sorted({r[0] for r in requests}), sorted({r[1] for r in requests})
-    for job in jobs.find({"kind": {"$in": kinds}, "subject": {"$in": subjects}}):
-        for input_key in job.get("input_keys", []):
-            existing[(job["kind"], job["subject"], input_key)] = job
-        if job.get("status") == "queued":
-            queued.add(job["dedup_key"])
-    return existing, queued
-
-
-def _fresh_jobs(
-    requests: list[JobRequest],
-    existing: dict[tuple[str, str, str], dict[str, Any]],
-    queued: set[str],
-    **fields: Any,
-) -> dict[int, dict[str, Any]]:
-    """The jobs to create, by request index: neither stored nor absorbed by a queued one."""
-    fresh: dict[int, dict[str, Any]] = {}
-    for index, (kind, subject, input_key, params, owner) in enumerate(requests):
-        key = dedup_key(kind, subject, params)
-        if (kind, subject, input_key) in existing or key in queued:
-            continue
-        queued.add(key)
-        fresh[index] = {
-            "kind": kind, "subject": subject, "dedup_key": key, "status": "queued", "input_key": input_key,
-            "input_keys": [input_key], "triggers": 1, **_touch(fields["now"]),
-            **_new_fields(params, owner, fields["max_attempts"], fields["backend"], fields["now"]),
-        }  # fmt: skip
-    return fresh
-
-
-def _insert_ignoring_duplicates(jobs: Any, docs: list[dict[str, Any]]) -> set[int]:
-    """Insert what the unique index lets in; the ids (``id()``) of the documents stored."""
-    if not docs:
-        return set()
-    try:
-        jobs.insert_many(docs, ordered=False)
-        return {id(d) for d in docs}
-    except BulkWriteError as error:
-        refused = {e["index"] for e in error.details.get("writeErrors", [])}
-        return {id(d) for i, d in enumerate(docs) if i not in refused}
 
 
 def get(db: Any, job_id: ObjectId | str) -> dict[str, Any] | None:
@@ -221,13 +129,13 @@ def claim(db: Any, job_id: ObjectId, now: datetime) -> dict[str, Any] | None:
     """queued and due -> running; None when another worker won or it is not due."""
     return db[COLLECTION].find_one_and_update(
         {"_id": job_id, "status": "queued", "not_before": {"$lte": now}},
-        {"$set": {"status": "running", "started_at": now, "finished_at": None, **_touch(now)}, "$inc": {"attempts": 1}},
+        {"$set": {"status": "running", "started_at": now, "finished_at": None, **touch(now)}, "$inc": {"attempts": 1}},
         return_document=ReturnDocument.AFTER,
     )
 
 
 def finish(db: Any, job: dict[str, Any], result_url: str | None, now: datetime) -> None:
-    update = {"status": "done", "finished_at": now, "error": None, **_touch(now)}
+    update = {"status": "done", "finished_at": now, "error": None, **touch(now)}
     if result_url:
         update["result_url"] = result_url
     db[COLLECTION].update_one({"_id": job["_id"], "status": "running"}, {"$set": update})
@@ -241,7 +149,7 @@ def backoff(attempts: int, base_seconds: int) -> timedelta:
 def fail(db: Any, job: dict[str, Any], error: str, permanent: bool, base_seconds: int, now: datetime) -> dict[str, Any]:
     """running -> queued (with back-off) while attempts remain, else -> failed."""
     retry = not permanent and job["attempts"] < job["max_attempts"]
-    update: dict[str, Any] = {"error": error[:2000], **_touch(now)}
+    update: dict[str, Any] = {"error": error[:2000], **touch(now)}
     if retry:
         update.update(status="queued", not_before=now + backoff(job["attempts"], base_seconds))
     else:
@@ -285,7 +193,7 @@ def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
             "status": "failed" if out_of_attempts else "queued",
             "not_before": now,
             "error": f"worker lost while running (started {job['started_at']:%Y-%m-%dT%H:%M:%SZ})",
-            **_touch(now),
+            **touch(now),
         }
         if out_of_attempts:
             update["finished_at"] = now

@@ -35,9 +35,10 @@ from prometheus_client import Counter
 from registry.ops.metrics import PROCESS
 
 from . import mapping
-from .answers import INVALID_DATA, INVALID_ID, OTHER_ERROR, REPORT_NOT_SUPPORTED, Declined, text
+from .answers import INVALID_DATA, INVALID_ID, OTHER_ERROR, Declined, text
 from .api_client import ApiClient
 from .devices import ensure_devices
+from .report_payloads import check_units, payloads_of, source_of
 from .telemetry import BufferFull, MeasurementBuffer
 from .ven_auth import VenSession
 
@@ -252,23 +253,6 @@ class Reports:
         return len(accepted)
 
 
-def check_units(descriptions: list[dict]) -> None:
-    """A RealPower description whose unit is not power refuses the whole registration."""
-    for description in descriptions:
-        measurement = description.get("measurement") or {}
-        if (
-            mapping.is_power(measurement)
-            and mapping.kilowatt_factor(measurement.get("unit"), measurement.get("scale")) is None
-        ):
-            raise Declined(
-                REPORT_NOT_SUPPORTED,
-                f"rID {description.get('r_id')}: RealPower in "
-                f"{measurement.get('unit')!r} (siScaleCode {measurement.get('scale')!r}) "
-                "cannot be converted to kW; this VTN takes W, J/s, kW or MW with an "
-                "siScaleCode",
-            )
-
-
 def checked_time(interval: dict, now: datetime, payload: dict) -> datetime:
     """The interval's dtstart, or the whole message is refused (454) and counted."""
     try:
@@ -279,19 +263,6 @@ def checked_time(interval: dict, now: datetime, payload: dict) -> datetime:
         count = sum(len(payloads_of(i)) for r in payload.get("reports") or [] for i in r.get("intervals") or [])
         READINGS_REFUSED.labels("bad_time").inc(count)
         raise Declined(INVALID_DATA, f"{err}; nothing of this report was stored") from None
-
-
-def payloads_of(interval: dict) -> list[dict]:
-    found = interval.get("report_payload")
-    if isinstance(found, list):
-        return [p for p in found if isinstance(p, dict)]
-    return [found] if isinstance(found, dict) else []
-
-
-def source_of(description: dict) -> str | None:
-    source = description.get("report_data_source")
-    resource = source.get("resource_id") if isinstance(source, dict) else None
-    return str(resource) if resource not in (None, "") else None
 
 
 def summary(head: str, label: str, notes: list[str]) -> str:

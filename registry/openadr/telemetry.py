@@ -1,6 +1,6 @@
-"""Telemetry batching: measurement documents posted in bulk, none lost.
+"""Telemetry batching: measurement documents posted in bulk.
 
-A batch stays queued until the registry accepts it (re-sent with back-off while
+What can be lost, and what cannot: a batch stays queued until the registry accepts it (re-sent with back-off while
 the API is unavailable); a 4xx verdict on the data drops only the rejected
 documents, found through Eve's per-item ``_issues`` or by bisecting the batch.
 
@@ -8,6 +8,8 @@ The buffer holds at most ``max_pending`` readings (``BufferFull`` beyond: the
 VTN refuses the message instead of growing) and, given a ``Spool``, writes each
 reading to disk before it is accepted and deletes it once the registry answered
 for it; a new buffer on the same spool starts with what the last one left.
+Without a spool, readings still waiting when the process ends are lost (logged
+as such); readings the registry refuses (4xx) are dropped, with a log line.
 ``der_registry_openadr_buffered_readings`` gauges how many are waiting.
 """
 

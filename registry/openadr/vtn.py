@@ -1,39 +1,5 @@
-"""The OpenADR 2.0b VTN that bridges field gateways (VENs) to the registry's REST API.
-
-Every write goes through :class:`ApiClient` with a service token, so the
-registry's validation, access rules and job hooks apply to bridged data too.
-Every answer is a 2.0b message whose eiResponse says what happened: 200, or
-the profile's error code and why (:mod:`.answers`); transport problems are
-HTTP 4xx, an unavailable registry 503, never 500::
-
-    VEN (any 2.0b client)             VTN bridge (this package)            registry REST API
-    ─────────────────────             ─────────────────────────            ─────────────────
-    any message ────────────────────▶ inbound: Content-Type, size, hardened XML parse, no
-                                      DOCTYPE, XSD; ven_auth.VenGate: TLS fingerprint, or
-                                      loopback + Basic ven_name:secret; venName / venID its
-                                      own (452), enrolment not cancelled (463) ─────▶ GET /vens
-    oadrCreatePartyRegistration ────▶ create_party_registration: push model refused (451)
-                               ◀──── venID (issued at enrolment), ◀──── PATCH /vens/<_id> registered
-                                     registrationID
-    oadrCancelPartyRegistration ────▶ its own registrationID only (452) ──▶ PATCH /vens/<_id> enrolled
-    oadrRegisterReport ─────────────▶ reports.register: units (461); devices in one batch ─▶
-                                      GET /devices?where={ven_id}, POST /devices [bulk], PATCH hints
-                               ◀──── oadrRegisteredReport (RealPower requested every sampling interval)
-    oadrUpdateReport ───────────────▶ reports.update: its reportRequestIDs (452), UTC times near
-                                      now (454) ─▶ MeasurementBuffer ─▶ POST /measurements [bulk]
-                                      (kept and re-sent while the API is down; the registry keeps
-                                      one reading per device and timestamp)
-    contract watcher (every few s) ────────────────────────────────────▶ GET /contracts?where={accepted…}
-                                      event queued per VEN (targets: its resources)
-    oadrPoll ───────────────────────▶ ◀──── oadrDistributeEvent (SIMPLE level / LOAD_DISPATCH kW delta)
-    oadrCreatedEvent optIn|optOut ──▶ opts: its events (452), their modification (450) ─▶
-                                      PATCH /contracts/<_id> ven_response (+ history)
-    contract watcher ──────────────────────────────────────────────────▶ GET /contracts?where={cancelled…}
-                                      event status "cancelled", the next poll delivers it
-
-The VTN keeps registrations in memory only: after a bridge restart, a VEN's
-next message is answered with oadrRequestReregistration, which re-runs the
-sequence above. It supports the HTTP pull model only (docs/openadr.md).
+"""The OpenADR 2.0b VTN (:class:`OpenADRBridge`, built by :func:`build_vtn`): what
+each VEN message does, as pictured in the package's docstring (registry/openadr).
 """
 
 from __future__ import annotations
@@ -44,7 +10,6 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 from openleadr import OpenADRServer
@@ -93,7 +58,7 @@ class OpenADRBridge:
         self.reports = Reports(api, self.sessions, self.buffer, sampling_interval)
         self.contract_events = ContractEvents(api, server, self.resources, market_context)
         self.opts = OptResponses(api, server, self.contract_events)
-        # None: no polling; contracts reach VENs only through activate_contract
+        # None: contracts are not polled, so none reaches a VEN (benches and tests of reports only)
         self.watcher = (
             ContractWatcher(api, self.contract_events, watch_interval, contract_lead) if watch_interval else None
         )
@@ -189,24 +154,6 @@ class OpenADRBridge:
         """oadrRequestEvent is answered with oadrDistributeEvent, empty when there is none."""
         reply_type, reply = await self.server.services["event_service"].request_event(payload)
         return "oadrDistributeEvent", reply if reply_type == "oadrDistributeEvent" else {}
-
-    # -- contracts -> events (registry/openadr/contracts.py) -------------------
-
-    def activate_contract(self, contract: dict) -> concurrent.futures.Future:
-        """Thread-safe, non-blocking: queue the contract's events now (the
-        watcher does the same on its next poll); the future gives the event ids."""
-        return self._submit(self.contract_events.activate(contract))
-
-    def cancel_contract(self, contract_id: str) -> concurrent.futures.Future:
-        """Thread-safe, non-blocking: cancel the contract's events; the future
-        gives how many were cancelled."""
-        return self._submit(self.contract_events.cancel(contract_id))
-
-    def _submit(self, coroutine: Any) -> concurrent.futures.Future:
-        if self.loop is None:
-            coroutine.close()
-            raise RuntimeError("the OpenADR bridge is not running")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     # -- lifecycle --------------------------------------------------------------
 
