@@ -27,44 +27,19 @@ import platform
 import queue
 import random
 import shutil
-import statistics
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 
+from bench.recorder import Recorder, percentile
+from tests.support.loopback import serve_quietly
+
 CENTERS = {"coop-iberia": [-3.70, 40.42], "flex-nordwest": [6.96, 50.94], "energie-delta": [4.90, 52.37]}
-
-
-class Recorder:
-    """Latency and outcome of every request, from every client thread."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.samples: dict[str, list[float]] = defaultdict(list)
-        self.errors: list[str] = []
-
-    def call(
-        self, op: str, expected: tuple[int, ...], send: Callable[[], requests.Response]
-    ) -> requests.Response | None:
-        started = time.perf_counter()
-        try:
-            response = send()
-        except requests.RequestException as exc:
-            with self.lock:
-                self.errors.append(f"{op}: {type(exc).__name__}: {exc}")
-            return None
-        elapsed = (time.perf_counter() - started) * 1000
-        with self.lock:
-            self.samples[op].append(elapsed)
-            if response.status_code not in expected:
-                self.errors.append(f"{op}: {response.status_code} {response.text[:200]}")
-        return response if response.status_code in expected else None
 
 
 class Workload:
@@ -216,28 +191,6 @@ class Workload:
             day += 1
 
 
-def serve(app: Any) -> tuple[str, Callable[[], None]]:
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args: Any) -> None:
-            pass
-
-    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        httpd.shutdown()
-        thread.join(timeout=10)
-
-    return f"http://127.0.0.1:{httpd.server_port}", stop
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1] if len(samples) > 1 else samples[0]
-
-
 def run(
     duration: float = 20.0,
     aggregators: int = 3,
@@ -256,7 +209,7 @@ def run(
     demo.seed(app, data, measurement_days_count=1, progress=False)
     if with_worker:
         jobs.start_worker(app)
-    url, stop_server = serve(app)
+    url, stop_server = serve_quietly(app)
     load = Workload(url, app, data)
     stop = threading.Event()
     by_aggregator = defaultdict(list)

@@ -197,3 +197,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
 
 
 __all__ = ["FlakyGateway", "LoopbackRegistry", "ServedApp", "free_port", "wait_until", "with_credentials"]
+
+
+def serve_quietly(app: Any) -> tuple[str, Callable[[], None]]:
+    """``app`` on werkzeug's threaded server at ``127.0.0.1:<free port>`` without
+    access lines; returns its URL and a function that stops it."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any) -> None:
+            pass
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        httpd.shutdown()
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{httpd.server_port}", stop
