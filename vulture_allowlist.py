@@ -27,6 +27,8 @@ MODULES, RESOURCE  # read by settings.build_domain()
 _.log_request  # http.server's request logger, silenced (bench, tests/support)
 _.set_mode  # called by tests through the loopback gateway fixture
 redis_url, start_session_redis  # tests and conftest import them
+# the OpenADR test world (tests/support/openadr_world.py): its tests import and call these
+HINTS, ROOT, _.other_aggregator, _.contract_on, world, eventually, _listening
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri

@@ -17,7 +17,7 @@ continues; the tick repairs what it left, and the client's retry with its
 Idempotency-Key makes exactly one contract.
 
 The bridge losing the registry for a while without losing telemetry is
-tests/test_openadr.py::test_registry_outage_loses_no_telemetry.
+tests/test_openadr_telemetry.py::test_registry_outage_loses_no_telemetry.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The bridge's telemetry buffer: bounded, spooled to disk, drained on SIGTERM.
 
-Same loopback world as tests/test_openadr.py (its fixtures are reused): the
+Same loopback world as tests/test_openadr_*.py (tests/support/openadr_world.py): the
 real registry behind a ``FlakyGateway`` that a test takes down, openleadr's VEN
 client as the smart box.
 """
@@ -23,7 +23,7 @@ from registry.openadr import ApiClient, MeasurementBuffer, Spool, build_vtn
 from registry.openadr.telemetry import BufferFull
 from registry.ops.metrics import PROCESS
 from tests.support.loopback import free_port
-from tests.test_openadr import (  # noqa: F401 (fixtures)
+from tests.support.openadr_world import (  # noqa: F401 (fixtures)
     ROOT,
     SmartBox,
     _listening,

@@ -21,6 +21,7 @@ from registry.openadr import mapping
 from registry.openadr.inbound import MAX_BODY
 from registry.ops.metrics import PROCESS
 from tests.support.loopback import wait_until
+from tests.support.openadr_world import Party, World, bridge, gateway, registry, world  # noqa: F401  (fixtures)
 from tests.support.raw_ven import (
     NS,
     XML_HEADERS,
@@ -44,7 +45,6 @@ from tests.support.raw_ven import (
     update_report,
     valid_answer,
 )
-from tests.test_openadr import Party, World, bridge, gateway, registry, world  # noqa: F401  (fixtures)
 from tests.test_openadr_security import enrolled_ven, store_snapshot
 
 REFUSED = "der_registry_openadr_readings_refused_total"

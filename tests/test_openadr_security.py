@@ -36,6 +36,19 @@ from openleadr.messaging import XML_SCHEMA
 from registry.openadr import mapping
 from registry.openadr.inbound import MAX_BODY, hardened_parser
 from tests.support.loopback import free_port, wait_until
+from tests.support.openadr_world import (  # noqa: F401  (fixtures)
+    ACCOUNT,
+    AGGREGATOR,
+    SmartBox,
+    World,
+    bridge,
+    call,
+    eventually,
+    gateway,
+    registry,
+    run,
+    world,
+)
 from tests.support.raw_ven import (
     NS,
     XML_HEADERS,
@@ -54,19 +67,6 @@ from tests.support.raw_ven import (
     text_of,
     update_report,
     valid_answer,
-)
-from tests.test_openadr import (  # noqa: F401  (fixtures)
-    ACCOUNT,
-    AGGREGATOR,
-    SmartBox,
-    World,
-    bridge,
-    call,
-    eventually,
-    gateway,
-    registry,
-    run,
-    world,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,7 +263,7 @@ def test_plain_http_from_another_machine_is_refused(world, registry, gateway):
     """Served on this machine's non-loopback address, a VEN reaching it there is not local."""
     import socket
 
-    from tests.test_openadr import start_bridge
+    from tests.support.openadr_world import start_bridge
 
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from registry.openadr.inbound import hardened_parser
+from tests.support.openadr_world import bridge, gateway, registry, world  # noqa: F401  (fixtures)
 from tests.support.raw_ven import (
     NS,
     RawVen,
@@ -38,7 +39,6 @@ from tests.support.raw_ven import (
     update_report,
     valid_answer,
 )
-from tests.test_openadr import bridge, gateway, registry, world  # noqa: F401  (fixtures)
 from tests.test_openadr_security import assert_alive, enrolled_ven
 
 SERVICES = ("EiRegisterParty", "EiReport", "EiEvent", "OadrPoll")
