@@ -152,10 +152,13 @@ def test_reserve_claim_and_insert_run_in_one_transaction(app):
         )
     [session] = client.sessions
     assert (session.committed, session.aborted) == (1, 0)
-    assert [name for name, _ in raw.calls] == ["insert_many", "update_one", "insert_one"]
+    # reserve, claim the offer, its oplog entry, the contract
+    assert [name for name, _ in raw.calls] == ["insert_many", "update_one", "insert_one", "insert_one"]
     assert all(s is session for _, s in raw.calls)  # every write joined the transaction
     assert raw.db["reservations"].count_documents({"contract_id": contract["_id"]}) == 4
     assert raw.db["offers"].find_one()["status"] == "contracted"
+    [entry] = raw.db["oplog"].find()  # the claim's audit entry, in the same transaction
+    assert (entry["i"], entry["u"], entry["c"]["status"]) == (offer["_id"], "system", "contracted")
     assert atomic.current_session() is None
 
 

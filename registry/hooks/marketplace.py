@@ -1,15 +1,20 @@
 """Hooks that wire the marketplace rules to offers and contracts.
 
-The decisions are pure functions (:mod:`registry.marketplace`); the side
+The decisions are pure functions (:mod:`registry.market.rules`); the side
 effects (hold slots, claim offers, free them again) are steps of the
-request's :mod:`registry.atomic` plan, which the data layer runs with Eve's
+request's :mod:`registry.store.atomic` plan, which the data layer runs with Eve's
 own write: one transaction on a replica set; elsewhere in order, undoing
 exactly what this request wrote if the write is refused. Nothing here writes
 before Eve does, so a refused request changes nothing, and a request that
 fails after the contract was stored never frees that contract's slots.
 
+The same update hooks fire for the writes the registry makes itself (the
+clock, claimed and reopened offers: :mod:`registry.market.system_writes`);
+there the checks of what a caller may change step aside, and the closing
+steps go into the system write's own plan.
+
 POST /offers and POST /contracts accept an ``Idempotency-Key``
-(:mod:`registry.idempotency`). A prosumer reading a contract shared with
+(:mod:`registry.api.idempotency`). A prosumer reading a contract shared with
 other prosumers sees only its own share of it.
 """
 
@@ -27,7 +32,7 @@ from flask import current_app
 
 from registry.api import idempotency
 from registry.hooks import access
-from registry.market import reservations
+from registry.market import reservations, system_writes
 from registry.market.reservations import Conflict
 from registry.market.rules import (
     RESERVING,
@@ -89,6 +94,8 @@ def check_offers_on_insert(items: list[dict[str, Any]]) -> None:
 
 @refusals
 def check_offer_on_update(updates: dict[str, Any], original: dict[str, Any]) -> None:
+    if system_writes.active():
+        return  # the system's move was checked against the transition table by the write path
     device = _db()["devices"].find_one({"device_id": original["device_id"]})
     check_offer_update(original, updates, actor(), device, utcnow())
 
@@ -131,8 +138,12 @@ def create_contract(item: dict[str, Any], now: datetime) -> None:
 
 @refusals
 def check_contract_on_update(updates: dict[str, Any], original: dict[str, Any]) -> None:
+    """A caller's change is checked here; the system's (moves checked by the write
+    path, settlement fields) is not. Either way, a contract that stops holding
+    slots frees them."""
     now = utcnow()
-    check_contract_update(original, updates, actor(), now)
+    if not system_writes.active():
+        check_contract_update(original, updates, actor(), now)
     target = updates.get("status", original["status"])
     if original["status"] == "proposed" and target == "accepted":
         found = _db()["devices"].find({"device_id": {"$in": original["device_ids"]}})

@@ -6,11 +6,14 @@ their end (their slots are released); completed contracts are settled once
 the settle delay has passed (one without enough history keeps a
 ``settlement_error`` and is retried hourly for a week). Every move is a
 compare-and-set on the status, so running it from several workers at once,
-or repeatedly, is harmless. The job worker calls it periodically; tests call
-it with an injected clock.
+or repeatedly, is harmless. Every move is a system write
+(:mod:`registry.market.system_writes`): recorded in the oplog, with Eve's
+update events, whose marketplace hook frees the slots of a contract that
+stops holding them. The job worker calls it periodically; tests call it with
+an injected clock.
 
 It also repairs what a request killed between two writes left behind (only
-possible without a transaction, see :mod:`registry.atomic`), once it is older
+possible without a transaction, see :mod:`registry.store.atomic`), once it is older
 than ``REQUEST_GRACE_SECONDS`` (longer than any request may run):
 reservations of a contract that does not exist or no longer holds slots are
 deleted; offers ``contracted`` for a contract that does not exist, or was
@@ -26,8 +29,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from registry.market import reservations
-from registry.market.rules import RESERVING, SYSTEM, check_transition
+from registry.market import reservations, system_writes
+from registry.market.rules import RESERVING
 from registry.market.settlement import BaselineRule, Reading, SettlementError, settle, settle_shares
 from registry.store import idempotency_keys
 from registry.store.clock import as_utc, utcnow
@@ -37,12 +40,12 @@ SETTLE_RETRY = timedelta(hours=1)
 SETTLE_GIVE_UP = timedelta(days=7)
 # contract states whose offers stay contracted
 HOLDS_OFFERS = ("accepted", "active", "completed", "settled")
-# (resource, kind, current, target, the moment field that must have passed)
+# (resource, current, target, the moment field that must have passed)
 CLOCK_MOVES = [
-    ("offers", "offer", "open", "expired", "end"),
-    ("contracts", "contract", "proposed", "rejected", "start"),
-    ("contracts", "contract", "accepted", "active", "start"),
-    ("contracts", "contract", "active", "completed", "end"),
+    ("offers", "open", "expired", "end"),
+    ("contracts", "proposed", "rejected", "start"),
+    ("contracts", "accepted", "active", "start"),
+    ("contracts", "active", "completed", "end"),
 ]
 
 
@@ -56,8 +59,8 @@ def advance_lifecycle(now: datetime | None = None, app: Flask | None = None) -> 
         counts["idempotency_keys_expired"] = idempotency_keys.sweep(db, now)
         counts.update(
             {
-                f"{resource}_{target}": move_due(db, resource, kind, current, target, field, now)
-                for resource, kind, current, target, field in CLOCK_MOVES
+                f"{resource}_{target}": move_due(db, resource, current, target, field, now)
+                for resource, current, target, field in CLOCK_MOVES
             }
         )
         settled, unsettled = settle_due(db, app.config, now)
@@ -104,15 +107,13 @@ def reopen_orphan_offers(db: Any, cutoff: datetime, now: datetime) -> int:
     )
 
 
-def move_due(db: Any, resource: str, kind: str, current: str, target: str, field: str, now: datetime) -> int:
-    moved = 0
-    for doc in db[resource].find({"status": current, field: {"$lte": now}}):
-        check_transition(kind, doc, target, SYSTEM, now)
-        if reservations.flip(db, resource, doc, target, now):
-            moved += 1
-            if target == "completed":
-                reservations.release(db, doc["_id"])
-    return moved
+def move_due(db: Any, resource: str, current: str, target: str, field: str, now: datetime) -> int:
+    """``current`` → ``target`` for the documents whose ``field`` has passed (a
+    completed contract's slots are freed by the hook the write fires)."""
+    return sum(
+        reservations.flip(db, resource, doc, target, now)
+        for doc in db[resource].find({"status": current, field: {"$lte": now}})
+    )
 
 
 def settle_due(db: Any, config: dict[str, Any], now: datetime) -> tuple[int, int]:
@@ -144,11 +145,11 @@ def settle_due(db: Any, config: dict[str, Any], now: datetime) -> tuple[int, int
                 else None
             )
         except SettlementError as exc:
-            db["contracts"].update_one(
-                {"_id": contract["_id"], "status": "completed"},
-                {"$set": {"settlement_error": str(exc), "settlement_checked_at": now}},
+            # still completed, and not checked by another worker meanwhile
+            checked = {"settlement_checked_at": contract.get("settlement_checked_at")}
+            unsettled += system_writes.apply(
+                db, "contracts", contract, {"settlement_error": str(exc), "settlement_checked_at": now}, now, checked
             )
-            unsettled += 1
             continue
         extra = {"settlement": document, "settlement_error": None}
         settled += reservations.flip(

@@ -6,10 +6,12 @@
   ``_id`` s this call chose; the first duplicate stops it (:class:`Conflict`),
   and undoing it deletes exactly those ``_id`` s — never the slots another
   request holds for the same contract. No check-then-insert anywhere.
-* Status flips: compare-and-set ``update_one({_id, status: current})``; a
-  ``modified_count`` of 0 means someone else moved the document first.
+* Status flips: through the one write path for system writes
+  (:mod:`registry.market.system_writes`): compare-and-set on the status,
+  recorded in the oplog, with Eve's update events; False means someone else
+  moved the document first.
 
-The steps are run by :mod:`registry.atomic` (one transaction on a replica
+The steps are run by :mod:`registry.store.atomic` (one transaction on a replica
 set); ``reserved_at`` lets the lifecycle tick tell a request in flight from an
 orphan.
 """
@@ -20,9 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from eve.utils import document_etag
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from registry.market import system_writes
 from registry.market.rules import slot_starts
 from registry.store.atomic import Refusal, Step
 
@@ -121,13 +123,10 @@ def flip(
     extra: dict[str, Any] | None = None,
     match: dict[str, Any] | None = None,
 ) -> bool:
-    """Compare-and-set ``doc``'s status to ``target`` (and ``match``, if given);
-    False if it moved meanwhile. The ETag changes too, so clients holding the
-    old one get a 412."""
-    changes = {**(extra or {}), "status": target, "_updated": now.replace(microsecond=0)}
-    changes["_etag"] = document_etag({k: v for k, v in {**doc, **changes}.items() if k != "_etag"})
-    spec = {"_id": doc["_id"], "status": doc["status"], **(match or {})}
-    return db[resource].update_one(spec, {"$set": changes}).modified_count == 1
+    """Compare-and-set ``doc``'s status to ``target`` (if ``doc`` still has its
+    status, and ``match``), with ``extra`` fields; False if it moved meanwhile.
+    A system write: audited, with a new ETag and Eve's update events."""
+    return system_writes.apply(db, resource, doc, {**(extra or {}), "status": target}, now, match)
 
 
 def claim_offers(db: Any, offers: list[dict[str, Any]], contract_id: ObjectId, now: datetime) -> None:

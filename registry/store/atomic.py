@@ -15,10 +15,18 @@ write of the document:
   undone in reverse order, each removing only what it wrote itself. After
   steps follow a stored write and are never undone. A worker killed in
   between leaves orphans, which the lifecycle tick repairs once they are
-  older than ``REQUEST_GRACE_SECONDS`` (:mod:`registry.lifecycle`).
+  older than ``REQUEST_GRACE_SECONDS`` (:mod:`registry.market.lifecycle`).
+
+A write the registry makes itself from inside a step (an offer claimed by the
+contract being stored) runs its own plan *joined* to the running one: its
+writes go into the same transaction, and what it asks to do once committed
+(:func:`after_commit`: the ``on_updated`` events) waits until the outermost
+run has succeeded, and is dropped if it fails. Its hooks plan into a
+:func:`separate_plans` of their own, never into the request's.
 
 Fault points ``after:<step>`` and ``after:write`` let tests kill a request
-between two writes (``app.extensions["faults"][name] = callable``).
+between two writes (``app.extensions["faults"][name] = callable``); joined
+runs have none.
 """
 
 from __future__ import annotations
@@ -34,6 +42,12 @@ from flask import current_app, g, has_app_context, has_request_context
 
 log = logging.getLogger("registry.store.atomic")
 _SESSION: contextvars.ContextVar[Any] = contextvars.ContextVar("registry_session", default=None)
+# what waits for the outermost run to succeed (None: no run is in progress)
+_DEFERRED: contextvars.ContextVar[list[Callable[[], Any]] | None] = contextvars.ContextVar(
+    "registry_after_commit", default=None
+)
+# the plans of a write the registry makes itself, kept apart from the request's
+_OWN_PLANS: contextvars.ContextVar[dict[str, Plan] | None] = contextvars.ContextVar("registry_own_plans", default=None)
 
 
 class Refusal(Exception):
@@ -62,8 +76,32 @@ class Plan:
 
 
 def plan(resource: str) -> Plan:
-    """The current request's plan for ``resource`` (created on first use)."""
-    return g.setdefault("atomic_plans", {}).setdefault(resource, Plan())
+    """The current request's plan for ``resource`` (created on first use), or
+    the plan of the :func:`separate_plans` block this runs in."""
+    own = _OWN_PLANS.get()
+    plans = own if own is not None else g.setdefault("atomic_plans", {})
+    return plans.setdefault(resource, Plan())
+
+
+@contextlib.contextmanager
+def separate_plans() -> Iterator[dict[str, Plan]]:
+    """Plans made inside the block (by the hooks of a system write) land in the
+    dict this yields, not in the request's."""
+    plans: dict[str, Plan] = {}
+    token = _OWN_PLANS.set(plans)
+    try:
+        yield plans
+    finally:
+        _OWN_PLANS.reset(token)
+
+
+def after_commit(callback: Callable[[], Any]) -> None:
+    """Call ``callback`` once the outermost run has succeeded (at once outside a run)."""
+    pending = _DEFERRED.get()
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)
 
 
 def take(resource: str) -> Plan | None:
@@ -88,14 +126,46 @@ def bound(session: Any) -> Iterator[None]:
 
 
 def run(db: Any, client: Any, plan: Plan, write: Callable[[], Any]) -> Any:
-    """Run ``plan`` around ``write``; returns what ``write`` returned."""
-    if uses_transactions(db, client):
-        with client.start_session() as session:
-            return session.with_transaction(lambda s: _in_transaction(db, plan, write, s))
-    return _with_undo(db, plan, write)
+    """Run ``plan`` around ``write``; returns what ``write`` returned. Inside
+    another run, joins it; the outermost run then calls what waits for it."""
+    if _DEFERRED.get() is not None:
+        return _joined(db, plan, write)
+    pending: list[Callable[[], Any]] = []
+    token = _DEFERRED.set(pending)
+    try:
+        if uses_transactions(db, client):
+            with client.start_session() as session:
+                result = session.with_transaction(lambda s: _in_transaction(db, plan, write, s, pending))
+        else:
+            result = _with_undo(db, plan, write)
+    finally:
+        _DEFERRED.reset(token)
+    for callback in pending:
+        callback()
+    return result
 
 
-def _in_transaction(db: Any, plan: Plan, write: Callable[[], Any], session: Any) -> Any:
+def _joined(db: Any, plan: Plan, write: Callable[[], Any]) -> Any:
+    """A run inside a running one: in its transaction, if any; a failure undoes
+    this run's own before steps and fails the step that started it."""
+    started: list[Step] = []
+    try:
+        for step in plan.before:
+            started.append(step)
+            step.do(db)
+        result = write()
+        for step in plan.after:
+            step.do(db)
+    except Exception:
+        undo(db, started)
+        raise
+    return result
+
+
+def _in_transaction(
+    db: Any, plan: Plan, write: Callable[[], Any], session: Any, pending: list[Callable[[], Any]]
+) -> Any:
+    pending.clear()  # a retried transaction starts over
     with bound(session):
         for step in plan.before:
             step.do(db)
