@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import schemas
+from schemas import vocabulary
 
 
 def _env_int(name: str, default: int) -> int:
@@ -149,7 +150,7 @@ JOBS_EMBEDDED_WORKER: bool | str = _env_switch("JOBS_EMBEDDED_WORKER", "auto")
 FORECAST_HISTORY_DAYS: int = _env_int("FORECAST_HISTORY_DAYS", 28)
 
 # Eve globals (per-resource keys fall back to these)
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DATE_FORMAT = vocabulary.DATE_FORMAT
 PAGINATION_DEFAULT = 25
 PAGINATION_LIMIT = 1000
 QUERY_MAX_RESULTS = "max_results"

@@ -32,6 +32,7 @@ from typing import Any
 import requests
 from werkzeug.serving import make_server
 
+from schemas.vocabulary import DATE_FORMAT
 from tests.support.market import publish_offer
 
 AGGREGATOR = "agg-north"
@@ -94,7 +95,7 @@ def trial(app: Any, url: str, bearer: Callable[..., dict[str, str]], racers: int
     from tests.factories import device
 
     def iso(hours: float) -> str:
-        return (base + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (base + timedelta(hours=hours)).strftime(DATE_FORMAT)
 
     dev = device()
     with app.app_context():

@@ -33,6 +33,7 @@ from registry.api.validator import RegistryValidator
 from registry.auth import mint_token
 from registry.demo import seeding as demo
 from registry.store.embedded import bulk_insert
+from schemas.vocabulary import DEVICE_CLASSES
 
 CENTER = [2.1734, 41.3851]
 AGGREGATOR = "coop-iberia"
@@ -56,7 +57,6 @@ class SharedStoreMongo(Mongo):
 
 def devices(n: int, seed: int = 1) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
-    classes = ["hvacDevice", "dhwDevice", "otherLoad", "lightingLoad"]
     docs = []
     for i in range(n):
         near = i % 10 == 0  # a tenth of the fleet around Barcelona, the rest across Europe
@@ -69,7 +69,7 @@ def devices(n: int, seed: int = 1) -> list[dict[str, Any]]:
                 "account_id": demo.stable_id("bench-account", i // 4),
                 "ven_id": demo.stable_id("bench-ven", i // 4),
                 "aggregator_id": AGGREGATOR if i % 3 else "flex-nordwest",
-                "device_class": classes[int(rng.integers(4))],
+                "device_class": DEVICE_CLASSES[int(rng.integers(len(DEVICE_CLASSES)))],
                 "availability": "yes",
                 "marketplace_availability": "yes" if rng.random() < 0.8 else "no",
                 "dr_availability": "yes",

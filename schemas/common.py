@@ -28,6 +28,3 @@ STATUS: dict[str, Any] = {
         "operationState": {"type": "string", "allowed": ["0", "1"]},
     },
 }
-
-DEVICE_CLASSES = ["hvacDevice", "lightingLoad", "dhwDevice", "otherLoad"]
-DEVICE_TYPES = ["Demand", "Generation", "Storage"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, CURRENCY, DIRECTION, UUID_FIELD
+from schemas.vocabulary import CONTRACT_STATUSES
 
-CONTRACT_STATUSES = ["proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled"]
 KW_SERIES: dict[str, Any] = {"type": "list", "schema": {"type": "float", "nullable": True}}
 
 VEN_ANSWER: dict[str, Any] = {
@@ -66,7 +66,7 @@ SCHEMA: dict[str, Any] = {
     "price": {"type": "float", "min": 0, "max": 100000},
     "currency": CURRENCY,
     "direction": DIRECTION,
-    "status": {"type": "string", "allowed": CONTRACT_STATUSES},
+    "status": {"type": "string", "allowed": list(CONTRACT_STATUSES)},
     "ven_response": VEN_RESPONSE,
     "settlement": SETTLEMENT,
     # per prosumer of a contract several share; a prosumer reads its own as `settlement`

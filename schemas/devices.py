@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.common import AGGREGATOR_ID, DEVICE_CLASSES, DEVICE_TYPES, POINT, STATUS, UUID_FIELD, YES_NO
+from schemas.common import AGGREGATOR_ID, POINT, STATUS, UUID_FIELD, YES_NO
+from schemas.vocabulary import DEVICE_CLASSES, DEVICE_TYPES
 
 SCHEMA: dict[str, Any] = {
     "device_id": {**UUID_FIELD, "required": True, "unique": True},
@@ -13,12 +14,12 @@ SCHEMA: dict[str, Any] = {
     "account_id": {**UUID_FIELD, "required": True},
     "ven_id": {**UUID_FIELD, "required": True},
     "aggregator_id": {**AGGREGATOR_ID, "required": True},
-    "device_class": {"type": "string", "allowed": DEVICE_CLASSES, "required": True},
+    "device_class": {"type": "string", "allowed": list(DEVICE_CLASSES), "required": True},
     "availability": {"type": "string", "allowed": ["yes", "no", ""], "required": True},
     "marketplace_availability": YES_NO,
     "dr_availability": YES_NO,
     "location": POINT,
-    "device_type": {"type": "string", "allowed": DEVICE_TYPES},
+    "device_type": {"type": "string", "allowed": list(DEVICE_TYPES)},
     "max_capacity": {"type": "float"},
     "available_capacity": {"type": "float"},
 }

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, DIRECTION, UUID_FIELD
+from schemas.vocabulary import SLOT_SECONDS, SLOTS_PER_DAY
 
-SLOTS = 96
 KW_VALUES: dict[str, Any] = {
     "type": "list",
-    "minlength": SLOTS,
-    "maxlength": SLOTS,
+    "minlength": SLOTS_PER_DAY,
+    "maxlength": SLOTS_PER_DAY,
     "schema": {"type": "float", "min": -100000, "max": 100000},
 }
 
@@ -21,7 +21,7 @@ SCHEMA: dict[str, Any] = {
     "direction": DIRECTION,
     "issued_at": {"type": "datetime", "required": True},
     "start": {"type": "datetime", "required": True},
-    "resolution": {"type": "integer", "allowed": [900], "default": 900},
+    "resolution": {"type": "integer", "allowed": [SLOT_SECONDS], "default": SLOT_SECONDS},
     "values": {**KW_VALUES, "required": True},
     "quantiles": {"type": "dict", "schema": {"p10": KW_VALUES, "p90": KW_VALUES}},
     "model": {"type": "string", "required": True, "minlength": 1, "maxlength": 128},

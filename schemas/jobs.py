@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, UUID_FIELD
+from schemas.vocabulary import JOB_STATUSES
 
 JOB_KINDS = ["consumption_forecast", "flexibility_forecast", "prosumer_advice", "aggregator_advice"]
-JOB_STATUSES = ["queued", "running", "done", "failed"]
 
 SCHEMA: dict[str, Any] = {
     "kind": {"type": "string", "allowed": JOB_KINDS, "required": True},
@@ -25,7 +25,7 @@ SCHEMA: dict[str, Any] = {
     # triggers absorbed by this job while it waited (debouncing)
     "triggers": {"type": "integer", "min": 0},
     "params": {"type": "dict", "allow_unknown": True},
-    "status": {"type": "string", "allowed": JOB_STATUSES},
+    "status": {"type": "string", "allowed": list(JOB_STATUSES)},
     "attempts": {"type": "integer", "min": 0},
     "max_attempts": {"type": "integer", "min": 1},
     "not_before": {"type": "datetime"},

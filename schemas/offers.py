@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, CURRENCY, DIRECTION, POINT, UUID_FIELD
-
-OFFER_STATUSES = ["open", "contracted", "withdrawn", "expired"]
+from schemas.vocabulary import OFFER_STATUSES
 
 SCHEMA: dict[str, Any] = {
     "device_id": {**UUID_FIELD, "required": True},
@@ -17,7 +16,7 @@ SCHEMA: dict[str, Any] = {
     # per kWh of delivered flexibility
     "price": {"type": "float", "required": True, "min": 0, "max": 100000},
     "currency": {**CURRENCY, "default": "EUR"},
-    "status": {"type": "string", "allowed": OFFER_STATUSES, "default": "open"},
+    "status": {"type": "string", "allowed": list(OFFER_STATUSES), "default": "open"},
     # copied from the device by a hook, so filtering and geo queries need no join
     "account_id": {**UUID_FIELD, "readonly": True},
     "aggregator_id": {**AGGREGATOR_ID, "readonly": True},

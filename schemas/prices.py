@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, CURRENCY
+from schemas.vocabulary import SLOT_SECONDS
 
 SCHEMA: dict[str, Any] = {
     "area": {"type": "string", "minlength": 2, "maxlength": 32},
     "aggregator_id": AGGREGATOR_ID,
     "kind": {"type": "string", "allowed": ["day-ahead", "tariff"], "default": "day-ahead"},
     "start": {"type": "datetime", "required": True},
-    "resolution": {"type": "integer", "allowed": [900, 1800, 3600], "default": 900},
+    "resolution": {
+        "type": "integer",
+        "allowed": [SLOT_SECONDS, 2 * SLOT_SECONDS, 4 * SLOT_SECONDS],
+        "default": SLOT_SECONDS,
+    },
     # per kWh, one value per slot from start
     "values": {
         "type": "list",

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.common import AGGREGATOR_ID, DEVICE_CLASSES, DEVICE_TYPES, UUID_FIELD
+from schemas.common import AGGREGATOR_ID, UUID_FIELD
+from schemas.vocabulary import DEVICE_CLASSES, DEVICE_TYPES
 
 RESOURCE_HINT: dict[str, Any] = {
     "type": "dict",
     "schema": {
         "resource_id": {"type": "string", "required": True, "minlength": 1, "maxlength": 128},
-        "device_class": {"type": "string", "allowed": DEVICE_CLASSES},
-        "device_type": {"type": "string", "allowed": DEVICE_TYPES},
+        "device_class": {"type": "string", "allowed": list(DEVICE_CLASSES)},
+        "device_type": {"type": "string", "allowed": list(DEVICE_TYPES)},
         "device_name": {"type": "string", "maxlength": 256},
         "max_capacity": {"type": "float", "min": 0},
     },

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from registry import create_app
-from registry.admin_ui.queries import EARTH_RADIUS_KM, device_query
+from registry.admin_ui.queries import device_query
 from registry.admin_ui.series import advice_timeline, forecast_chart, outer_quantiles
 from registry.auth import credentials, mint_token
 from registry.demo import fleet
@@ -40,6 +40,8 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
 TIMEOUT_MS = 10_000
 BARCELONA = (41.3851, 2.1734)
+# written out, not imported: a km radius becomes radians over the IUGG mean Earth radius
+EARTH_RADIUS_KM = 6371.0088
 
 
 @dataclass
@@ -426,7 +428,8 @@ def test_advice_panel_draws_a_day_of_tags(live):
     with live.app.test_request_context("/ui/advice"):
         from flask import render_template
 
-        from registry.admin_ui.series import TAG_WORDS, recommended_devices
+        from registry.admin_ui.series import recommended_devices
+        from schemas.vocabulary import TAG_WORDS
 
         html = render_template(
             "registry/admin_ui/advice.html",
@@ -443,7 +446,7 @@ def test_offers_status_filter_keeps_its_selection(live):
     """The page's `status` filter value, not a macro of the same name, drives the form."""
     from flask import render_template
 
-    from registry.admin_ui.views.market import OFFER_STATUSES
+    from schemas.vocabulary import OFFER_STATUSES
 
     with live.app.test_request_context("/ui/offers?status=withdrawn"):
         html = render_template(

@@ -7,8 +7,9 @@ import pytest
 
 from registry.forecast import baselines, documents, flexibility, timeseries
 from registry.forecast import model as fc
+from schemas.vocabulary import SLOTS_PER_DAY
 
-DAY = timeseries.SLOTS_PER_DAY
+DAY = SLOTS_PER_DAY
 MONDAY = datetime(2024, 1, 15, tzinfo=UTC)
 
 

@@ -39,13 +39,6 @@ PANELS = [
     ("registry.admin_ui.jobs", "Jobs", {"service", "admin"}),
     ("registry.admin_ui.audit", "Audit", {"admin"}),
 ]
-# The availability fields each role may flip from the device list (docs/contract.md, "Roles and data scoping").
-TOGGLES = {
-    "prosumer": ("availability", "marketplace_availability", "dr_availability"),
-    "aggregator": ("dr_availability",),
-    "service": ("availability",),
-    "admin": ("availability", "marketplace_availability", "dr_availability"),
-}
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-EARTH_RADIUS_KM = 6378.1
-DEVICE_CLASSES = ("hvacDevice", "lightingLoad", "dhwDevice", "otherLoad")
-DEVICE_TYPES = ("Demand", "Generation", "Storage")
-AVAILABILITY_FIELDS = ("availability", "marketplace_availability", "dr_availability")
+from schemas.vocabulary import AVAILABILITY_FIELDS, DATE_FORMAT, DEVICE_CLASSES, DEVICE_TYPES, EARTH_RADIUS_KM
+
 DEVICE_SORTS = {
     "name": "device_name",
     "-capacity": "-max_capacity",
@@ -22,7 +20,6 @@ DEVICE_SORTS = {
     "class": "device_class,device_name",
 }
 PAGE_SIZES = (10, 25, 50, 100)
-API_DATE = "%Y-%m-%dT%H:%M:%SZ"
 MAX_PAGE = 10**6
 # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
 _WHOLE = re.compile(r"[0-9]{1,7}")
@@ -161,7 +158,7 @@ def api_time(local: str) -> str | None:
     """An ``<input type=datetime-local>`` value (taken as UTC) in the API's format."""
     for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(local, fmt).strftime(API_DATE)
+            return datetime.strptime(local, fmt).strftime(DATE_FORMAT)
         except ValueError:
             continue
     return None
@@ -181,7 +178,7 @@ def default_window(now: datetime | None = None, hours: int = 2) -> tuple[str, st
 def parse_api_time(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
-    for fmt in (API_DATE, "%a, %d %b %Y %H:%M:%S GMT", "%Y-%m-%dT%H:%M:%S"):
+    for fmt in (DATE_FORMAT, "%a, %d %b %Y %H:%M:%S GMT", "%Y-%m-%dT%H:%M:%S"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:

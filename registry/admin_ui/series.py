@@ -16,11 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from registry.admin_ui.queries import epoch, parse_api_time
-from registry.forecast.advisor import TAG_MEANINGS
-
-DEFAULT_RESOLUTION = 900
-# the advisor's words for its tags, written once (registry/forecast/advisor.py)
-TAG_WORDS = TAG_MEANINGS
+from schemas.vocabulary import SLOT_SECONDS, TAG_WORDS
 
 
 def measurement_chart(measurements: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -94,7 +90,7 @@ def _step(resolution: Any) -> int:
     """Seconds per value: a positive whole number of at most a day, else 15 minutes."""
     if _finite(resolution) and 0 < resolution <= 86400:
         return int(resolution)
-    return DEFAULT_RESOLUTION
+    return SLOT_SECONDS
 
 
 def _level(key: Any) -> float | None:

@@ -28,6 +28,7 @@ from registry import jobs
 from registry.auth import InvalidToken
 from registry.auth.bearer import current_principal
 from registry.store.clock import as_utc
+from schemas.vocabulary import DATE_FORMAT
 
 bp = Blueprint("advice_requests", __name__)
 KIND = "aggregator_advice"
@@ -76,7 +77,7 @@ def parse_request(who: Any) -> dict[str, Any]:
     params = dict(body)
     for field in ("start", "end"):
         try:
-            params[field] = as_utc(body[field]).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params[field] = as_utc(body[field]).strftime(DATE_FORMAT)
         except ValueError:
             error(422, f"{field} must be a UTC ISO 8601 time, e.g. 2026-01-15T17:00:00Z")
     if params["end"] <= params["start"]:
@@ -189,7 +190,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, ObjectId):
         return str(value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.strftime(DATE_FORMAT)
     return value
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from schemas.vocabulary import DATE_FORMAT
+
 from .accounts import hash_secret
 from .issuing import MAX_TOKEN_TTL
 from .keys import KeyRing, KeyRingError, RingKey
@@ -117,7 +119,7 @@ def _is_pem(path: str) -> bool:
 
 def describe(key: RingKey) -> str:
     def when(value: datetime | None) -> str:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+        return value.strftime(DATE_FORMAT) if value else "-"
 
     return f"{key.kid}  {key.status:<8} created {when(key.created_at)}  retired {when(key.retired_at)}"
 

@@ -30,6 +30,8 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from schemas.vocabulary import DATE_FORMAT
+
 SIGNING_ALG = "RS256"
 KEY_SIZE = 2048
 STATUSES = ("current", "next", "retired")
@@ -191,14 +193,14 @@ def _check_ring(keys: list[RingKey]) -> tuple[RingKey, ...]:
 
 
 def _format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime(DATE_FORMAT)
 
 
 def _parse_time(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")
+        parsed = datetime.strptime(str(value), DATE_FORMAT)
     except ValueError:
         raise KeyRingError(f"time {value!r} is not like 2026-01-31T12:00:00Z") from None
     return parsed.replace(tzinfo=UTC)

@@ -25,6 +25,7 @@ from registry.demo.fleet import (
 )
 from registry.store.clock import utcnow
 from registry.store.embedded import bulk_insert, unique_indexes_suspended
+from schemas.vocabulary import SLOT, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
 
 
 def build_demo(n_prosumers: int = 90, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
@@ -74,7 +75,7 @@ def build_demo(n_prosumers: int = 90, seed: int = 7) -> dict[str, list[dict[str,
 def build_prices(now: datetime) -> list[dict[str, Any]]:
     """A day-ahead price curve per country (EUR/kWh, 15 min) for today and tomorrow:
     cheap at night and around solar noon, dear at the morning and evening peaks."""
-    hours = np.arange(2 * 96) % 96 / 4.0
+    hours = np.arange(2 * SLOTS_PER_DAY) % SLOTS_PER_DAY * SLOT_HOURS
     shape = (
         1
         + 0.25 * np.exp(-((hours - 8) ** 2) / 3)
@@ -88,7 +89,7 @@ def build_prices(now: datetime) -> list[dict[str, Any]]:
             "area": area,
             "kind": "day-ahead",
             "start": start,
-            "resolution": 900,
+            "resolution": SLOT_SECONDS,
             "currency": "EUR",
             "values": [round(float(mean * s), 4) for s in shape],
             "source": "demo curve",
@@ -145,7 +146,7 @@ def build_market(
         {
             "device_id": chosen["device_id"],
             "contract_id": contract["_id"],
-            "slot_start": contract["start"] + timedelta(minutes=15 * i),
+            "slot_start": contract["start"] + i * SLOT,
         }
         for i in range(4)
     ]
@@ -181,10 +182,10 @@ def measurement_days(
 ) -> Iterator[list[dict[str, Any]]]:
     """15-minute readings per device, one device's ``days`` at a time."""
     rng = np.random.default_rng(seed)
-    slots = days * 96
-    start = end - timedelta(minutes=15 * slots)
-    hours = (np.arange(slots) % 96) / 4.0
-    stamps = [start + timedelta(minutes=15 * i) for i in range(slots)]
+    slots = days * SLOTS_PER_DAY
+    start = end - slots * SLOT
+    hours = (np.arange(slots) % SLOTS_PER_DAY) * SLOT_HOURS
+    stamps = [start + i * SLOT for i in range(slots)]
     for dev in devices:
         power = _profile(rng, dev, hours)
         yield [
@@ -192,7 +193,7 @@ def measurement_days(
                 "device_id": dev["device_id"],
                 "timestamp": t,
                 "power_kw": round(float(kw), 3),
-                "energy_kwh": round(float(kw) / 4, 4),
+                "energy_kwh": round(float(kw) * SLOT_HOURS, 4),
                 "account_id": dev["account_id"],
                 "aggregator_id": dev["aggregator_id"],
             }
@@ -204,7 +205,7 @@ def _profile(rng: np.random.Generator, dev: dict[str, Any], hours: np.ndarray) -
     cap = dev.get("max_capacity", 1.0)
     if dev.get("device_type") == "Generation":  # PV exports around noon: negative power
         sun = np.clip(np.sin((hours - 6.5) / 13 * np.pi), 0, None)
-        cloud = rng.uniform(0.3, 1.0, size=len(hours) // 96).repeat(96)
+        cloud = rng.uniform(0.3, 1.0, size=len(hours) // SLOTS_PER_DAY).repeat(SLOTS_PER_DAY)
         return -cap * 0.8 * sun * cloud
     morning = np.exp(-((hours - 7.5) ** 2) / 2)
     evening = np.exp(-((hours - 19.0) ** 2) / 3)

@@ -15,16 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from registry.forecast.timeseries import RESOLUTION_S, iso
+from registry.forecast.timeseries import iso
 from registry.store.clock import as_utc
+from registry.store.geo import haversine_m
+from schemas.vocabulary import SLOT_SECONDS
 
-TAG_MEANINGS = {
-    1: "consumption strongly recommended",
-    2: "consumption recommended",
-    3: "warning",
-    4: "consumption not recommended",
-    5: "consumption forbidden",
-}
 MESSAGES = {
     "LOW_PRICE": "Among the cheapest slots of the day: a good time to consume.",
     "BELOW_MEDIAN_PRICE": "Price below the day's median.",
@@ -49,7 +44,6 @@ PRIORITY = (
     "LOW_PRICE",
 )
 NEAR_LIMIT_FRACTION = 0.9
-EARTH_RADIUS_KM = 6371.0088
 
 
 # --- prosumer advice -----------------------------------------------------------
@@ -93,7 +87,7 @@ def power_limit_tags(
 
 
 def dr_event_tags(
-    slot_starts: Sequence[datetime], dr_events: Iterable[dict], resolution: int = RESOLUTION_S
+    slot_starts: Sequence[datetime], dr_events: Iterable[dict], resolution: int = SLOT_SECONDS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Slots overlapping a "down" demand-response contract: 5 DR_EVENT while
     it is active, 4 DR_EVENT when it is only accepted (upcoming)."""
@@ -129,7 +123,7 @@ def prosumer_advice(
     dr_events: Iterable[dict] = (),
     device_id: str | None = None,
     issued_at: datetime | str | None = None,
-    resolution: int = RESOLUTION_S,
+    resolution: int = SLOT_SECONDS,
 ) -> dict[str, Any]:
     """An `advice` document of kind "prosumer": one tagged entry per slot."""
     first = as_utc(start)
@@ -160,10 +154,8 @@ def prosumer_advice(
 
 
 def haversine_km(a: Sequence[float], b: Sequence[float]) -> float:
-    """Great-circle distance between two [lon, lat] points in km."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+    """Great-circle distance between two [lon, lat] points in km (on the mean Earth radius)."""
+    return haversine_m((a[0], a[1]), (b[0], b[1])) / 1000
 
 
 def window_delivery(forecast: dict, start: datetime, end: datetime) -> tuple[float, float]:
@@ -173,7 +165,7 @@ def window_delivery(forecast: dict, start: datetime, end: datetime) -> tuple[flo
     (p50 when there are no quantiles). (0, 0) when the forecast does not
     cover the whole window.
     """
-    first, step = as_utc(forecast["start"]), forecast.get("resolution", RESOLUTION_S)
+    first, step = as_utc(forecast["start"]), forecast.get("resolution", SLOT_SECONDS)
     lo = math.floor((start - first).total_seconds() / step)
     hi = math.ceil((end - first).total_seconds() / step)
     values = forecast.get("values") or []

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from registry.forecast.model import ForecastResult
-from registry.forecast.timeseries import RESOLUTION_S, iso
+from registry.forecast.timeseries import iso
+from schemas.vocabulary import SLOT_SECONDS
 
 KINDS = ("consumption", "flexibility")
 
@@ -22,7 +23,7 @@ def documents_for(device_ids: Sequence[str], result: ForecastResult, kind: str, 
         "kind": kind,
         "issued_at": iso(result.issued_at),
         "start": iso(result.start),
-        "resolution": RESOLUTION_S,
+        "resolution": SLOT_SECONDS,
         "model": model or result.model,
     }
     if result.direction:

@@ -37,13 +37,13 @@ import numpy as np
 
 from registry.forecast.timeseries import (
     MAX_MISSING_FRACTION,
-    SLOTS_PER_DAY,
     as_utc,
     hide_unobserved,
     target_start,
     to_days,
 )
 from registry.forecast.timeseries import nanmean as _nanmean
+from schemas.vocabulary import SLOTS_PER_DAY
 
 MODEL_NAME = "lagblend-v1"
 MIN_DAYS = 7

@@ -12,12 +12,10 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from registry.store.clock import as_utc
+from schemas.vocabulary import DATE_FORMAT, SLOT, SLOTS_PER_DAY
 
-SLOTS_PER_DAY = 96
-RESOLUTION_S = 900
 # a day with this much missing data or more is not usable
 MAX_MISSING_FRACTION = 0.2
-_SLOT = timedelta(seconds=RESOLUTION_S)
 
 
 def target_start(issued_at: datetime | str) -> datetime:
@@ -29,7 +27,7 @@ def target_start(issued_at: datetime | str) -> datetime:
 
 def iso(moment: datetime) -> str:
     """UTC ISO 8601 with a Z suffix, as stored in documents."""
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(moment).strftime(DATE_FORMAT)
 
 
 def to_days(history: np.ndarray) -> np.ndarray:
@@ -43,7 +41,7 @@ def to_days(history: np.ndarray) -> np.ndarray:
 def hide_unobserved(history: np.ndarray, issued_at: datetime | str) -> np.ndarray:
     """Copy of `history` with slots ending after `issued_at` set to NaN."""
     start = target_start(issued_at)
-    hidden = int(np.ceil((start - as_utc(issued_at)) / _SLOT))
+    hidden = int(np.ceil((start - as_utc(issued_at)) / SLOT))
     masked = np.array(history, dtype=float)
     if hidden:
         masked[:, -hidden:] = np.nan

@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 
 from registry.forecast.model import ForecastResult
-from registry.forecast.timeseries import RESOLUTION_S, SLOTS_PER_DAY
 from registry.store.clock import as_utc
 from registry.store.embedded import find_all
+from schemas.vocabulary import LIVE_CONTRACT_STATES, SLOT_SECONDS, SLOTS_PER_DAY
 
-LIVE_CONTRACTS = ("accepted", "active")
-MAX_SERIES_DAYS = 31  # the longest price series (schemas/prices.py: 2976 x 15 min)
+MAX_SERIES_DAYS = 31  # the longest price series (schemas/prices.py: 2976 slots)
 
 
 def load_history(db: Any, device_ids: Sequence[str], day: datetime, days: int) -> np.ndarray:
@@ -31,7 +30,7 @@ def load_history(db: Any, device_ids: Sequence[str], day: datetime, days: int) -
     )
     index, power = [], []
     for m in cursor:
-        slot = int((m["timestamp"] - begin).total_seconds() // RESOLUTION_S)
+        slot = int((m["timestamp"] - begin).total_seconds() // SLOT_SECONDS)
         index.append(row[m["device_id"]] * n_slots + slot)
         power.append(m["power_kw"])
     np.add.at(sums, index, power)
@@ -98,18 +97,18 @@ def price_series(db: Any, aggregator: dict[str, Any] | None, aggregator_id: str,
 
 
 def _fill(values: list[float | None], doc: dict[str, Any], day_begin: datetime) -> None:
-    step = int(doc.get("resolution", RESOLUTION_S))
+    step = int(doc.get("resolution", SLOT_SECONDS))
     for i, price in enumerate(doc["values"]):
         at = doc["start"] + timedelta(seconds=step * i)
-        first = int((at - day_begin).total_seconds() // RESOLUTION_S)
-        for slot in range(max(first, 0), min(first + max(1, step // RESOLUTION_S), SLOTS_PER_DAY)):
+        first = int((at - day_begin).total_seconds() // SLOT_SECONDS)
+        for slot in range(max(first, 0), min(first + max(1, step // SLOT_SECONDS), SLOTS_PER_DAY)):
             values[slot] = price
 
 
 def contract_windows(db: Any, spec: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Per device, the accepted or active contracts matching ``spec``."""
     windows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    query = {**spec, "status": {"$in": list(LIVE_CONTRACTS)}}
+    query = {**spec, "status": {"$in": list(LIVE_CONTRACT_STATES)}}
     for contract in db["contracts"].find(query, {"device_ids": 1, "start": 1, "end": 1, "status": 1, "direction": 1}):
         for device_id in contract.get("device_ids") or []:
             windows[device_id].append(contract)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-SLOT = timedelta(minutes=15)
+from schemas.vocabulary import DATE_FORMAT, LIVE_CONTRACT_STATES, SLOT, SLOT_MINUTES
+
 MAX_WINDOW = timedelta(days=7)
 SYSTEM = "system"  # the clock-driven actor: advance_lifecycle, the job worker
 
@@ -56,16 +57,17 @@ CONTRACT_TRANSITIONS: dict[tuple[str, str], Rule] = {
     ("completed", "settled"): Rule(frozenset({SYSTEM})),
 }
 TABLES = {"offer": OFFER_TRANSITIONS, "contract": CONTRACT_TRANSITIONS}
-RESERVING = ("accepted", "active")  # contract states that hold their devices' slots
+# the old name of LIVE_CONTRACT_STATES, still read by lifecycle.py and hooks/marketplace.py
+RESERVING = LIVE_CONTRACT_STATES
 
 
 def check_window(start: datetime, end: datetime, now: datetime, max_length: timedelta = MAX_WINDOW) -> None:
-    """A market window: ordered, on 15-minute boundaries, future, bounded."""
+    """A market window: ordered, on slot boundaries, future, bounded."""
     if start >= end:
-        refuse(422, f"start ({start:%Y-%m-%dT%H:%M:%SZ}) must be before end ({end:%Y-%m-%dT%H:%M:%SZ})")
+        refuse(422, f"start ({start:{DATE_FORMAT}}) must be before end ({end:{DATE_FORMAT}})")
     for name, value in (("start", start), ("end", end)):
-        if value.minute % 15 or value.second or value.microsecond:
-            refuse(422, f"{name} must be on a 15-minute boundary (hh:00, :15, :30 or :45)")
+        if value.minute % SLOT_MINUTES or value.second or value.microsecond:
+            refuse(422, f"{name} must be on a {SLOT_MINUTES}-minute boundary (hh:00, :15, :30 or :45)")
     if start <= now:
         refuse(422, "start must be in the future")
     if end - start > max_length:
@@ -73,7 +75,7 @@ def check_window(start: datetime, end: datetime, now: datetime, max_length: time
 
 
 def slot_starts(start: datetime, end: datetime) -> list[datetime]:
-    """The 15-minute slots of a window."""
+    """The slots of a window."""
     count = int((end - start) / SLOT)
     return [start + i * SLOT for i in range(count)]
 
@@ -146,12 +148,12 @@ def _check_timing(kind: str, doc: dict[str, Any], current: str, target: str, whe
     if when == "before_start" and now >= doc["start"]:
         refuse(
             409,
-            f"the {kind} started at {doc['start']:%Y-%m-%dT%H:%M:%SZ}; it can no longer go from {current} to {target}",
+            f"the {kind} started at {doc['start']:{DATE_FORMAT}}; it can no longer go from {current} to {target}",
         )
     if when == "after_start" and now < doc["start"]:
-        refuse(409, f"the {kind} starts at {doc['start']:%Y-%m-%dT%H:%M:%SZ}; it cannot be {target} before")
+        refuse(409, f"the {kind} starts at {doc['start']:{DATE_FORMAT}}; it cannot be {target} before")
     if when == "after_end" and now < doc["end"]:
-        refuse(409, f"the {kind} ends at {doc['end']:%Y-%m-%dT%H:%M:%SZ}; it cannot be {target} before")
+        refuse(409, f"the {kind} ends at {doc['end']:{DATE_FORMAT}}; it cannot be {target} before")
 
 
 def unique_accounts(devices: Iterable[dict[str, Any]]) -> list[str]:
@@ -220,7 +222,7 @@ def _check_offer_covers(contract: dict[str, Any], offer: dict[str, Any], device:
         refuse(
             422,
             f"the contract window must lie inside {name}'s window "
-            f"{offer['start']:%Y-%m-%dT%H:%M:%SZ} – {offer['end']:%Y-%m-%dT%H:%M:%SZ}",
+            f"{offer['start']:{DATE_FORMAT}} – {offer['end']:{DATE_FORMAT}}",
         )
     if contract["direction"] != offer["direction"]:
         refuse(422, f"direction {contract['direction']} does not match {name} ({offer['direction']})")

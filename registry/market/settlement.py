@@ -5,7 +5,9 @@ Per 15-minute slot (an ISP) of the contract window:
 * baseline: the device's mean power in the same slot on earlier comparable
   days (same kind of day, weekday or weekend) — "high X of Y": of the Y most
   recent complete comparable days, the X with the highest consumption in the
-  window, averaged ("recent X of Y": the X most recent);
+  window, averaged ("recent X of Y": the X most recent). The rule is
+  :func:`registry.forecast.baselines.x_of_y`, the forecasts' own; settlement
+  refuses with fewer than X such days in the look-back;
 * delivered flexibility: baseline − measured for ``down`` (less power drawn),
   measured − baseline for ``up``, clipped to [0, contracted power]; a slot
   without measurements delivers nothing;
@@ -24,10 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from registry.market.rules import SLOT, slot_starts
+import numpy as np
+
+from registry.forecast.baselines import x_of_y
+from registry.market.rules import slot_starts
+from schemas.vocabulary import DATE_FORMAT, SLOT_HOURS, SLOT_MINUTES
 
 Reading = tuple[datetime, float]
-SLOT_HOURS = SLOT / timedelta(hours=1)
 RULE_TEXT = re.compile(r"^\s*(high|recent)?\s*(\d+)\s+of\s+(\d+)\s*$")
 
 
@@ -55,11 +60,11 @@ class BaselineRule:
 
 
 def slot_of(moment: datetime) -> datetime:
-    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+    return moment.replace(minute=moment.minute - moment.minute % SLOT_MINUTES, second=0, microsecond=0)
 
 
 def means_by_slot(readings: Iterable[Reading]) -> dict[datetime, float]:
-    """Mean power of the readings that fall in each 15-minute slot."""
+    """Mean power of the readings that fall in each slot."""
     sums: dict[datetime, list[float]] = {}
     for moment, kw in readings:
         total = sums.setdefault(slot_of(moment), [0.0, 0])
@@ -68,32 +73,26 @@ def means_by_slot(readings: Iterable[Reading]) -> dict[datetime, float]:
     return {slot: s / n for slot, (s, n) in sums.items()}
 
 
-def comparable_offsets(start: datetime, end: datetime, lookback_days: int) -> list[int]:
-    """Whole-day shifts of earlier windows of the same kind of day that end
-    before ``start``, most recent first."""
+def candidate_offsets(start: datetime, end: datetime, lookback_days: int) -> list[int]:
+    """Whole-day shifts of earlier windows that end before ``start``, oldest first."""
     span = math.ceil((end - start) / timedelta(days=1))
-    weekend = start.weekday() >= 5
-    return [k for k in range(span, lookback_days + 1) if ((start - timedelta(days=k)).weekday() >= 5) == weekend]
+    return list(range(lookback_days, span - 1, -1))
 
 
 def baseline_kw(means: dict[datetime, float], start: datetime, end: datetime, rule: BaselineRule) -> list[float]:
     """The baseline per slot of [start, end) from one device's slot means."""
     starts = slot_starts(start, end)
-    days: list[list[float]] = []
-    for k in comparable_offsets(start, end, rule.lookback_days):
-        shift = timedelta(days=k)
-        values = [means.get(s - shift) for s in starts]
-        if None not in values:
-            days.append(values)  # type: ignore[arg-type]
-        if len(days) == rule.y:
-            break
-    if len(days) < rule.x:
+    offsets = [timedelta(days=k) for k in candidate_offsets(start, end, rule.lookback_days)]
+    days = np.array([[means.get(s - shift, np.nan) for s in starts] for shift in offsets], dtype=float)
+    weekend = start.weekday() >= 5
+    comparable = np.array([((start - shift).weekday() >= 5) == weekend for shift in offsets], dtype=bool)
+    baseline, counted = x_of_y(days.reshape(1, len(offsets), len(starts)), comparable, rule.x, rule.y, rule.select)
+    if counted[0] < rule.x:
         raise SettlementError(
-            f"only {len(days)} complete comparable day(s) of history before "
-            f"{start:%Y-%m-%dT%H:%M:%SZ}; the {rule} baseline needs {rule.x}"
+            f"only {counted[0]} complete comparable day(s) of history before "
+            f"{start:{DATE_FORMAT}}; the {rule} baseline needs {rule.x}"
         )
-    chosen = sorted(days, key=sum, reverse=True)[: rule.x] if rule.select == "high" else days[: rule.x]
-    return [sum(column) / len(chosen) for column in zip(*chosen)]
+    return [float(b) for b in baseline[0]]
 
 
 def delivered_kw(baseline: list[float], measured: list[float | None], direction: str, cap_kw: float) -> list[float]:

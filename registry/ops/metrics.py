@@ -38,11 +38,14 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from schemas.vocabulary import JOB_STATUSES
+
 log = logging.getLogger("registry.ops.metrics")
 
 HEARTBEATS = "heartbeats"
 TICK = "tick"
-JOB_STATUSES = ("queued", "running", "failed")
+# done jobs only pile up: the gauge counts the others
+GAUGED_JOB_STATUSES = tuple(s for s in JOB_STATUSES if s != "done")
 
 disable_created_metrics()  # no *_created series: they double what a scrape carries
 # the app's own registry, not prometheus_client's global one (several apps per test process)
@@ -101,7 +104,7 @@ class StoreCollector:
 
     def _read(self, db: Any, now: datetime) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("der_registry_jobs", "Jobs in the jobs collection by status", labels=["status"])
-        for status in JOB_STATUSES:
+        for status in GAUGED_JOB_STATUSES:
             jobs.add_metric([status], db["jobs"].count_documents({"status": status}))
         yield jobs
         oldest = db["jobs"].find_one(

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-EARTH_RADIUS_M = 6378100.0  # the radius MongoDB uses to convert radians to metres
+# MongoDB's operators are emulated with MongoDB's own radius (see the vocabulary);
+# distances this module reports for other callers use the mean radius
+from schemas.vocabulary import EARTH_RADIUS_M, MONGODB_EARTH_RADIUS_M
+
 GEO_OPERATORS = ("$near", "$nearSphere", "$geoWithin", "$geoIntersects")
 NEAR_OPERATORS = ("$near", "$nearSphere")
 
@@ -41,14 +44,18 @@ class GeoClause:
 
     def distance_m(self, lng: float, lat: float) -> float:
         assert self.center is not None
-        return haversine_m(self.center, (lng, lat))
+        return haversine_m(self.center, (lng, lat), MONGODB_EARTH_RADIUS_M)
 
     def as_within(self) -> dict[str, Any]:
         """The ``$near`` clause as a count-safe ``$geoWithin`` filter."""
         clauses: list[dict[str, Any]] = []
         if self.max_m is not None:
             clauses.append(
-                {self.field: {"$geoWithin": {"$centerSphere": [list(self.center), self.max_m / EARTH_RADIUS_M]}}}
+                {
+                    self.field: {
+                        "$geoWithin": {"$centerSphere": [list(self.center), self.max_m / MONGODB_EARTH_RADIUS_M]}
+                    }
+                }
             )
         else:
             # $near without a maximum still only returns documents with a location
@@ -57,18 +64,21 @@ class GeoClause:
             clauses.append(
                 {
                     self.field: {
-                        "$not": {"$geoWithin": {"$centerSphere": [list(self.center), self.min_m / EARTH_RADIUS_M]}}
+                        "$not": {
+                            "$geoWithin": {"$centerSphere": [list(self.center), self.min_m / MONGODB_EARTH_RADIUS_M]}
+                        }
                     }
                 }
             )
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance in metres between two (lng, lat) points."""
+def haversine_m(a: tuple[float, float], b: tuple[float, float], radius_m: float = EARTH_RADIUS_M) -> float:
+    """Great-circle distance in metres between two (lng, lat) points on a sphere
+    of ``radius_m`` (the mean Earth radius unless told)."""
     lng1, lat1, lng2, lat2 = map(math.radians, (*a, *b))
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    return 2 * radius_m * math.asin(min(1.0, math.sqrt(h)))
 
 
 def point_of(value: Any) -> tuple[float, float] | None:
@@ -115,13 +125,13 @@ def _parse_near(field: str, op: str, condition: dict[str, Any]) -> GeoClause:
         min_m = _distance(body.get("$minDistance", condition.get("$minDistance")), 1.0)
     elif op == "$nearSphere" and point_of(body):
         center = point_of(body)  # legacy pair: distances are radians
-        max_m = _distance(condition.get("$maxDistance"), EARTH_RADIUS_M)
-        min_m = _distance(condition.get("$minDistance"), EARTH_RADIUS_M)
+        max_m = _distance(condition.get("$maxDistance"), MONGODB_EARTH_RADIUS_M)
+        min_m = _distance(condition.get("$minDistance"), MONGODB_EARTH_RADIUS_M)
     else:
         raise GeoQueryError(f"{op} needs {{'$geometry': {{'type': 'Point', 'coordinates': [lng, lat]}}}}")
 
     def matches(lng: float, lat: float) -> bool:
-        d = haversine_m(center, (lng, lat))
+        d = haversine_m(center, (lng, lat), MONGODB_EARTH_RADIUS_M)
         return (max_m is None or d <= max_m) and (min_m is None or d >= min_m)
 
     return GeoClause(field, op, matches, center, min_m, max_m)
@@ -173,7 +183,7 @@ def _center_and_radius(value: Any, kind: str) -> tuple[tuple[float, float], floa
 
 def _center_sphere(value: Any) -> Callable[[float, float], bool]:
     center, radians = _center_and_radius(value, "$centerSphere")
-    return lambda lng, lat: haversine_m(center, (lng, lat)) <= radians * EARTH_RADIUS_M
+    return lambda lng, lat: haversine_m(center, (lng, lat), MONGODB_EARTH_RADIUS_M) <= radians * MONGODB_EARTH_RADIUS_M
 
 
 def _center(value: Any) -> Callable[[float, float], bool]:
@@ -204,7 +214,11 @@ def _geometry_polygon(value: Any) -> Callable[[float, float], bool]:
         raise GeoQueryError("GeoJSON Polygon needs coordinates [[[lng, lat], …]]")
     rings = [_polygon(ring) for ring in coords]
     outer, holes = rings[0], rings[1:]
-    # planar test on lng/lat: exact for the small regions (cities, grid areas) clients query
+    # An even-odd test on the flat plane of raw (lng, lat) degrees, not on the sphere:
+    # MongoDB joins a GeoJSON polygon's vertices by great-circle arcs, this by straight
+    # lines in degrees, so the two can disagree near long edges and at high latitudes,
+    # and a ring across the antimeridian is not understood. Inside the outer ring and
+    # in no hole; a point on an edge counts as on that ring (so one on a hole's edge is out).
     return lambda lng, lat: outer(lng, lat) and not any(h(lng, lat) for h in holes)
 
 

@@ -7,21 +7,20 @@ from typing import Any
 
 from flask import flash, request
 
-from registry.admin_ui.blueprint import TOGGLES, api, back, bp, failure, listing, page
+from registry.admin_ui.blueprint import api, back, bp, failure, listing, page
 from registry.admin_ui.login import User, login_required
 from registry.admin_ui.queries import (
-    AVAILABILITY_FIELDS,
-    DEVICE_CLASSES,
     DEVICE_SORTS,
-    DEVICE_TYPES,
     PAGE_SIZES,
     device_query,
     pager,
     without_page,
 )
 from registry.admin_ui.series import forecast_chart, measurement_chart
+from schemas.policy import TOGGLES
+from schemas.vocabulary import AVAILABILITY_FIELDS, DEVICE_CLASSES, DEVICE_TYPES, SLOTS_PER_DAY
 
-MEASUREMENT_POINTS = 192  # the last two days at 15 minutes
+MEASUREMENT_POINTS = 2 * SLOTS_PER_DAY  # the last two days
 
 
 @bp.get("/devices")

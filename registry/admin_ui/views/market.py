@@ -19,18 +19,22 @@ from registry.admin_ui.queries import (
     page_number,
     without_page,
 )
+from registry.market.rules import CONTRACT_TRANSITIONS, SYSTEM
+from schemas.policy import METHODS
+from schemas.vocabulary import CONTRACT_STATUSES, OFFER_STATUSES
 
-OFFER_STATUSES = ("open", "contracted", "withdrawn", "expired")
-CONTRACT_STATUSES = ("proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled")
 PER_PAGE = 25
 # what the offers / contracts schemas accept, as the forms' min / max
 LIMITS = {"power_kw": (0.001, 100000), "price": (0, 100000)}
 LABELS = {"power_kw": ("Power", " kW"), "price": ("Price", " per kWh")}
-# (action, new status, roles, statuses it applies to)
+# action -> (new status, roles, statuses it applies to), read from the lifecycle's table
 CONTRACT_ACTIONS = {
-    "accept": ("accepted", {"prosumer", "admin"}, {"proposed"}),
-    "reject": ("rejected", {"prosumer", "admin"}, {"proposed"}),
-    "cancel": ("cancelled", {"aggregator", "admin"}, {"proposed", "accepted"}),
+    action: (
+        target,
+        set().union(*(r.actors for (_, to), r in CONTRACT_TRANSITIONS.items() if to == target)) - {SYSTEM},
+        {start for (start, to) in CONTRACT_TRANSITIONS if to == target},
+    )
+    for action, target in (("accept", "accepted"), ("reject", "rejected"), ("cancel", "cancelled"))
 }
 
 
@@ -76,7 +80,7 @@ def offers(user: User) -> Any:
         total=result.total,
         own_devices=own_devices,
         limits=LIMITS,
-        can_contract=client.has("contracts") and user.role in ("aggregator", "admin"),
+        can_contract=client.has("contracts") and "POST" in METHODS["contracts"].get(user.role, ()),
         default_start=start,
         default_end=end,
         form=request.args,

@@ -10,10 +10,10 @@ from flask import request
 from registry.admin_ui.blueprint import api, bp, failure, listing, page, unavailable
 from registry.admin_ui.login import User, login_required
 from registry.admin_ui.queries import page_number, pager, without_page
-from registry.admin_ui.series import TAG_WORDS, advice_timeline, recommended_devices
+from registry.admin_ui.series import advice_timeline, recommended_devices
+from schemas.vocabulary import JOB_STATUSES, TAG_WORDS
 
 PER_PAGE = 25
-JOB_STATUSES = ("queued", "running", "done", "failed")
 
 
 @bp.get("/advice")
