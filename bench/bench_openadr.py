@@ -33,7 +33,8 @@ import settings
 from registry.auth import credentials
 from registry.openadr import ApiClient, MeasurementBuffer, build_vtn
 from tests.support.loopback import LoopbackRegistry, free_port, with_credentials
-from tests.support.raw_ven import RawVen, outcome, power_description, register_reports, valid_answer
+from tests.support.oadr_messages import power_description, register_reports
+from tests.support.raw_ven import RawVen, outcome, valid_answer
 
 ACCOUNT = str(uuid.UUID(int=1))
 

@@ -21,18 +21,13 @@ from registry.openadr import mapping
 from registry.openadr.inbound import MAX_BODY
 from registry.ops.metrics import PROCESS
 from tests.support.loopback import wait_until
-from tests.support.openadr_world import Party, World, bridge, gateway, registry, world  # noqa: F401  (fixtures)
-from tests.support.raw_ven import (
+from tests.support.oadr_messages import (
     NS,
     XML_HEADERS,
-    RawVen,
     cancel_party_registration,
     create_party_registration,
     created_event,
-    declined,
-    message_type,
     now,
-    outcome,
     poll,
     power_description,
     query_registration,
@@ -41,11 +36,11 @@ from tests.support.raw_ven import (
     request_event,
     response,
     stamp,
-    text_of,
     update_report,
-    valid_answer,
 )
-from tests.test_openadr_security import enrolled_ven, store_snapshot
+from tests.support.openadr_world import Party, World, bridge, gateway, registry, world  # noqa: F401  (fixtures)
+from tests.support.raw_ven import RawVen, declined, message_type, outcome, text_of, valid_answer
+from tests.support.vtn_checks import enrolled_ven, store_snapshot
 
 REFUSED = "der_registry_openadr_readings_refused_total"
 

@@ -24,22 +24,20 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from registry.openadr.inbound import hardened_parser
-from tests.support.openadr_world import bridge, gateway, registry, world  # noqa: F401  (fixtures)
-from tests.support.raw_ven import (
+from tests.support.oadr_messages import (
     NS,
-    RawVen,
     cancel_party_registration,
     create_party_registration,
     created_event,
     now,
-    outcome,
     poll,
     query_registration,
     register_report,
     update_report,
-    valid_answer,
 )
-from tests.test_openadr_security import assert_alive, enrolled_ven
+from tests.support.openadr_world import bridge, gateway, registry, world  # noqa: F401  (fixtures)
+from tests.support.raw_ven import RawVen, outcome, valid_answer
+from tests.support.vtn_checks import assert_alive, enrolled_ven
 
 SERVICES = ("EiRegisterParty", "EiReport", "EiEvent", "OadrPoll")
 NAMES = [
