@@ -20,8 +20,8 @@ from flask import Flask
 
 from registry import create_app
 from registry.auth import REVOCATIONS, hash_secret
+from tests.support.oauth_app import USERS, authorize_params, make_app, pkce
 from tests.support.redis_server import redis_url
-from tests.test_auth_provider import USERS, authorize_params, make_app, pkce
 
 REDIS_URL = redis_url(0)  # the suite's Redis; each test keeps to its own key prefix (redis_keys)
 AUTHORIZE = "/oauth/authorize"
