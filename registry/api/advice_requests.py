@@ -28,7 +28,7 @@ from registry import jobs
 from registry.auth import InvalidToken
 from registry.auth.bearer import current_principal
 from registry.store.clock import as_utc
-from schemas.vocabulary import DATE_FORMAT
+from schemas.vocabulary import DATE_FORMAT, JOB_STATUSES
 
 bp = Blueprint("advice_requests", __name__)
 KIND = "aggregator_advice"
@@ -204,7 +204,7 @@ JOB_SUMMARY: dict[str, Any] = {
         "_id": {"type": "string"},
         "kind": {"type": "string"},
         "subject": {"type": "string"},
-        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
         "attempts": {"type": "integer"},
         "params": {"type": "object"},
         "error": {"type": ["string", "null"]},
