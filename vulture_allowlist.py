@@ -29,7 +29,7 @@ _.set_mode  # called by tests through the loopback gateway fixture
 redis_url, start_session_redis  # tests and conftest import them
 # the OpenADR test world (tests/support/openadr_world.py): its tests import and call these
 HINTS, ROOT, _.other_aggregator, _.contract_on, world, eventually, _listening
-enrolled_ven, store_snapshot, assert_alive  # tests/support/vtn_checks.py, for the raw-XML tests
+enrolled_ven, store_snapshot, assert_alive, metered, stored_kw  # tests/support/vtn_checks.py, for the raw-XML tests
 claims_of, pkce, get_code, exchange  # tests/support/oauth_app.py, for the provider's tests
 
 # Authlib's model and grant interfaces
