@@ -432,7 +432,7 @@ def test_advice_panel_draws_a_day_of_tags(live):
         from schemas.vocabulary import TAG_WORDS
 
         html = render_template(
-            "registry/admin_ui/advice.html",
+            "admin_ui/advice.html",
             tag_words=TAG_WORDS,
             entries=[
                 {"doc": d, "timeline": advice_timeline(d), "devices": recommended_devices(d)} for d in (advice, ranked)
@@ -450,7 +450,7 @@ def test_offers_status_filter_keeps_its_selection(live):
 
     with live.app.test_request_context("/ui/offers?status=withdrawn"):
         html = render_template(
-            "registry/admin_ui/offers.html",
+            "admin_ui/offers.html",
             offers=[],
             total=0,
             own_devices=[],

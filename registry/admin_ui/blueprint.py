@@ -32,12 +32,12 @@ bp = Blueprint(
 
 # (endpoint, label, roles): what the navigation offers; the API still decides.
 PANELS = [
-    ("registry.admin_ui.devices", "Devices", {"aggregator", "prosumer", "service", "admin"}),
-    ("registry.admin_ui.offers", "Offers", {"aggregator", "prosumer", "service", "admin"}),
-    ("registry.admin_ui.contracts", "Contracts", {"aggregator", "prosumer", "service", "admin"}),
-    ("registry.admin_ui.advice", "Advice", {"aggregator", "prosumer", "service", "admin"}),
-    ("registry.admin_ui.jobs", "Jobs", {"service", "admin"}),
-    ("registry.admin_ui.audit", "Audit", {"admin"}),
+    ("admin_ui.devices", "Devices", {"aggregator", "prosumer", "service", "admin"}),
+    ("admin_ui.offers", "Offers", {"aggregator", "prosumer", "service", "admin"}),
+    ("admin_ui.contracts", "Contracts", {"aggregator", "prosumer", "service", "admin"}),
+    ("admin_ui.advice", "Advice", {"aggregator", "prosumer", "service", "admin"}),
+    ("admin_ui.jobs", "Jobs", {"service", "admin"}),
+    ("admin_ui.audit", "Audit", {"admin"}),
 ]
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -75,7 +75,7 @@ def _check_csrf() -> Any:
         validate_csrf(request.form.get("csrf_token"))
     except (ValidationError, CSRFError) as error:
         return render_template(
-            "registry/admin_ui/error.html", title="Form expired", message=f"{error} Reload the page and try again."
+            "admin_ui/error.html", title="Form expired", message=f"{error} Reload the page and try again."
         ), 400
     return None
 
@@ -88,7 +88,7 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint != "registry.admin_ui.static":
+    if request.endpoint != "admin_ui.static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -165,7 +165,7 @@ def _methods_elsewhere(path: str) -> set[str]:
             endpoint, _ = adapter.match(path, method=method)
         except HTTPException:
             continue
-        if endpoint != "registry.admin_ui.not_found":
+        if endpoint != "admin_ui.not_found":
             allowed.add(method)
     return allowed
 
@@ -179,7 +179,7 @@ def api(user: User) -> Api:
 
 
 def page(template: str, **context: Any) -> str:
-    return render_template(f"registry/admin_ui/{template}", **context)
+    return render_template(f"admin_ui/{template}", **context)
 
 
 def listing(template: str, rows: str, unreadable: int = 0, **context: Any) -> str:

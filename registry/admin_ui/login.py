@@ -151,7 +151,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         user = current_user()
         if user is None:
-            return redirect(url_for("registry.admin_ui.login"))
+            return redirect(url_for("admin_ui.login"))
         if user.expired:
             return expire_session()
         return view(user, *args, **kwargs)
@@ -163,4 +163,4 @@ def expire_session(message: str = "Your session has expired; please sign in agai
     session.clear()
     regenerate(session)
     flash(message, "error")
-    return redirect(url_for("registry.admin_ui.login"))
+    return redirect(url_for("admin_ui.login"))

@@ -21,13 +21,13 @@ def _providers() -> dict[str, Any]:
 
 @bp.get("/")
 def home() -> Any:
-    return redirect(url_for("registry.admin_ui.devices" if current_user() else "registry.admin_ui.login"))
+    return redirect(url_for("admin_ui.devices" if current_user() else "admin_ui.login"))
 
 
 @bp.get("/login")
 def login() -> Any:
     if current_user() and not current_user().expired:  # type: ignore[union-attr]
-        return redirect(url_for("registry.admin_ui.devices"))
+        return redirect(url_for("admin_ui.devices"))
     return page("login.html", providers=list(_providers().values()))
 
 
@@ -35,15 +35,15 @@ def login() -> Any:
 def start_login(name: str) -> Any:
     if name not in _providers():
         flash("That sign-in provider is not configured.", "error")
-        return redirect(url_for("registry.admin_ui.login"))
+        return redirect(url_for("admin_ui.login"))
     session[PENDING] = name
-    callback = current_app.config["PUBLIC_URL"].rstrip("/") + url_for("registry.admin_ui.callback")
+    callback = current_app.config["PUBLIC_URL"].rstrip("/") + url_for("admin_ui.callback")
     try:
         return oauth_client(name).authorize_redirect(callback)
     except Exception as error:  # discovery unreachable, bad metadata: say so, do not 500
         current_app.logger.warning("admin UI: cannot start sign-in with %s: %s", name, error)
         flash(f"{_providers()[name].label} cannot be reached right now; try again later.", "error")
-        return redirect(url_for("registry.admin_ui.login"))
+        return redirect(url_for("admin_ui.login"))
 
 
 @bp.get("/callback")
@@ -51,22 +51,22 @@ def callback() -> Any:
     name = session.pop(PENDING, None)
     if name not in _providers():
         flash("That sign-in was not started here (or took too long); please start again.", "error")
-        return redirect(url_for("registry.admin_ui.login"))
+        return redirect(url_for("admin_ui.login"))
     try:
         token = oauth_client(name).authorize_access_token()
         user = user_from_token(token, name)
     except OAuthError as error:
         flash(f"Sign-in failed: {error.description or error.error}.", "error")
-        return redirect(url_for("registry.admin_ui.login"))
+        return redirect(url_for("admin_ui.login"))
     except InvalidToken as error:
         flash(f"The registry does not accept this provider's token: {error.message}.", "error")
-        return redirect(url_for("registry.admin_ui.login"))
+        return redirect(url_for("admin_ui.login"))
     except RequestException as error:  # the token endpoint went away between the two steps
         current_app.logger.warning("admin UI: cannot finish sign-in with %s: %s", name, error)
         flash(f"{_providers()[name].label} cannot be reached right now; try again later.", "error")
-        return redirect(url_for("registry.admin_ui.login"))
+        return redirect(url_for("admin_ui.login"))
     log_in(user)
-    return redirect(url_for("registry.admin_ui.devices"))
+    return redirect(url_for("admin_ui.devices"))
 
 
 @bp.post("/logout")
@@ -81,6 +81,6 @@ def logout() -> Any:
         except Exception:  # the provider being down must not keep anyone signed in
             end_session = None
     if end_session:
-        back_to = current_app.config["PUBLIC_URL"].rstrip("/") + url_for("registry.admin_ui.login")
+        back_to = current_app.config["PUBLIC_URL"].rstrip("/") + url_for("admin_ui.login")
         return oauth_client(user.provider).logout_redirect(post_logout_redirect_uri=back_to)  # type: ignore[union-attr]
-    return redirect(url_for("registry.admin_ui.login"))
+    return redirect(url_for("admin_ui.login"))

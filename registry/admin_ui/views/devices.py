@@ -56,13 +56,13 @@ def toggle_availability(user: User, device_id: str) -> Any:
     field, value = request.form.get("field", ""), request.form.get("value", "")
     if field not in AVAILABILITY_FIELDS or value not in ("yes", "no"):
         flash("Only the availability fields can be switched here.", "error")
-        return back("registry.admin_ui.devices")
+        return back("admin_ui.devices")
     result = api(user).patch(f"devices/{device_id}", {field: value}, request.form.get("etag", ""))
     if result.ok:
         flash(f"{field.replace('_', ' ')} is now “{value}”.", "info")
     else:
         flash(result.message, "error")
-    return back("registry.admin_ui.devices")
+    return back("admin_ui.devices")
 
 
 @bp.get("/devices/<device_id>")

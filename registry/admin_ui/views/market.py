@@ -96,10 +96,10 @@ def create_offer(user: User) -> Any:
     if problems:
         for problem in problems:
             flash(problem, "error")
-        return redirect(url_for("registry.admin_ui.offers"))
+        return redirect(url_for("admin_ui.offers"))
     result = api(user).post("offers", body)
     flash("Offer published." if result.ok else result.message, "info" if result.ok else "error")
-    return redirect(url_for("registry.admin_ui.offers"))
+    return redirect(url_for("admin_ui.offers"))
 
 
 def _offer_body(form: Any) -> tuple[dict[str, Any], list[str]]:
@@ -131,7 +131,7 @@ def _offer_body(form: Any) -> tuple[dict[str, Any], list[str]]:
 def withdraw_offer(user: User, offer_id: str) -> Any:
     result = api(user).patch(f"offers/{offer_id}", {"status": "withdrawn"}, request.form.get("etag", ""))
     flash("Offer withdrawn." if result.ok else result.message, "info" if result.ok else "error")
-    return back("registry.admin_ui.offers")
+    return back("admin_ui.offers")
 
 
 @bp.post("/offers/<offer_id>/contract")
@@ -142,7 +142,7 @@ def contract_offer(user: User, offer_id: str) -> Any:
     if problems:
         for problem in problems:
             flash(problem, "error")
-        return back("registry.admin_ui.offers")
+        return back("admin_ui.offers")
     # an aggregator contracts for itself; an admin for the offer's aggregator
     contract = {
         "offers": [offer_id],
@@ -158,9 +158,9 @@ def contract_offer(user: User, offer_id: str) -> Any:
         # the POST answer carries only meta fields; the status is the news
         stored = client.get(f"contracts/{result.body.get('_id')}")
         flash(f"Contract {stored.body.get('status', 'created')}.", "info")
-        return redirect(url_for("registry.admin_ui.contracts"))
+        return redirect(url_for("admin_ui.contracts"))
     flash(result.message, "error")
-    return back("registry.admin_ui.offers")
+    return back("admin_ui.offers")
 
 
 @bp.get("/contracts")
@@ -193,8 +193,8 @@ def contracts(user: User) -> Any:
 def contract_action(user: User, contract_id: str, action: str) -> Any:
     if action not in CONTRACT_ACTIONS:
         flash(f"Unknown action “{action}”.", "error")
-        return back("registry.admin_ui.contracts")
+        return back("admin_ui.contracts")
     status = CONTRACT_ACTIONS[action][0]
     result = api(user).patch(f"contracts/{contract_id}", {"status": status}, request.form.get("etag", ""))
     flash(f"Contract {status}." if result.ok else result.message, "info" if result.ok else "error")
-    return back("registry.admin_ui.contracts")
+    return back("admin_ui.contracts")
