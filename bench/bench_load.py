@@ -37,6 +37,7 @@ from typing import Any
 import requests
 
 from bench.recorder import Recorder, percentile
+from schemas.vocabulary import DATE_FORMAT, SLOT, SLOTS_PER_DAY
 from tests.support.loopback import serve_quietly
 
 CENTERS = {"coop-iberia": [-3.70, 40.42], "flex-nordwest": [6.96, 50.94], "energie-delta": [4.90, 52.37]}
@@ -77,7 +78,7 @@ class Workload:
             slot = self.slot
         base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
         start = base + timedelta(hours=slot)
-        return (f"{start:%Y-%m-%dT%H:%M:%SZ}", f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}")
+        return (f"{start:{DATE_FORMAT}}", f"{start + timedelta(hours=1):{DATE_FORMAT}}")
 
     # --- the three kinds of client -------------------------------------------
 
@@ -179,9 +180,9 @@ class Workload:
                 {
                     "device_id": dev["device_id"],
                     "power_kw": round(random.uniform(0, 3), 3),
-                    "timestamp": f"{begin + timedelta(minutes=15 * i):%Y-%m-%dT%H:%M:%SZ}",
+                    "timestamp": f"{begin + i * SLOT:{DATE_FORMAT}}",
                 }
-                for i in range(96)
+                for i in range(SLOTS_PER_DAY)
             ]
             self.record.call(
                 "bridge: bulk 96 measurements",

@@ -2,7 +2,7 @@
 
 Created ``accepted`` when open offers cover it, or ``proposed`` (device_ids,
 no offers) for the prosumer to accept; the lifecycle is in
-:mod:`registry.marketplace`, the settlement in :mod:`registry.settlement`.
+:mod:`registry.market.rules`, the settlement in :mod:`registry.market.settlement`.
 """
 
 from __future__ import annotations

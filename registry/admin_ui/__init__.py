@@ -23,7 +23,7 @@ def init_app(app: Flask) -> None:
 
     Sessions are kept server-side, in Redis with ``REDIS_URL``, else in the
     app's store (``app.data``): the cookie holds only a random id. The secret
-    key (``registry.credentials``: configured, or the demo's) signs CSRF tokens."""
+    key (``registry.auth.credentials``: configured, or the demo's) signs CSRF tokens."""
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = credentials.demo_secret_key(app.config.get("INSTANCE_PATH") or app.instance_path)
     https = str(app.config.get("PUBLIC_URL", "")).startswith("https://")

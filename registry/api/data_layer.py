@@ -49,7 +49,7 @@ class RegistryMongo(Mongo):
     access policy: every query Eve builds (lists, items, PATCH, DELETE,
     embedded documents, aggregations) passes ``_datasource_ex`` or
     ``aggregate``, so the caller's scope cannot be bypassed by choosing a verb.
-    Inserts and updates run the request's :mod:`registry.atomic` plan for the
+    Inserts and updates run the request's :mod:`registry.store.atomic` plan for the
     resource around Eve's own write; a resource with ``ingest_once_by`` keeps
     one document per key and answers a re-sent document with the stored one.
     """

@@ -16,7 +16,7 @@ request creates and, once answered, the response. A retry with the same key:
   left half-done).
 
 The document ids are recorded before the write and the record is closed in
-the same :mod:`registry.atomic` plan as the write (one transaction on a
+the same :mod:`registry.store.atomic` plan as the write (one transaction on a
 replica set). Keys expire after ``IDEMPOTENCY_KEY_HOURS``.
 """
 

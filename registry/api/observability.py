@@ -1,12 +1,12 @@
 """What operators see: request ids, one access log line per request, ``/ready``
-and ``/metrics`` (the log format itself: registry.logs).
+and ``/metrics`` (the log format itself: registry.ops.logs).
 
 ``init_app`` wraps the WSGI app once, outside Flask, so every answer — a 429
 from the limiter, a 401, a 500 — carries ``X-Request-ID``, is timed into
 ``der_registry_request_duration_seconds`` and gets an access line. Routes:
 
-* ``GET /ready``: readiness (registry.readiness), no token;
-* ``GET /metrics``: Prometheus text (registry.metrics), from loopback without
+* ``GET /ready``: readiness (registry.ops.readiness), no token;
+* ``GET /metrics``: Prometheus text (registry.ops.metrics), from loopback without
   forwarding headers, or with ``Authorization: Bearer <METRICS_TOKEN>``.
 
 ``ORPHANS_REPAIRED`` is the counter for code that repairs orphans outside the

@@ -2,7 +2,7 @@
 behind the back-off and lock-out of `attempts`.
 
 The page names users (with their roles) only in demo mode, that is only the
-users `registry.credentials` generated for the embedded demo
+users `registry.auth.credentials` generated for the embedded demo
 (``OAUTH_DEMO_USERS``: username -> password hash); a deployment's own
 ``OAUTH_USERS`` are never listed. Every refusal reads the same whether or
 not the username exists.

@@ -1,7 +1,7 @@
 """Time and shape helpers shared by the forecasting model and the baselines.
 
 A history is a 2-D array (n_devices, n_slots) of 15-minute mean power in kW,
-NaN where missing, aligned to UTC days (see :mod:`registry.forecasting`).
+NaN where missing, aligned to UTC days (see :mod:`registry.forecast.model`).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def queried_fields(resource: str, with_projection: bool = True) -> set[str]:
         names |= {field for field, _ in query.parse_sort(sort)}
     projection = request.args.get(config["QUERY_PROJECTION"])
     if projection and with_projection:
-        names |= set(json.loads(projection))  # shape checked by registry.guards
+        names |= set(json.loads(projection))  # shape checked by registry.api.guards
     return names
 
 

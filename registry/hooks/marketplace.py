@@ -35,7 +35,6 @@ from registry.hooks import access
 from registry.market import reservations, system_writes
 from registry.market.reservations import Conflict
 from registry.market.rules import (
-    RESERVING,
     SYSTEM,
     MarketError,
     check_acceptance,
@@ -47,6 +46,7 @@ from registry.market.rules import (
 from registry.ops.metrics import ORPHANS_REPAIRED
 from registry.store import atomic, idempotency_keys, mongo_setup
 from registry.store.clock import utcnow
+from schemas.vocabulary import DATE_FORMAT, LIVE_CONTRACT_STATES
 
 
 def actor() -> str:
@@ -127,9 +127,7 @@ def create_contract(item: dict[str, Any], now: datetime) -> None:
     if item["status"] == "proposed":
         taken = reservations.first_taken(db, item)
         if taken:
-            raise Conflict(
-                f"device {taken['device_id']} is already contracted at {taken['slot_start']:%Y-%m-%dT%H:%M:%SZ}"
-            )
+            raise Conflict(f"device {taken['device_id']} is already contracted at {taken['slot_start']:{DATE_FORMAT}}")
         return
     atomic.plan("contracts").before.extend(
         [reservations.reserve_step(item, now), reservations.claim_step(offers, item["_id"], now)]
@@ -149,7 +147,7 @@ def check_contract_on_update(updates: dict[str, Any], original: dict[str, Any]) 
         found = _db()["devices"].find({"device_id": {"$in": original["device_ids"]}})
         check_acceptance(original, {d["device_id"]: d for d in found}, now)
         atomic.plan("contracts").before.append(reservations.reserve_step(original, now))
-    elif target != original["status"] and target not in RESERVING:
+    elif target != original["status"] and target not in LIVE_CONTRACT_STATES:
         atomic.plan("contracts").after.extend(closing_steps(original["_id"], target, now))
 
 

@@ -32,6 +32,7 @@ from pymongo.errors import DuplicateKeyError
 
 from registry.ops import request_ids
 from registry.store.clock import utcnow  # noqa: F401 - the jobs' clock (aware UTC), imported from here
+from schemas.vocabulary import DATE_FORMAT
 
 COLLECTION = "jobs"
 DEDUP_INDEX = "queued_dedup_unique"
@@ -192,7 +193,7 @@ def requeue_stale(db: Any, stale_seconds: int, now: datetime) -> int:
         update = {
             "status": "failed" if out_of_attempts else "queued",
             "not_before": now,
-            "error": f"worker lost while running (started {job['started_at']:%Y-%m-%dT%H:%M:%SZ})",
+            "error": f"worker lost while running (started {job['started_at']:{DATE_FORMAT}})",
             **touch(now),
         }
         if out_of_attempts:

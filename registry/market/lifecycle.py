@@ -30,10 +30,10 @@ from typing import Any
 from flask import Flask, current_app
 
 from registry.market import reservations, system_writes
-from registry.market.rules import RESERVING
 from registry.market.settlement import BaselineRule, Reading, SettlementError, settle, settle_shares
 from registry.store import idempotency_keys
 from registry.store.clock import as_utc, utcnow
+from schemas.vocabulary import LIVE_CONTRACT_STATES
 
 # a contract that cannot be settled yet (missing history) is retried hourly, for a week
 SETTLE_RETRY = timedelta(hours=1)
@@ -83,7 +83,9 @@ def delete_orphan_reservations(db: Any, cutoff: datetime) -> int:
         return 0
     holding = {
         c["_id"]
-        for c in db["contracts"].find({"_id": {"$in": contract_ids}, "status": {"$in": list(RESERVING)}}, {"_id": 1})
+        for c in db["contracts"].find(
+            {"_id": {"$in": contract_ids}, "status": {"$in": list(LIVE_CONTRACT_STATES)}}, {"_id": 1}
+        )
     }
     dead = [i for i in contract_ids if i not in holding]
     if not dead:

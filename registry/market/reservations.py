@@ -27,6 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from registry.market import system_writes
 from registry.market.rules import slot_starts
 from registry.store.atomic import Refusal, Step
+from schemas.vocabulary import DATE_FORMAT
 
 COLLECTION = "reservations"
 SLOT_INDEX = [("device_id", 1), ("slot_start", 1)]
@@ -92,7 +93,7 @@ def _taken_message(exc: Exception) -> str:
     errors = getattr(exc, "details", None) or {}
     op = (errors.get("writeErrors") or [{}])[0].get("op") or {}
     where = (
-        f"device {op['device_id']} at {op['slot_start']:%Y-%m-%dT%H:%M:%SZ}"
+        f"device {op['device_id']} at {op['slot_start']:{DATE_FORMAT}}"
         if "device_id" in op
         else "a device of this contract"
     )

@@ -1,7 +1,7 @@
 """Marketplace rules as pure functions: windows, offers, contract terms and the
 lifecycle of offers and contracts. Inputs are plain documents and a clock;
 the answer is derived fields or a :class:`MarketError` (status + message).
-Settlement lives in :mod:`registry.settlement`.
+Settlement lives in :mod:`registry.market.settlement`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from schemas.vocabulary import DATE_FORMAT, LIVE_CONTRACT_STATES, SLOT, SLOT_MINUTES
+from schemas.vocabulary import DATE_FORMAT, SLOT, SLOT_MINUTES
 
 MAX_WINDOW = timedelta(days=7)
 SYSTEM = "system"  # the clock-driven actor: advance_lifecycle, the job worker
@@ -58,7 +58,6 @@ CONTRACT_TRANSITIONS: dict[tuple[str, str], Rule] = {
 }
 TABLES = {"offer": OFFER_TRANSITIONS, "contract": CONTRACT_TRANSITIONS}
 # the old name of LIVE_CONTRACT_STATES, still read by lifecycle.py and hooks/marketplace.py
-RESERVING = LIVE_CONTRACT_STATES
 
 
 def check_window(start: datetime, end: datetime, now: datetime, max_length: timedelta = MAX_WINDOW) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 
 from registry.ops import request_ids
+from schemas.vocabulary import DATE_FORMAT
 
 logger = logging.getLogger("registry.openadr")
 
-EVE_DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # settings.DATE_FORMAT: ISO 8601, UTC
 # 429: the rate limit of the service client is spent; like 5xx it passes
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 PAGE_SIZE = 500
@@ -33,7 +33,7 @@ def format_eve_date(moment: datetime) -> str:
     """Render a datetime in the registry's DATE_FORMAT (ISO 8601, UTC, whole seconds)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(EVE_DATE_FORMAT)
+    return moment.astimezone(UTC).strftime(DATE_FORMAT)
 
 
 class ApiError(Exception):

@@ -35,12 +35,13 @@ from datetime import UTC, datetime, timedelta
 
 from openleadr import OpenADRServer, utils
 
+from schemas.vocabulary import LIVE_CONTRACT_STATES
+
 from . import mapping
 from .api_client import ApiClient, ApiError, ApiUnavailable, format_eve_date
 
 logger = logging.getLogger("registry.openadr")
 
-LIVE_STATUSES = ("accepted", "active")
 CLOSED_STATUSES = ("cancelled", "rejected")
 CONTRACT_FIELDS = ("device_ids", "offers", "status", "start", "end", "power_kw", "direction", "ven_response")
 
@@ -187,7 +188,7 @@ class ContractWatcher:
         contracts = await self.api.find_all(
             "contracts",
             {
-                "status": {"$in": [*LIVE_STATUSES, *CLOSED_STATUSES]},
+                "status": {"$in": [*LIVE_CONTRACT_STATES, *CLOSED_STATUSES]},
                 "start": {"$lte": format_eve_date(now + self.lead)},
                 "end": {"$gt": format_eve_date(now)},
             },
@@ -216,7 +217,7 @@ class ContractWatcher:
     async def _follow(self, contract: dict, counts: Counter) -> None:
         contract_id = str(contract["_id"])
         here = [d for d in contract.get("device_ids") or [] if d in self.events.resources]
-        if contract["status"] in LIVE_STATUSES:
+        if contract["status"] in LIVE_CONTRACT_STATES:
             if here:
                 counts["queued"] += len(await self.events.activate(contract, here))
         elif contract_id in self.events.sent:

@@ -57,7 +57,7 @@ def configure(log_format: str = "json", level: str = "INFO", stream: IO[str] | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # the app writes one access line per request (registry.observability); werkzeug's
+    # the app writes one access line per request (registry.api.observability); werkzeug's
     # own (python run.py serve) would be a second
     logging.getLogger("werkzeug").setLevel(max(logging.WARNING, root.level))
     return handler

@@ -27,7 +27,7 @@ from werkzeug.exceptions import BadRequest
 from registry.store import atomic, geo_filters
 from registry.store.embedded import WRITE_METHODS, locked, pause, slowed
 
-# calls that join the transaction bound by registry.atomic (find, find_one and
+# calls that join the transaction bound by registry.store.atomic (find, find_one and
 # count_documents are GeoCollection's own methods and join it too)
 SESSION_METHODS = WRITE_METHODS | {"aggregate", "distinct"}
 

@@ -5,7 +5,7 @@
   concurrent requests could both win or both lose. With the lock each
   embedded write call is atomic, as a single write is on MongoDB; reads stay
   unlocked. Nothing that takes several calls may rely on it: that is what
-  :mod:`registry.atomic` is for.
+  :mod:`registry.store.atomic` is for.
 * Latency (``STORE_LATENCY``, tests and benches): every call takes a network
   round trip's time, half before and half after it, so requests interleave
   between their writes as they do against a real server.
