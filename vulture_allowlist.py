@@ -32,6 +32,8 @@ HINTS, ROOT, _.other_aggregator, _.contract_on, world, eventually, _listening
 enrolled_ven, store_snapshot, assert_alive, metered, stored_kw  # tests/support/vtn_checks.py, for the raw-XML tests
 claims_of, pkce, get_code, exchange  # tests/support/oauth_app.py, for the provider's tests
 DEMO_FILES, configured, deployment  # tests/support/secrets_setup.py, for the secrets tests
+key_a, claims_a, sign, forge  # tests/support/jwt_issuers.py, for the token tests (key_a: a fixture dependency)
+_.do_GET, _.log_message  # http.server's request handler interface (tests/support/jwt_issuers.py)
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri

@@ -14,7 +14,7 @@ from registry import create_app
 from registry.auth import credentials, load_or_create_signing_key
 from tests.conftest import as_json
 from tests.factories import device
-from tests.test_auth_tokens import JwksServer, forge, jwks_server  # noqa: F401 (fixture)
+from tests.support.jwt_issuers import JwksServer, forge, jwks_server  # noqa: F401 (fixture)
 
 
 @pytest.fixture
