@@ -1,6 +1,7 @@
-"""What tests/test_jobs_triggers.py, tests/test_jobs_results.py and tests/test_jobs_worker.py start from: a prosumer's device stored
-without triggering any job (the ``owned`` fixture), the forecast job kinds, and
-the jobs in the store."""
+"""What tests/test_jobs_triggers.py, tests/test_jobs_results.py and
+tests/test_jobs_worker.py start from: a prosumer's device stored without
+triggering any job (the ``owned`` fixture), the forecast job kinds, and the jobs
+in the store."""
 
 from __future__ import annotations
 
