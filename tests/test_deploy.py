@@ -24,7 +24,7 @@ from registry import create_app, jobs
 from registry.auth import mint_token
 from tests.factories import device
 from tests.processes import REDIS_URL, ROOT, gunicorn, unique_prefix
-from tests.test_observability import value
+from tests.support.observed_app import value
 
 DEPLOY = ROOT / "deploy"
 
