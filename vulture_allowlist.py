@@ -35,6 +35,7 @@ DEMO_FILES, configured, deployment  # tests/support/secrets_setup.py, for the se
 key_a, claims_a, sign, forge  # tests/support/jwt_issuers.py, for the token tests (key_a: a fixture dependency)
 _.do_GET, _.log_message  # http.server's request handler interface (tests/support/jwt_issuers.py)
 FORECASTS, all_jobs  # tests/support/jobs_setup.py, for the jobs tests
+COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts  # tests/support/auth_hosts.py
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri
