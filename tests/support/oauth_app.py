@@ -1,7 +1,8 @@
 """The built-in OAuth 2 provider in a minimal Flask app, for the
 tests/test_auth_provider_*.py modules and tests/test_security_auth.py: its clients and
 users, the fixtures (``oauth_app``, ``client``, ``codes``, ``validator``) and the
-steps of the authorization-code flow with PKCE."""
+steps of the authorization-code flow with PKCE, and a sign-in attempt
+(:func:`attempt`)."""
 
 from __future__ import annotations
 
@@ -166,3 +167,15 @@ def exchange(
     if verifier is not None:
         form["code_verifier"] = verifier
     return client.post("/oauth/token", data=form, headers=headers or {})
+
+
+AUTHORIZE = "/oauth/authorize"
+
+
+def attempt(client: Any, username: str, password: str, address: str = "192.0.2.10") -> Any:
+    return client.post(
+        AUTHORIZE,
+        query_string=authorize_params(pkce()[1]),
+        data={"username": username, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
