@@ -36,6 +36,7 @@ key_a, claims_a, sign, forge  # tests/support/jwt_issuers.py, for the token test
 _.do_GET, _.log_message  # http.server's request handler interface (tests/support/jwt_issuers.py)
 FORECASTS, all_jobs  # tests/support/jobs_setup.py, for the jobs tests
 COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts  # tests/support/auth_hosts.py
+snapshot  # tests/support/db_snapshot.py, for the API security tests and the hostile fuzzer
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri

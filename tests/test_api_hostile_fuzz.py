@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.db_snapshot import snapshot
 from tests.test_access import ROLES, item_url, world  # noqa: F401  (world is a fixture)
-from tests.test_security_api import snapshot
 
 FUZZ = settings(
     max_examples=60,
