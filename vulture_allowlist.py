@@ -35,7 +35,8 @@ DEMO_FILES, configured, deployment  # tests/support/secrets_setup.py, for the se
 key_a, claims_a, sign, forge  # tests/support/jwt_issuers.py, for the token tests (key_a: a fixture dependency)
 _.do_GET, _.log_message  # http.server's request handler interface (tests/support/jwt_issuers.py)
 FORECASTS, all_jobs  # tests/support/jobs_setup.py, for the jobs tests
-COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts  # tests/support/auth_hosts.py
+# tests/support/auth_hosts.py, for the multi-process auth tests
+COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts
 snapshot  # tests/support/db_snapshot.py, for the API security tests and the hostile fuzzer
 
 # Authlib's model and grant interfaces

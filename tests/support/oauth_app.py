@@ -1,5 +1,5 @@
 """The built-in OAuth 2 provider in a minimal Flask app, for the
-tests/test_auth_provider_*.py modules and tests/test_security_auth.py: its clients and
+tests/test_auth_provider_*.py and tests/test_security_auth_*.py modules: its clients and
 users, the fixtures (``oauth_app``, ``client``, ``codes``, ``validator``) and the
 steps of the authorization-code flow with PKCE, and a sign-in attempt
 (:func:`attempt`)."""
