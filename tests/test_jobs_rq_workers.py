@@ -20,7 +20,7 @@ from rq.timeouts import TimerDeathPenalty
 from registry import jobs
 from registry.jobs import backends, tasks
 from tests.factories import device
-from tests.test_jobs_rq import redis, rq_app  # noqa: F401  (fixtures)
+from tests.test_jobs_rq import rq_app  # noqa: F401  (fixture)
 
 
 def test_two_workers_run_each_job_once(rq_app, monkeypatch):
