@@ -49,6 +49,7 @@ def planted_copy(tmp_path: Path) -> Path:
         ("registry/admin_ui/series.py", "from registry.hooks import access", "the admin UI talks to the registry"),
         ("registry/api/guards.py", "from registry import create_app", "no layer imports the composition root"),
         ("schemas/common.py", "from registry.store import clock", "top level: the registry above the schemas"),
+        ("registry/store/geo.py", "from registry.store import geo_filters", "no import cycle between sibling"),
     ],
 )
 def test_import_linter_refuses_an_import_against_the_layers(tmp_path, module, planted, contract):
