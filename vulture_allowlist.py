@@ -38,6 +38,7 @@ FORECASTS, all_jobs  # tests/support/jobs_setup.py, for the jobs tests
 # tests/support/auth_hosts.py, for the multi-process auth tests
 COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts
 snapshot  # tests/support/db_snapshot.py, for the API security tests and the hostile fuzzer
+propose, history_and_window  # tests/support/market_setup.py, for the marketplace API, atomicity and system-write tests
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri

@@ -18,7 +18,7 @@ from registry.store import atomic
 from registry.store.clock import utcnow
 from registry.store.collections import GeoDatabase
 from tests.conftest import as_json
-from tests.test_marketplace_api import contract_body, market, patch, publish, state  # noqa: F401 - fixture
+from tests.support.market_setup import contract_body, market, patch, publish, state  # noqa: F401 - fixture
 
 GRACE = 120
 
@@ -272,7 +272,7 @@ def test_a_retried_contract_is_the_same_contract(market, db):
 
 
 def test_a_retried_offer_is_the_same_offer(market, db):
-    from tests.test_marketplace_api import offer_body
+    from tests.support.market_setup import offer_body
 
     body = offer_body(market.dev["a"])
     first, again = post(market.prosumer_a, "offers", body), post(market.prosumer_a, "offers", body)

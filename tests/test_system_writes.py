@@ -16,7 +16,7 @@ from registry.hooks import access
 from registry.market.lifecycle import advance_lifecycle
 from tests.conftest import as_json
 from tests.factories import AGGREGATOR
-from tests.test_marketplace_api import (  # noqa: F401 - market is a fixture
+from tests.support.market_setup import (  # noqa: F401 - market is a fixture
     FMT,
     contract_body,
     contract_offer,
