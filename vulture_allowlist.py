@@ -39,6 +39,7 @@ FORECASTS, all_jobs  # tests/support/jobs_setup.py, for the jobs tests
 COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts
 snapshot  # tests/support/db_snapshot.py, for the API security tests and the hostile fuzzer
 propose, history_and_window  # tests/support/market_setup.py, for the marketplace API, atomicity and system-write tests
+later, held_by  # tests/support/killed_workers.py, for the atomicity and system-write tests
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri

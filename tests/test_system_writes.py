@@ -16,6 +16,7 @@ from registry.hooks import access
 from registry.market.lifecycle import advance_lifecycle
 from tests.conftest import as_json
 from tests.factories import AGGREGATOR
+from tests.support.killed_workers import WorkerKilled, kill, later, tick
 from tests.support.market_setup import (  # noqa: F401 - market is a fixture
     FMT,
     contract_body,
@@ -27,7 +28,6 @@ from tests.support.market_setup import (  # noqa: F401 - market is a fixture
     publish,
     t,
 )
-from tests.test_marketplace_atomicity import WorkerKilled, kill, later, tick
 
 
 def oplog(market, resource: str, item_id: str) -> list[dict[str, Any]]:
