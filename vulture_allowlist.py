@@ -41,6 +41,7 @@ snapshot  # tests/support/db_snapshot.py, for the API security tests and the hos
 propose, history_and_window  # tests/support/market_setup.py, for the marketplace API, atomicity and system-write tests
 later, held_by  # tests/support/killed_workers.py, for the atomicity and system-write tests
 an_offer  # tests/support/market_rule_inputs.py, for the marketplace rules tests
+shot, shown_devices, shown_total  # tests/support/ui_browser.py, for the admin UI browser tests
 
 # Authlib's model and grant interfaces
 _.get_user_id, _.get_client_id, _.get_default_redirect_uri, _.get_allowed_scope, _.check_redirect_uri

@@ -13,8 +13,8 @@ import re
 import pytest
 import requests
 
+from tests.support.live_ui import Live, live  # noqa: F401  (fixtures)
 from tests.support.ui_sign_in import admin  # noqa: F401  (fixtures)
-from tests.test_admin_ui import Live, live  # noqa: F401  (fixtures)
 
 ERROR_PAGES = [
     ("/ui/devices/x%3Fa", 404, "Not found"),

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from tests.support.live_ui import Live, live  # noqa: F401  (fixtures)
 from tests.support.ui_sign_in import admin, count, csrf_of, sign_in  # noqa: F401  (fixtures)
-from tests.test_admin_ui import Live, live  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

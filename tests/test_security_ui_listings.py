@@ -18,8 +18,8 @@ import requests
 
 from registry import create_app
 from registry.auth import mint_token
+from tests.support.live_ui import Live, live  # noqa: F401  (fixtures)
 from tests.support.ui_sign_in import admin, count  # noqa: F401  (fixtures)
-from tests.test_admin_ui import Live, live  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.live_ui import Live, live  # noqa: F401  (fixtures)
 from tests.support.ui_sign_in import csrf_of, sign_in
-from tests.test_admin_ui import Live, live  # noqa: F401  (fixtures)
 
 COOKIE = "der_ui_session"
 

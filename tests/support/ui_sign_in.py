@@ -1,5 +1,5 @@
 """Signing in to the admin UI served on loopback (the ``live`` app of
-tests/test_admin_ui.py) through the real OAuth pages with ``requests``, for the
+tests/support/live_ui.py) through the real OAuth pages with ``requests``, for the
 tests/test_security_ui_*.py modules: a signed-in session (:func:`sign_in`, the
 ``admin`` fixture), the CSRF token of a page, and counting records through the API
 with an admin token."""
@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from registry.auth import mint_token
-from tests.test_admin_ui import Live
+from tests.support.live_ui import Live
 
 
 def csrf_of(html: str) -> str:
