@@ -1,4 +1,4 @@
-"""Command line: serve (default), seed, token, worker, bridge.
+"""Command line: serve (default), seed, token, worker, bridge, migrate, keys.
 
 python run.py [serve] [--host H] [--port P] [--vtn-port V] [--no-demo]
 python run.py token --role aggregator|prosumer|service|admin [--aggregator-id ID]

@@ -27,6 +27,7 @@ import numpy as np
 
 from registry.forecast import baselines
 from registry.forecast import model as fc
+from schemas.vocabulary import SLOT, SLOT_MINUTES, SLOTS_PER_DAY
 
 START = datetime(2023, 4, 3, tzinfo=UTC)  # a Monday
 HISTORY_DAYS = 28
@@ -91,7 +92,7 @@ def _household_day(model, irradiance: np.ndarray, occupancy: np.ndarray, first: 
 
 
 def households(n_devices: int, rng: np.random.Generator, simulated: int = BASE_HOUSEHOLDS) -> np.ndarray:
-    """(n_devices, N_DAYS*96) kW from ``simulated`` richardsonpy households."""
+    """(n_devices, N_DAYS*SLOTS_PER_DAY) kW from ``simulated`` richardsonpy households."""
     with multiprocessing.get_context("fork").Pool(os.cpu_count()) as pool:
         base = np.array(pool.map(simulate_household, range(simulated)))
     picks = np.arange(n_devices) % simulated
@@ -100,14 +101,14 @@ def households(n_devices: int, rng: np.random.Generator, simulated: int = BASE_H
     standby = np.where(shifts == 0, 0.0, rng.uniform(0.0, 0.08, n_devices))
     minutes = np.array([np.roll(base[b], s) for b, s in zip(picks, shifts)])
     minutes = minutes * scales[:, None] + standby[:, None]
-    return minutes.reshape(n_devices, -1, 15).mean(axis=2)
+    return minutes.reshape(n_devices, -1, SLOT_MINUTES).mean(axis=2)
 
 
 # --- data: pvlib generators ------------------------------------------------
 
 
 def pv_generators(n_devices: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_devices, N_DAYS*96) kW, negative (export), TRY weather + pvlib."""
+    """(n_devices, N_DAYS*SLOTS_PER_DAY) kW, negative (export), TRY weather + pvlib."""
     return np.array([_pv_device(SITES[i % 2], rng) for i in range(n_devices)])
 
 
@@ -127,7 +128,7 @@ def _pv_device(site: tuple[str, float, float], rng: np.random.Generator) -> np.n
     import pvlib
 
     name, lat, lon = site
-    mid = pd.date_range(START, periods=N_DAYS * 96, freq="15min") + pd.Timedelta(minutes=7.5)
+    mid = pd.date_range(START, periods=N_DAYS * SLOTS_PER_DAY, freq=SLOT) + SLOT / 2
     w = _weather_at(load_try(name), mid)
     sun = pvlib.solarposition.get_solarposition(mid, lat, lon)
     cos_zenith = np.cos(np.radians(sun["apparent_zenith"].to_numpy()))
@@ -165,13 +166,13 @@ def baseline_forecasts(history: np.ndarray, target: datetime) -> dict[str, np.nd
 
 
 def evaluate(data: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
-    """Rolling over the last EVAL_DAYS days: absolute errors (n, days, 96)
+    """Rolling over the last EVAL_DAYS days: absolute errors (n, days, SLOTS_PER_DAY)
     per method, and the share of actuals inside the model's p10-p90 band."""
     errors: dict[str, list] = {m: [] for m in METHODS}
     inside = []
     for k in range(HISTORY_DAYS, N_DAYS):
-        history = data[:, (k - HISTORY_DAYS) * 96 : k * 96]
-        actual = data[:, k * 96 : (k + 1) * 96]
+        history = data[:, (k - HISTORY_DAYS) * SLOTS_PER_DAY : k * SLOTS_PER_DAY]
+        actual = data[:, k * SLOTS_PER_DAY : (k + 1) * SLOTS_PER_DAY]
         target = START + timedelta(days=k)
         model = fc.forecast_day_ahead(history, target)
         inside.append((actual >= model.p10) & (actual <= model.p90))
@@ -186,12 +187,12 @@ def evaluate(data: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
 
 
 def table(errors: dict, data: np.ndarray, rows: np.ndarray, title: str) -> str:
-    actual = np.abs(data[rows, HISTORY_DAYS * 96 :]).mean()
+    actual = np.abs(data[rows, HISTORY_DAYS * SLOTS_PER_DAY :]).mean()
     best = min(BASELINES, key=lambda m: errors[m][rows].mean())
     daily = {m: errors[m][rows].mean(axis=(0, 2)) for m in METHODS}
     wins = int((daily[MODEL] < daily[best]).sum())
     lines = [
-        f"{title} ({rows.size} devices, {EVAL_DAYS} target days x 96 slots)",
+        f"{title} ({rows.size} devices, {EVAL_DAYS} target days x {SLOTS_PER_DAY} slots)",
         f"  {'method':<28}{'MAE kW':>9}{'nMAE %':>9}",
     ]
     for m in METHODS:
@@ -203,7 +204,7 @@ def table(errors: dict, data: np.ndarray, rows: np.ndarray, title: str) -> str:
 
 def throughput(data: np.ndarray) -> tuple[float, float]:
     """Device-forecasts per second, min time of TIMING_RUNS, 1,000 devices."""
-    history = data[:, : HISTORY_DAYS * 96]
+    history = data[:, : HISTORY_DAYS * SLOTS_PER_DAY]
     target = START + timedelta(days=HISTORY_DAYS)
     timings = {}
     for backtest in (False, True):
@@ -217,7 +218,7 @@ def throughput(data: np.ndarray) -> tuple[float, float]:
 
 
 def generate(simulated: int = BASE_HOUSEHOLDS) -> np.ndarray:
-    """(N_DEVICES, N_DAYS*96) kW: households first, then PV generators."""
+    """(N_DEVICES, N_DAYS*SLOTS_PER_DAY) kW: households first, then PV generators."""
     rng = np.random.default_rng(20230403)
     return np.concatenate([households(N_DEVICES - N_PV, rng, simulated), pv_generators(N_PV, rng)])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import AGGREGATOR_ID, DIRECTION, POINT, UUID_FIELD
+from schemas.vocabulary import SLOTS_PER_DAY
 
 SLOT: dict[str, Any] = {
     "type": "dict",
@@ -40,7 +41,7 @@ SCHEMA: dict[str, Any] = {
     "end": {"type": "datetime"},
     "resolution": {"type": "integer", "min": 60},
     # prosumer advice
-    "slots": {"type": "list", "maxlength": 2976, "schema": SLOT},
+    "slots": {"type": "list", "maxlength": 31 * SLOTS_PER_DAY, "schema": SLOT},  # at most a month
     # aggregator advice
     "target_kw": {"type": "float", "min": 0},
     "direction": DIRECTION,

@@ -47,6 +47,8 @@ OFFER_STATUSES = ("open", "contracted", "withdrawn", "expired")
 CONTRACT_STATUSES = ("proposed", "accepted", "active", "completed", "settled", "rejected", "cancelled")
 # live contracts: they hold their devices' slots (the reservations) and reach the VENs
 LIVE_CONTRACT_STATES = ("accepted", "active")
+# called off before delivery: their slots are freed, their offers reopen, their events cancelled
+CALLED_OFF_CONTRACT_STATES = ("cancelled", "rejected")
 
 # --- jobs ------------------------------------------------------------------------------
 

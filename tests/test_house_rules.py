@@ -1,5 +1,5 @@
 """The house rules, run with the suite so CI keeps them: ruff (lint and
-format), import-linter (the layers in the README's Layout section) and vulture (no
+format), import-linter (the layers: docs/architecture.md) and vulture (no
 dead code). All three are configured in pyproject.toml."""
 
 from __future__ import annotations

@@ -94,6 +94,13 @@ def test_timing_of_transitions_is_409(current, target, actor, now, words):
     assert error.status == 409 and words in error.message
 
 
+def test_an_open_offer_expires_at_its_end_not_before():
+    offer = {"status": "open", "start": START, "end": END}
+    error = refusal(check_transition, "offer", offer, "expired", SYSTEM, END - timedelta(seconds=1))
+    assert error.status == 409 and "cannot be expired before" in error.message
+    check_transition("offer", offer, "expired", SYSTEM, END)
+
+
 def test_settled_and_other_final_states_go_nowhere():
     error = refusal(
         check_transition, "contract", {"status": "settled", "start": START, "end": END}, "completed", "admin", END

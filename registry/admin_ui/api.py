@@ -91,10 +91,6 @@ class Api:
     def __init__(self, token: str) -> None:
         self.token = token
 
-    def has(self, resource: str) -> bool:
-        """Whether this deployment serves ``resource`` at all."""
-        return resource in current_app.config["DOMAIN"]
-
     def get(self, path: str, **params: Any) -> ApiResult:
         return self.call("GET", path, params=params)
 

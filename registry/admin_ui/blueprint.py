@@ -20,6 +20,8 @@ from wtforms import ValidationError
 from registry.admin_ui.api import Api, ApiResult, ApiUnauthorized
 from registry.admin_ui.login import User, current_user, expire_session
 from registry.admin_ui.queries import InvalidPage, PageOutOfRange
+from registry.market.rules import OFFER_TRANSITIONS
+from schemas.policy import METHODS, OWNER_FIELD
 
 bp = Blueprint(
     "admin_ui",
@@ -30,14 +32,15 @@ bp = Blueprint(
     static_url_path="/static",
 )
 
-# (endpoint, label, roles): what the navigation offers; the API still decides.
+# (endpoint, label, resource): the navigation offers a panel to the roles that may
+# read its resource (schemas/policy.py); the API still decides what each one shows.
 PANELS = [
-    ("admin_ui.devices", "Devices", {"aggregator", "prosumer", "service", "admin"}),
-    ("admin_ui.offers", "Offers", {"aggregator", "prosumer", "service", "admin"}),
-    ("admin_ui.contracts", "Contracts", {"aggregator", "prosumer", "service", "admin"}),
-    ("admin_ui.advice", "Advice", {"aggregator", "prosumer", "service", "admin"}),
-    ("admin_ui.jobs", "Jobs", {"service", "admin"}),
-    ("admin_ui.audit", "Audit", {"admin"}),
+    ("admin_ui.devices", "Devices", "devices"),
+    ("admin_ui.offers", "Offers", "offers"),
+    ("admin_ui.contracts", "Contracts", "contracts"),
+    ("admin_ui.advice", "Advice", "advice"),
+    ("admin_ui.jobs", "Jobs", "jobs"),
+    ("admin_ui.audit", "Audit", "oplog"),
 ]
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -50,8 +53,18 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
     user = current_user()
-    panels = [(e, label) for e, label, roles in PANELS if user and user.role in roles]
-    return {"csrf_token": generate_csrf, "current": user, "panels": panels, "page_url": page_url, "num": number}
+    role = user.role if user else None
+    panels = [(e, label) for e, label, resource in PANELS if "GET" in METHODS[resource].get(role, ())]
+    return {
+        "csrf_token": generate_csrf,
+        "current": user,
+        "panels": panels,
+        "page_url": page_url,
+        "num": number,
+        # who may withdraw an open offer, and who sees devices beyond one account
+        "withdraws_offers": role in OFFER_TRANSITIONS[("open", "withdrawn")].actors,
+        "sees_owners": role is not None and OWNER_FIELD.get(role) != "account_id",
+    }
 
 
 def page_url(endpoint: str, args: dict[str, str], to_page: int) -> str:
@@ -221,10 +234,6 @@ def failure(result: ApiResult, title: str = "The registry refused the request") 
     failure (5xx, or no answer) is a 502 of this page, not a 500."""
     status = result.status if 400 <= result.status < 500 else 502
     return page("error.html", title=title, message=result.message), status
-
-
-def unavailable(resource: str) -> str:
-    return f"The {resource} resource is not available in this deployment yet."
 
 
 def back(default_endpoint: str, **values: Any) -> Response:

@@ -46,7 +46,7 @@ from registry.market.rules import (
 from registry.ops.metrics import ORPHANS_REPAIRED
 from registry.store import atomic, idempotency_keys, mongo_setup
 from registry.store.clock import utcnow
-from schemas.vocabulary import DATE_FORMAT, LIVE_CONTRACT_STATES
+from schemas.vocabulary import CALLED_OFF_CONTRACT_STATES, DATE_FORMAT, LIVE_CONTRACT_STATES
 
 
 def actor() -> str:
@@ -155,7 +155,7 @@ def closing_steps(contract_id: ObjectId, target: str, now: datetime) -> list[ato
     """A contract that stops holding slots frees them; a cancelled or rejected one
     also reopens its offers."""
     steps = [atomic.Step("release", lambda db: reservations.release(db, contract_id))]
-    if target in ("cancelled", "rejected"):
+    if target in CALLED_OFF_CONTRACT_STATES:
         steps.append(atomic.Step("reopen_offers", lambda db: reservations.reopen_offers(db, contract_id, now)))
     return steps
 

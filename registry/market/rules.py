@@ -57,7 +57,6 @@ CONTRACT_TRANSITIONS: dict[tuple[str, str], Rule] = {
     ("completed", "settled"): Rule(frozenset({SYSTEM})),
 }
 TABLES = {"offer": OFFER_TRANSITIONS, "contract": CONTRACT_TRANSITIONS}
-# the old name of LIVE_CONTRACT_STATES, still read by lifecycle.py and hooks/marketplace.py
 
 
 def check_window(start: datetime, end: datetime, now: datetime, max_length: timedelta = MAX_WINDOW) -> None:

@@ -16,8 +16,10 @@ does what Eve's PATCH does (``eve/methods/patch.py``), minus the request:
 3. ``_updated`` is stamped and ``_etag`` computed as Eve computes it, so a
    client's old ``If-Match`` gets a 412 afterwards;
 4. the write is a compare-and-set: only if the status (and ``match``) is still
-   what was read. A document that moved meanwhile is left alone, and nothing
-   is logged, planned or fired for it;
+   what was read. A document that moved meanwhile is left alone: nothing is
+   written or logged for it, the side effects its ``on_update`` hooks planned
+   are dropped, and ``on_updated`` does not fire (``on_update`` has already run,
+   so it must only plan, never write);
 5. the change goes into the oplog in Eve's format (``oplog_push``), by
    ``u = "system"`` (``"system:<id>"`` with the id of the request or job that
    caused it), ``ip`` of that request if there is one;

@@ -35,14 +35,13 @@ from datetime import UTC, datetime, timedelta
 
 from openleadr import OpenADRServer, utils
 
-from schemas.vocabulary import LIVE_CONTRACT_STATES
+from schemas.vocabulary import CALLED_OFF_CONTRACT_STATES, LIVE_CONTRACT_STATES
 
 from . import mapping
 from .api_client import ApiClient, ApiError, ApiUnavailable, format_eve_date
 
 logger = logging.getLogger("registry.openadr")
 
-CLOSED_STATUSES = ("cancelled", "rejected")
 CONTRACT_FIELDS = ("device_ids", "offers", "status", "start", "end", "power_kw", "direction", "ven_response")
 
 
@@ -188,7 +187,7 @@ class ContractWatcher:
         contracts = await self.api.find_all(
             "contracts",
             {
-                "status": {"$in": [*LIVE_CONTRACT_STATES, *CLOSED_STATUSES]},
+                "status": {"$in": [*LIVE_CONTRACT_STATES, *CALLED_OFF_CONTRACT_STATES]},
                 "start": {"$lte": format_eve_date(now + self.lead)},
                 "end": {"$gt": format_eve_date(now)},
             },
@@ -232,5 +231,5 @@ class ContractWatcher:
             counts["forgotten"] += 1
             return
         contract = await self.api.get_item("contracts", contract_id)
-        if contract is None or contract.get("status") in CLOSED_STATUSES:
+        if contract is None or contract.get("status") in CALLED_OFF_CONTRACT_STATES:
             counts["cancelled"] += await self.events.cancel(contract_id)

@@ -90,10 +90,7 @@ def device(user: User, device_id: str) -> Any:
 
 def _latest_forecasts(user: User, device_id: str) -> dict[str, Any]:
     """{"available": bool, "charts": [(kind, chart, forecast)], "message": str}."""
-    client = api(user)
-    if not client.has("forecasts"):
-        return {"available": False, "charts": [], "message": "Forecasts are not available in this deployment."}
-    result = client.get("forecasts", where={"device_id": device_id}, sort="-issued_at", max_results=10)
+    result = api(user).get("forecasts", where={"device_id": device_id}, sort="-issued_at", max_results=10)
     if not result.ok:
         return {"available": False, "charts": [], "message": result.message}
     latest: dict[str, dict[str, Any]] = {}
@@ -103,14 +100,11 @@ def _latest_forecasts(user: User, device_id: str) -> dict[str, Any]:
     return {"available": True, "charts": charts, "message": "No forecast for this device yet."}
 
 
-def _market_of(user: User, device_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The device's offers and contracts; None for a resource not served."""
+def _market_of(user: User, device_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The device's offers and contracts."""
     client = api(user)
     found = []
     for resource in ("offers", "contracts"):
-        if not client.has(resource):
-            found.append(None)
-            continue
         where = {"device_id": device_id} if resource == "offers" else {"device_ids": device_id}
         result = client.listing(resource, where=where, sort="-start", max_results=20)
         found.append({"items": result.items, "error": None if result.ok else result.message})

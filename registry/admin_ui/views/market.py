@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import flash, redirect, request, url_for
 
-from registry.admin_ui.blueprint import api, back, bp, failure, listing, page, unavailable
+from registry.admin_ui.blueprint import api, back, bp, failure, listing
 from registry.admin_ui.login import User, login_required
 from registry.admin_ui.queries import (
     api_time,
@@ -62,8 +62,6 @@ def _listing(user: User, resource: str, statuses: tuple[str, ...], sort: str) ->
 @login_required
 def offers(user: User) -> Any:
     client = api(user)
-    if not client.has("offers"):
-        return page("unavailable.html", title="Offers", message=unavailable("offers"))
     result, paging = _listing(user, "offers", OFFER_STATUSES, "-start")
     if not result.ok:
         return failure(result, "The offers could not be listed")
@@ -80,7 +78,7 @@ def offers(user: User) -> Any:
         total=result.total,
         own_devices=own_devices,
         limits=LIMITS,
-        can_contract=client.has("contracts") and "POST" in METHODS["contracts"].get(user.role, ()),
+        can_contract="POST" in METHODS["contracts"].get(user.role, ()),
         default_start=start,
         default_end=end,
         form=request.args,
@@ -166,8 +164,6 @@ def contract_offer(user: User, offer_id: str) -> Any:
 @bp.get("/contracts")
 @login_required
 def contracts(user: User) -> Any:
-    if not api(user).has("contracts"):
-        return page("unavailable.html", title="Contracts", message=unavailable("contracts"))
     result, paging = _listing(user, "contracts", CONTRACT_STATUSES, "-start")
     if not result.ok:
         return failure(result, "The contracts could not be listed")

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import request
 
-from registry.admin_ui.blueprint import api, bp, failure, listing, page, unavailable
+from registry.admin_ui.blueprint import api, bp, failure, listing
 from registry.admin_ui.login import User, login_required
 from registry.admin_ui.queries import page_number, pager, without_page
 from registry.admin_ui.series import advice_timeline, recommended_devices
@@ -19,10 +19,7 @@ PER_PAGE = 25
 @bp.get("/advice")
 @login_required
 def advice(user: User) -> Any:
-    client = api(user)
-    if not client.has("advice"):
-        return page("unavailable.html", title="Advice", message=unavailable("advice"))
-    result = client.listing("advice", sort="-_created", max_results=10)
+    result = api(user).listing("advice", sort="-_created", max_results=10)
     if not result.ok:
         return failure(result, "The advice could not be read")
     entries = [
@@ -35,8 +32,6 @@ def advice(user: User) -> Any:
 @login_required
 def jobs(user: User) -> Any:
     client = api(user)
-    if not client.has("jobs"):
-        return page("unavailable.html", title="Jobs", message=unavailable("jobs"))
     status = request.args.get("status", "")
     where = {"status": status} if status in JOB_STATUSES else {}
     current = page_number(request.args)
