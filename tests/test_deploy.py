@@ -103,10 +103,15 @@ def test_the_embedded_backend_runs_jobs_and_the_tick_in_the_web_process(tmp_path
         deadline, page = time.monotonic() + 20, ""
         while time.monotonic() < deadline:
             page = metrics_page(served.url)
-            if value(page, "der_registry_jobs", status="queued") == 0:
+            if (
+                value(page, "der_registry_jobs", status="queued")
+                == value(page, "der_registry_jobs", status="running")
+                == 0
+            ):
                 break
             time.sleep(0.5)
     assert value(page, "der_registry_jobs", status="queued") == 0
+    assert value(page, "der_registry_jobs", status="running") == 0
     assert value(page, "der_registry_jobs", status="failed") == 2  # a new device has no history: loud failures
     assert value(page, "der_registry_tick_lag_seconds") < 5
 

@@ -52,13 +52,18 @@ def test_metrics_add_up_every_worker(served: Any) -> None:
         assert answer.status_code == 200
         return answer.headers["X-Request-ID"]
 
-    before = health_count()
-    with ThreadPoolExecutor(6) as pool:  # one thread per worker: a busy worker leaves the next to the other
-        ids = list(pool.map(health, range(60)))
-    lines = [json.loads(line) for line in served.stderr_lines()]
-    workers = {line["process"] for line in lines if line.get("request_id") in ids}
+    before, ids, workers = health_count(), [], set()
+    # the kernel hands connections to whichever worker accepts first: on a loaded machine one
+    # worker may take a whole batch, so send batches until both workers have answered
+    for _ in range(20):
+        with ThreadPoolExecutor(6) as pool:  # one thread per worker: a busy worker leaves the next to the other
+            ids += pool.map(health, range(60))
+        lines = [json.loads(line) for line in served.stderr_lines()]
+        workers = {line["process"] for line in lines if line.get("request_id") in set(ids)}
+        if len(workers) == 2:
+            break
     assert len(workers) == 2  # else this test shows nothing
-    assert health_count() - before == 60
+    assert health_count() - before == len(ids)
 
 
 def test_stderr_is_json_lines_and_a_request_id_runs_through_them(served: Any) -> None:
