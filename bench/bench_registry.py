@@ -33,6 +33,7 @@ from registry.api.validator import RegistryValidator
 from registry.auth import mint_token
 from registry.demo import seeding as demo
 from registry.store.embedded import bulk_insert
+from registry.store.mongo_setup import write_concern
 from schemas.vocabulary import DEVICE_CLASSES
 
 CENTER = [2.1734, 41.3851]
@@ -86,6 +87,7 @@ def plain_eve(db: Any) -> Eve:
     SharedStoreMongo.shared = db
     config = {k: v for k, v in settings.as_dict().items() if not k.startswith(("OPLOG", "OAUTH"))}
     config.update({"MONGO_QUERY_BLACKLIST": ["$where"], "DOMAIN": settings.build_domain()})
+    config["MONGO_WRITE_CONCERN"] = write_concern(config)  # as the registry resolves it (else Eve's PATCH fails)
     return Eve(import_name=__name__, settings=config, validator=RegistryValidator, data=SharedStoreMongo)
 
 

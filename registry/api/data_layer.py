@@ -69,7 +69,7 @@ class RegistryMongo(Mongo):
         datasource, filter_, projection, sort = super()._datasource_ex(resource, query, *args, **kwargs)
         scope = self.scope_filter(resource)
         if scope:
-            filter_ = self.combine_queries(filter_, scope) if filter_ else dict(scope)
+            filter_ = scoped(filter_, scope, self.combine_queries)
         hidden = self.hidden_fields(resource)
         if hidden and projection:
             projection = {k: v for k, v in projection.items() if k.split(".")[0] not in hidden}
@@ -155,6 +155,22 @@ class RegistryMongo(Mongo):
                 client[self.app.config["MONGO_DBNAME"]], embedded=True, latency=tuple(latency) if latency else None
             ),
         )
+
+
+def scoped(filter_: dict | None, scope: dict[str, Any], combine: Callable[[dict, dict], dict]) -> dict:
+    """``filter_`` AND ``scope``. A scope field the filter does not name, or names with
+    the very same string, is added to the filter's own top level (``{a: 1} AND {b: 2}`` is
+    ``{a: 1, b: 2}``): the same documents as ``$and``, which the embedded store evaluates
+    as a second pass over each document. Anything else keeps Eve's ``$and``."""
+    if not filter_:
+        return dict(scope)
+    plain = all(
+        not field.startswith("$")
+        and isinstance(value, str)
+        and (field not in filter_ or (type(filter_[field]) is str and filter_[field] == value))
+        for field, value in scope.items()
+    )
+    return {**filter_, **scope} if plain else combine(filter_, scope)
 
 
 def _as_number(value: Any, kind: type) -> Any:

@@ -24,7 +24,7 @@ import mongomock
 from pymongo.errors import OperationFailure
 from werkzeug.exceptions import BadRequest
 
-from registry.store import atomic, geo_filters
+from registry.store import atomic, embedded_index, geo_filters
 from registry.store.embedded import WRITE_METHODS, locked, pause, slowed
 
 # calls that join the transaction bound by registry.store.atomic (find, find_one and
@@ -37,6 +37,7 @@ def embedded_client(config: dict[str, Any]) -> mongomock.MongoClient:
     flask_pymongo): tz_aware=True unless MONGO_OPTIONS says otherwise. mongomock
     keeps UUIDs as uuid.UUID, which is what ``uuidRepresentation="standard"`` reads back."""
     options = {"connect": True, "tz_aware": True, **config.get("MONGO_OPTIONS", {})}
+    embedded_index.install()  # equality indexes over mongomock's scans (registry.store.embedded_index)
     return mongomock.MongoClient(tz_aware=bool(options["tz_aware"]), connect=bool(options["connect"]))
 
 

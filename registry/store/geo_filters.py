@@ -4,7 +4,9 @@ evaluating them on the embedded store (mongomock has no geo operators).
 The embedded path splits a filter into its geo clauses and the rest: mongomock
 evaluates the rest, Python the geo part, then sort, paging and projection are
 applied to the survivors — one pass over the collection whatever the number of
-matches (an ``_id: {$in: [...]}`` rewrite would cost mongomock O(n x m)).
+matches (an ``_id: {$in: [...]}`` rewrite would cost mongomock O(n x m)). The
+survivors are the stored documents themselves, sorted in place of copies; only the
+returned page is copied, as mongomock's cursor would have copied it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mongomock.collection import validate_is_mapping
 from mongomock.filtering import resolve_sort_key
+from mongomock.helpers import make_datetime_timezone_aware_in_document, patch_datetime_awareness_in_document
 from werkzeug.exceptions import BadRequest
 
 from registry.store import geo
@@ -117,8 +121,23 @@ def embedded_matching(coll: Any, spec: dict) -> tuple[list[dict], geo.GeoClause 
     if parts is None:
         return list(coll.find(rewrite(spec, lambda c, cond: _ids_matching(coll, c)))), None
     rest, clauses = parts
-    docs = [d for d in coll.find(rest) if all(matches(c, d) for c in clauses)]
+    docs = [d for d in stored(coll, rest) if all(matches(c, d) for c in clauses)]
     return docs, next((c for c in clauses if c.is_near), None)
+
+
+def stored(coll: Any, spec: dict) -> list[dict]:
+    """The stored documents (not copies: read only) matching ``spec``, in storage order,
+    as mongomock's ``find`` selects them (its indexes included, registry.store.embedded_index)
+    but without copying every match: only the page that is returned is copied (:func:`copied`)."""
+    validate_is_mapping("filter", spec)
+    return list(coll._iter_documents(patch_datetime_awareness_in_document(spec)))
+
+
+def copied(coll: Any, doc: dict) -> dict:
+    """What mongomock's cursor gives for a stored document: a deep copy, dates aware UTC
+    when the client is ``tz_aware`` (mongomock keeps them naive UTC)."""
+    copy = coll._copy_only_fields(doc, None, dict)
+    return make_datetime_timezone_aware_in_document(copy) if coll.codec_options.tz_aware else copy
 
 
 def _ids_matching(coll: Any, clause: geo.GeoClause) -> dict[str, Any]:
@@ -135,7 +154,7 @@ def embedded_find(coll: Any, spec: dict, projection: Any, sort: Any, skip: int, 
     elif near is not None:
         docs.sort(key=lambda d: near.distance_m(*geo.point_of(dotted(d, near.field))))
     page = docs[skip : skip + limit if limit else None]
-    return [project(d, projection) for d in page]
+    return [project(copied(coll, d), projection) for d in page]
 
 
 def project(doc: dict, projection: Any) -> dict:
