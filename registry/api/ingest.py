@@ -161,22 +161,23 @@ def checked(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]
 
 
 def _shape(item: dict[str, Any], issue: dict[str, str]) -> None:
-    for name in item:
+    for name, value in item.items():
         if name in READ_ONLY:
             issue[name] = "field is read-only"
         elif name not in WRITABLE:
             issue[name] = "unknown field"
+        elif value is None:
+            issue[name] = "null value not allowed"
     for name in REQUIRED:
         if name not in item:
             issue[name] = "required field"
-    if "device_id" in item and not is_canonical_uuid(item["device_id"]):
+    if item.get("device_id") is not None and not is_canonical_uuid(item["device_id"]):
         issue["device_id"] = "must be of uuid type"
-    if "status" in item:
-        status = item["status"]
-        if not isinstance(status, dict):
-            issue["status"] = "must be of dict type"
-        elif not STATUS_VALIDATOR.validate(status):
-            issue["status"] = str(STATUS_VALIDATOR.errors)
+    status = item.get("status")
+    if status is not None and not isinstance(status, dict):
+        issue["status"] = "must be of dict type"
+    elif status is not None and not STATUS_VALIDATOR.validate(status):
+        issue["status"] = str(STATUS_VALIDATOR.errors)
 
 
 def _is_number(value: Any) -> bool:
