@@ -65,7 +65,7 @@ def caller() -> Any:
 
 def post() -> Any:
     caller()
-    app = current_app
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     app.on_pre_POST(RESOURCE, request)
     getattr(app, f"on_pre_POST_{RESOURCE}")(request)
     body = request.get_json()
@@ -82,12 +82,13 @@ def post() -> Any:
     oplog_push(RESOURCE, {"_id": ids[0], "_updated": now}, "POST")
     app.on_inserted(RESOURCE, readings)
     getattr(app, f"on_inserted_{RESOURCE}")(readings)
+    title, stamp = app.config["DOMAIN"][RESOURCE]["item_title"], now.strftime(DATE_FORMAT)  # once, not per reading
     results = [
         {
             "_id": id_,
-            "_created": now,
-            "_updated": now,
-            "_links": {"self": {"title": app.config["DOMAIN"][RESOURCE]["item_title"], "href": f"{RESOURCE}/{id_}"}},
+            "_created": stamp,
+            "_updated": stamp,
+            "_links": {"self": {"title": title, "href": f"{RESOURCE}/{id_}"}},
             "_status": "OK",
         }
         for id_ in ids
