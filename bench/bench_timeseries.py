@@ -38,7 +38,7 @@ from registry.demo import seeding
 from registry.jobs import inputs
 from registry.store import timeseries
 from registry.store.embedded import bulk_insert
-from schemas.vocabulary import SLOTS_PER_DAY
+from schemas.vocabulary import DATE_FORMAT, SLOT, SLOTS_PER_DAY
 
 END = datetime(2030, 2, 1, tzinfo=UTC)  # the history ends at this midnight
 
@@ -84,8 +84,8 @@ def week_read(app: Any, client: Any, headers: dict[str, str], device_id: str) ->
     where = {
         "device_id": device_id,
         "timestamp": {
-            "$gte": (END - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "$lt": END.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "$gte": (END - timedelta(days=7)).strftime(DATE_FORMAT),
+            "$lt": END.strftime(DATE_FORMAT),
         },
     }
     query = {"where": json.dumps(where), "max_results": 7 * SLOTS_PER_DAY}
@@ -112,10 +112,8 @@ def ingest(client: Any, headers: dict[str, str], devices: list[dict[str, Any]], 
             k = b * batch + i
             dev = devices[(k // per_device) % len(devices)]
             day = END + timedelta(days=1 + k // (per_device * len(devices)))
-            at = day + timedelta(minutes=15 * (k % per_device))
-            body.append(
-                {"device_id": dev["device_id"], "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "power_kw": 0.5}
-            )
+            at = day + SLOT * (k % per_device)
+            body.append({"device_id": dev["device_id"], "timestamp": at.strftime(DATE_FORMAT), "power_kw": 0.5})
         bodies.append(json.dumps(body))
     started = time.perf_counter()
     for body in bodies:

@@ -49,11 +49,12 @@ def test_a_bad_reading_refuses_the_batch_with_per_item_issues(client_as, parties
         {**reading(dev, 0), "device_id": "not-a-uuid"},
         {**reading(dev, 0), "energy_kwh": True},
         {**reading(dev, 0), "timestamp": None},
+        {**reading(dev, 0), "status": {"x-fanspeed": False}},
     ]
     response = client_as("service").post("/measurements", **as_json(batch))
     assert response.status_code == 422
     assert response.json["_status"] == "ERR" and response.json["_error"]["code"] == 422
-    assert [item["_status"] for item in response.json["_items"]] == ["OK"] + ["ERR"] * 7
+    assert [item["_status"] for item in response.json["_items"]] == ["OK"] + ["ERR"] * 8
     assert [item.get("_issues") for item in response.json["_items"]] == [
         None,
         {"power_kw": "must be of float type"},
@@ -63,6 +64,7 @@ def test_a_bad_reading_refuses_the_batch_with_per_item_issues(client_as, parties
         {"device_id": "must be of uuid type"},
         {"energy_kwh": "must be of float type"},
         {"timestamp": "null value not allowed"},
+        {"status": {"x-fanspeed": "must be of float type"}},
     ]
     assert buckets(db) == 0 and db["jobs"].count_documents({}) == 0
 

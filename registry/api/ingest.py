@@ -26,13 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from cerberus import Validator
 from eve import Eve
 from eve.methods.common import abort, oplog_push, resource_link
 from eve.render import send_response
 from flask import current_app, g, request
 
-from registry.api.validator import is_canonical_uuid
+from registry.api.validator import RegistryValidator, is_canonical_uuid
 from registry.auth import InvalidToken
 from registry.auth.bearer import current_principal
 from registry.store import embedded
@@ -47,7 +46,6 @@ REQUIRED = ("device_id", "timestamp", "power_kw")
 READ_ONLY = frozenset({"_id", "account_id", "aggregator_id"})
 POWER_MIN, POWER_MAX = SCHEMA["power_kw"]["min"], SCHEMA["power_kw"]["max"]
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-STATUS_VALIDATOR = Validator(STATUS["schema"])
 
 
 def caller() -> Any:
@@ -161,7 +159,7 @@ def checked(items: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]
     return readings, issues
 
 
-def _shape(item: dict[str, Any], issue: dict[str, str]) -> None:
+def _shape(item: dict[str, Any], issue: dict[str, Any]) -> None:
     for name, value in item.items():
         if name in READ_ONLY:
             issue[name] = "field is read-only"
@@ -177,8 +175,10 @@ def _shape(item: dict[str, Any], issue: dict[str, str]) -> None:
     status = item.get("status")
     if status is not None and not isinstance(status, dict):
         issue["status"] = "must be of dict type"
-    elif status is not None and not STATUS_VALIDATOR.validate(status):
-        issue["status"] = str(STATUS_VALIDATOR.errors)
+    elif status is not None:
+        validator = RegistryValidator(STATUS["schema"])  # the registry's types: no booleans as numbers
+        if not validator.validate(status):
+            issue["status"] = validator.errors  # nested, as Eve reports a sub-document
 
 
 def _is_number(value: Any) -> bool:
