@@ -5,7 +5,7 @@
 Prints one table:
 
 * load: N devices × D days of 15-minute readings stored as day buckets
-  (``registry.store.timeseries.load_series``), its time and the process's memory growth;
+  (``registry.store.timeseries_load.load_series``), its time and the process's memory growth;
 * week read: one device's last 7 days through ``GET /measurements`` (where on
   device_id and a timestamp range, 672 per page), median of 9, and the same
   read straight from the buckets;
@@ -36,7 +36,7 @@ from registry import create_app
 from registry.auth import mint_token
 from registry.demo import seeding
 from registry.jobs import inputs
-from registry.store import timeseries
+from registry.store import timeseries, timeseries_load
 from registry.store.embedded import bulk_insert
 from schemas.vocabulary import DATE_FORMAT, SLOT, SLOTS_PER_DAY
 
@@ -76,7 +76,7 @@ def load(app: Any, devices: list[dict[str, Any]], days: int) -> tuple[float, flo
         buckets = db[timeseries.COLLECTION]
         for dev in devices:
             power = np.round(rng.gamma(4.0, 0.25, days * SLOTS_PER_DAY), 3)
-            timeseries.load_series(buckets, dev, begin, power)
+            timeseries_load.load_series(buckets, dev, begin, power)
     return time.perf_counter() - started, rss_mb() - before
 
 

@@ -23,7 +23,7 @@ from registry.demo.fleet import (
     PRICE_LEVELS,
     stable_id,
 )
-from registry.store import timeseries
+from registry.store import timeseries, timeseries_load
 from registry.store.clock import utcnow
 from registry.store.embedded import bulk_insert
 from schemas.vocabulary import SLOT, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
@@ -229,7 +229,7 @@ def seed(
         devices = data.get("devices", [])
         series = measurement_series(devices, measurement_days_count)
         for dev, power in tqdm(series, total=len(devices), unit="device", desc="measurements", disable=not progress):
-            total += timeseries.load_series(buckets, dev, start, power, np.round(power * SLOT_HOURS, 4))
+            total += timeseries_load.load_series(buckets, dev, start, power, np.round(power * SLOT_HOURS, 4))
         counts["measurements"] = total
     # the forecasts follow in a worker, not here: two jobs per device
     jobs.enqueue_forecasts(data.get("devices", []), "seed", app=app)
