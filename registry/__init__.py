@@ -11,7 +11,7 @@ from flask import jsonify
 import settings
 from registry import admin_ui, auth, hooks, jobs
 from registry.admin_ui import session
-from registry.api import advice_requests, data_layer, docs, guards, ingest, json_io, limits, observability
+from registry.api import advice_requests, data_layer, docs, guards, ingest, json_io, limits, observability, series
 from registry.api.data_layer import RegistryMongo
 from registry.api.validator import RegistryValidator
 from registry.auth import credentials, provider, revocation
@@ -64,6 +64,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     docs.init_app(app)
     admin_ui.init_app(app)
     advice_requests.init_app(app)
+    series.init_app(app)  # GET /series: aggregated series
     ingest.init_app(app)  # POST /measurements: the fast path
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))
     limits.exempt(app, "health")
