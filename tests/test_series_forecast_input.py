@@ -87,6 +87,8 @@ GOOD = {"start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z", "aggrega
         ({"end": "2030-02-02T00:00:00Z"}, "at most 31 days"),
         ({"resolution": "1d", "end": "2031-01-03T00:00:00Z"}, "at most 366 days"),
         ({"start": "yesterday"}, "ISO 8601"),
+        ({"start": "0001-01-01T00:00:00+01:00"}, "ISO 8601"),
+        ({"end": "9999-12-31T23:00:00-05:00"}, "ISO 8601"),
         ({"start": "2030-01-01T00:07:00Z"}, "period boundary"),
         ({"resolution": "1h", "start": "2030-01-01T00:15:00Z"}, "period boundary"),
         ({"resolution": "5min"}, "resolution must be one of"),

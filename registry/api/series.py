@@ -147,7 +147,7 @@ def openapi_paths() -> dict[str, Any]:
         param("aggregator_id", "an aggregator's portfolio (within your scope)", text),
         param("within", "devices whose location is inside this GeoJSON Polygon (JSON text)", {"type": "string"}),
         param("near", "with radius_m: devices within a circle around lng,lat", {"type": "string"}),
-        param("radius_m", "the circle's radius in metres", {"type": "number", "exclusiveMinimum": 0}),
+        param("radius_m", "the circle's radius in metres", {"type": "number", "minimum": 0, "maximum": 20_000_000}),
         param("start", "UTC ISO 8601, on a period boundary", {"type": "string", "format": "date-time"}, True),
         param("end", f"after start; at most {limits} (7 days for forecasts)", {"type": "string"}, True),
         param("resolution", "seconds or a name; default 900", {"type": "string", "enum": list(RESOLUTIONS)}),

@@ -102,9 +102,9 @@ def _time(values: dict[str, str], name: str) -> datetime:
         raise SeriesParamError(f"{name} is required: a UTC ISO 8601 time, e.g. 2030-01-15T00:00:00Z")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted by its offset
         raise SeriesParamError(f"{name} must be a UTC ISO 8601 time, e.g. 2030-01-15T00:00:00Z") from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     if not datetime(1970, 1, 1, tzinfo=UTC) <= moment <= datetime(9000, 1, 1, tzinfo=UTC):
         raise SeriesParamError(f"{name} is out of range")
     return moment
