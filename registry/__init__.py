@@ -11,7 +11,7 @@ from flask import jsonify
 import settings
 from registry import admin_ui, auth, hooks, jobs
 from registry.admin_ui import session
-from registry.api import advice_requests, data_layer, docs, guards, json_io, limits, observability
+from registry.api import advice_requests, data_layer, docs, guards, ingest, json_io, limits, observability, series
 from registry.api.data_layer import RegistryMongo
 from registry.api.validator import RegistryValidator
 from registry.auth import credentials, provider, revocation
@@ -20,7 +20,7 @@ from registry.hooks import access
 from registry.jobs import records
 from registry.market import reservations
 from registry.ops import logs
-from registry.store import idempotency_keys, mongo_setup
+from registry.store import idempotency_keys, mongo_setup, timeseries
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Eve:
@@ -52,6 +52,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
         provider.ensure_indexes,
         revocation.ensure_indexes,
         session.ensure_indexes,
+        timeseries.ensure_indexes,  # the measurements' day buckets
     ]
     data_layer.init_app(app)
     json_io.init_app(app)
@@ -63,6 +64,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     docs.init_app(app)
     admin_ui.init_app(app)
     advice_requests.init_app(app)
+    series.init_app(app)  # GET /series: aggregated series
+    ingest.init_app(app)  # POST /measurements: the fast path
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))
     limits.exempt(app, "health")
     observability.init_app(app)  # /ready, /metrics, request ids, access lines

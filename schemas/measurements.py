@@ -1,4 +1,6 @@
-"""measurements: device telemetry, 15-minute or finer; bulk POST, idempotent per (device_id, timestamp)."""
+"""measurements: device telemetry, 15-minute or finer; bulk POST, idempotent per (device_id, timestamp).
+
+The schema is what a client sends and reads; the store keeps day buckets (docs/timeseries.md)."""
 
 from __future__ import annotations
 
@@ -24,11 +26,10 @@ RESOURCE: dict[str, Any] = {
     "item_methods": ["GET", "DELETE"],
     "bulk_enabled": True,
     "default_sort": [("timestamp", 1)],
-    # one reading per device and time: a re-sent reading is answered with the stored one
-    # (registry.api.data_layer.RegistryMongo.insert), so a re-sent batch stores nothing twice
-    "ingest_once_by": ["device_id", "timestamp"],
-    "mongo_indexes": {
-        "device_time": ([("device_id", 1), ("timestamp", 1)], {"unique": True}),
-        "owner": [("aggregator_id", 1), ("account_id", 1)],
-    },
+    # stored in day buckets (registry/store/timeseries.py, docs/timeseries.md): a reading's id
+    # is its device and time, <device_id>@<YYYY-MM-DDTHH:MM:SSZ>; one reading per device and
+    # time, a re-sent one is answered with the stored one's id and changes nothing
+    "item_url": 'regex("[0-9a-f-]{36}@[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")',
+    # POST takes the ingestion fast path (registry/api/ingest.py); the buckets' indexes are
+    # created by registry.store.timeseries.ensure_indexes
 }

@@ -28,7 +28,13 @@ METHODS: dict[str, dict[str, frozenset[str]]] = {
         "service": frozenset({"GET", "POST", "PATCH"}),
         "admin": ALL,
     },
-    "measurements": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
+    # POST: a prosumer for its own devices, an aggregator for its portfolio (registry/api/ingest.py)
+    "measurements": {
+        "aggregator": frozenset({"GET", "POST"}),
+        "prosumer": frozenset({"GET", "POST"}),
+        "service": frozenset({"GET", "POST"}),
+        "admin": ALL,
+    },
     "vens": {
         "aggregator": frozenset({"GET", "POST", "PATCH", "DELETE"}),
         "prosumer": frozenset({"GET", "POST", "DELETE"}),

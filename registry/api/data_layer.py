@@ -4,9 +4,9 @@
 (embedded mongomock by default, a real MongoDB with MONGO_URI). It scopes every
 query to the caller (``scope_filter``), parses the client's ``where`` and
 ``sort`` (:mod:`registry.api.query`), reads request dates as aware UTC, runs
-multi-document writes as one plan (:mod:`registry.store.atomic`), keeps one
-document per key where a resource asks for it (:mod:`registry.store.ingestion`)
-and hands out :class:`registry.store.collections.GeoDatabase` connections.
+multi-document writes as one plan (:mod:`registry.store.atomic`), keeps
+measurements in day buckets (:mod:`registry.store.timeseries`) and hands out
+:class:`registry.store.collections.GeoDatabase` connections.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from flask import Flask
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from registry.api import query
-from registry.store import atomic, ingestion
+from registry.store import atomic, ingestion, mongo_setup, timeseries
 from registry.store.clock import as_utc
 from registry.store.collections import GeoDatabase, embedded_client
+from registry.store.readings_view import ReadingsView
 
 
 @dataclass
@@ -50,8 +51,8 @@ class RegistryMongo(Mongo):
     embedded documents, aggregations) passes ``_datasource_ex`` or
     ``aggregate``, so the caller's scope cannot be bypassed by choosing a verb.
     Inserts and updates run the request's :mod:`registry.store.atomic` plan for the
-    resource around Eve's own write; a resource with ``ingest_once_by`` keeps
-    one document per key and answers a re-sent document with the stored one.
+    resource around Eve's own write; measurements go to their day buckets, one
+    reading per device and time (:mod:`registry.store.timeseries`).
     """
 
     # Eve turns true into 1.0 and "2" into 2 before validating; a JSON API takes numbers
@@ -92,9 +93,9 @@ class RegistryMongo(Mongo):
 
     def insert(self, resource: str, doc_or_docs: Any) -> list[Any]:
         docs = [doc_or_docs] if isinstance(doc_or_docs, dict) else list(doc_or_docs)
-        key = self.app.config["DOMAIN"][resource].get("ingest_once_by")
-        if key:
-            return self._ingest(resource, docs, key)
+        collection = self._write(resource)
+        if isinstance(collection, ReadingsView):  # measurements: day buckets, one reading per key
+            return collection.ingest(docs)
         plan = atomic.take(resource)
         if plan is None:
             return super().insert(resource, docs)
@@ -131,10 +132,6 @@ class RegistryMongo(Mongo):
         _, filter_, _, _ = self._datasource_ex(resource, spec)
         if self._write(resource).update_one(filter_, {"$set": updates}).matched_count == 0:
             raise self.OriginalChangedError()
-
-    def _ingest(self, resource: str, docs: list[dict[str, Any]], key: list[str]) -> list[Any]:
-        """Store the documents whose key is new; the others get the stored document's id."""
-        return ingestion.insert_once(self._write(resource), docs, key)
 
     def pymongo(self, resource: str | None = None, prefix: str | None = None) -> Connection:
         px = prefix or self.current_mongo_prefix(resource=resource)
@@ -180,10 +177,14 @@ def _as_number(value: Any, kind: type) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    """Report which backend is in use (indexes are created by Eve from mongo_indexes)
-    and keep document ids server-owned."""
+    """Report which backend is in use (indexes are created by Eve from mongo_indexes,
+    the measurements' buckets' here on the embedded store, by `run.py migrate` on
+    MongoDB) and keep document ids server-owned."""
     app.config["STORE_KIND"] = "mongodb" if app.config.get("MONGO_URI") else "embedded"
     refuse_client_ids(app.config["DOMAIN"])
+    with app.app_context():
+        if mongo_setup.created_here(app.data.driver.db):
+            timeseries.ensure_indexes(app.data.driver.db)
 
 
 def refuse_client_ids(domain: dict[str, Any]) -> None:

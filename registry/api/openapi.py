@@ -56,6 +56,7 @@ def complete(doc: dict[str, Any], domain: dict[str, dict[str, Any]]) -> dict[str
     _fix_envelopes(components.setdefault("schemas", {}))
     components["schemas"] = _fix_types(components["schemas"])
     _add_variants(components)
+    _fix_own_ids(components["schemas"], domain)
     bulk = {settings.get("url", name): settings.get("bulk_enabled", True) for name, settings in domain.items()}
     for path, operations in doc.get("paths", {}).items():
         for verb, operation in operations.items():
@@ -86,6 +87,19 @@ def _route_pattern(url_rule: str) -> str:
     """``regex("[a-f0-9]{24}")`` -> ``^(?:[a-f0-9]{24})$``."""
     match = re.fullmatch(r'regex\("(.*)"\)', url_rule)
     return f"^(?:{match.group(1)})$" if match else "^[^/]+$"
+
+
+def _fix_own_ids(schemas: dict[str, Any], domain: dict[str, dict[str, Any]]) -> None:
+    """A resource whose ``_id`` is not an ObjectId (measurements: ``<device_id>@<time>``)
+    shows its route's pattern for ``_id``."""
+    for settings in domain.values():
+        if "item_url" not in settings or settings.get("item_lookup_field", "_id") != "_id":
+            continue
+        pattern = {"type": "string", "pattern": _route_pattern(settings["item_url"]), "readOnly": True}
+        for suffix in ("", "_out", "_patch"):
+            properties = schemas.get(f"{settings['item_title']}{suffix}", {}).get("properties", {})
+            if "_id" in properties:
+                properties["_id"] = pattern
 
 
 def _fix_query_parameters(parameters: dict[str, Any]) -> None:

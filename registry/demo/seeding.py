@@ -23,8 +23,9 @@ from registry.demo.fleet import (
     PRICE_LEVELS,
     stable_id,
 )
+from registry.store import timeseries, timeseries_load
 from registry.store.clock import utcnow
-from registry.store.embedded import bulk_insert, unique_indexes_suspended
+from registry.store.embedded import bulk_insert
 from schemas.vocabulary import SLOT, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
 
 
@@ -177,28 +178,12 @@ def _device(
     }
 
 
-def measurement_days(
-    devices: list[dict[str, Any]], days: int, end: datetime, seed: int = 11
-) -> Iterator[list[dict[str, Any]]]:
-    """15-minute readings per device, one device's ``days`` at a time."""
+def measurement_series(devices: list[dict[str, Any]], days: int, seed: int = 11) -> Iterator[tuple[dict, np.ndarray]]:
+    """Per device, ``days`` of 15-minute power readings (kW, rounded as a meter reports them)."""
     rng = np.random.default_rng(seed)
-    slots = days * SLOTS_PER_DAY
-    start = end - slots * SLOT
-    hours = (np.arange(slots) % SLOTS_PER_DAY) * SLOT_HOURS
-    stamps = [start + i * SLOT for i in range(slots)]
+    hours = (np.arange(days * SLOTS_PER_DAY) % SLOTS_PER_DAY) * SLOT_HOURS
     for dev in devices:
-        power = _profile(rng, dev, hours)
-        yield [
-            {
-                "device_id": dev["device_id"],
-                "timestamp": t,
-                "power_kw": round(float(kw), 3),
-                "energy_kwh": round(float(kw) * SLOT_HOURS, 4),
-                "account_id": dev["account_id"],
-                "aggregator_id": dev["aggregator_id"],
-            }
-            for t, kw in zip(stamps, power)
-        ]
+        yield dev, np.round(_profile(rng, dev, hours), 3)
 
 
 def _profile(rng: np.random.Generator, dev: dict[str, Any], hours: np.ndarray) -> np.ndarray:
@@ -238,14 +223,13 @@ def seed(
             bulk_insert(db[resource], stored(app, docs))
             counts[resource] = len(docs)
         end = utcnow().replace(minute=0, second=0)
-        batches = measurement_days(data.get("devices", []), measurement_days_count, end)
+        start = end - measurement_days_count * SLOTS_PER_DAY * SLOT
         total = 0
-        with unique_indexes_suspended(db["measurements"]):  # checked once, at the end
-            for batch in tqdm(
-                batches, total=len(data.get("devices", [])), unit="device", desc="measurements", disable=not progress
-            ):
-                db["measurements"].insert_many(stored(app, batch))
-                total += len(batch)
+        buckets = db[timeseries.COLLECTION]  # whole day buckets at once (registry/store/timeseries.py)
+        devices = data.get("devices", [])
+        series = measurement_series(devices, measurement_days_count)
+        for dev, power in tqdm(series, total=len(devices), unit="device", desc="measurements", disable=not progress):
+            total += timeseries_load.load_series(buckets, dev, start, power, np.round(power * SLOT_HOURS, 4))
         counts["measurements"] = total
     # the forecasts follow in a worker, not here: two jobs per device
     jobs.enqueue_forecasts(data.get("devices", []), "seed", app=app)

@@ -54,14 +54,17 @@ def forecast_flexibility_on_change(updates: dict[str, Any], original: dict[str, 
 
 
 def forecast_after_measurements(items: list[dict[str, Any]]) -> None:
-    """One consumption forecast job per device, whatever the size of the bulk."""
+    """One consumption forecast job per device, whatever the size of the bulk (queued
+    together: one read of the jobs collection, not one per device)."""
     by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
         by_device[item["device_id"]].append(item)
+    requests = []
     for device_id, readings in by_device.items():
         latest = max(r["timestamp"] for r in readings)
         key = f"{day()}/measurements@{iso(latest)}#{len(readings)}"  # a client's retry is the same job
-        jobs.enqueue("consumption_forecast", device_id, key, owner=jobs.owner_of(readings[0]))
+        requests.append(("consumption_forecast", device_id, key, {}, jobs.owner_of(readings[0])))
+    jobs.enqueue_many(requests)
 
 
 def check_forecast_kind(items: list[dict[str, Any]]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from registry.forecast.model import ForecastResult
+from registry.store import timeseries
 from registry.store.clock import as_utc
 from registry.store.embedded import find_all
 from schemas.vocabulary import LIVE_CONTRACT_STATES, SLOT_SECONDS, SLOTS_PER_DAY
@@ -18,25 +19,9 @@ MAX_SERIES_DAYS = 31  # the longest price series (schemas/prices.py: 2976 slots)
 
 
 def load_history(db: Any, device_ids: Sequence[str], day: datetime, days: int) -> np.ndarray:
-    """(n, days*96) mean kW per 15-minute slot of the ``days`` before ``day``; NaN where nothing was measured."""
-    begin, n_slots = as_utc(day) - timedelta(days=days), days * SLOTS_PER_DAY
-    row = {device_id: i for i, device_id in enumerate(device_ids)}
-    sums = np.zeros(len(device_ids) * n_slots)
-    counts = np.zeros_like(sums)
-    cursor = find_all(
-        db["measurements"],
-        {"device_id": {"$in": list(device_ids)}, "timestamp": {"$gte": begin, "$lt": as_utc(day)}},
-        {"device_id": 1, "timestamp": 1, "power_kw": 1, "_id": 0},
-    )
-    index, power = [], []
-    for m in cursor:
-        slot = int((m["timestamp"] - begin).total_seconds() // SLOT_SECONDS)
-        index.append(row[m["device_id"]] * n_slots + slot)
-        power.append(m["power_kw"])
-    np.add.at(sums, index, power)
-    np.add.at(counts, index, 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts).reshape(len(device_ids), n_slots)
+    """(n, days*96) mean kW per 15-minute slot of the ``days`` before ``day``; NaN where nothing
+    was measured. Read from the measurements' day buckets (registry/store/timeseries.py)."""
+    return timeseries.slot_matrix(db[timeseries.COLLECTION], device_ids, as_utc(day) - timedelta(days=days), days)
 
 
 def devices_by_id(db: Any, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -23,7 +23,6 @@ passed).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +30,7 @@ from flask import Flask, current_app
 
 from registry.market import reservations, system_writes
 from registry.market.settlement import BaselineRule, Reading, SettlementError, settle, settle_shares
-from registry.store import idempotency_keys
+from registry.store import idempotency_keys, timeseries
 from registry.store.clock import as_utc, utcnow
 from schemas.vocabulary import LIVE_CONTRACT_STATES
 
@@ -173,15 +172,11 @@ def owners_of(db: Any, contracts: list[dict[str, Any]]) -> dict[str, str]:
 
 def readings_for(db: Any, contracts: list[dict[str, Any]], rule: BaselineRule) -> dict[str, list[Reading]]:
     """The devices' measurements over the baseline look-back and the windows, in
-    one query for all contracts (a scan per contract is what makes settlement slow)."""
-    spec = {
-        "device_id": {"$in": sorted({d for c in contracts for d in c["device_ids"]})},
-        "timestamp": {
-            "$gte": min(c["start"] for c in contracts) - timedelta(days=rule.lookback_days),
-            "$lt": max(c["end"] for c in contracts),
-        },
-    }
-    readings: dict[str, list[Reading]] = defaultdict(list)
-    for m in db["measurements"].find(spec, {"device_id": 1, "timestamp": 1, "power_kw": 1}):
-        readings[m["device_id"]].append((m["timestamp"], m["power_kw"]))
-    return readings
+    one read of their day buckets for all contracts (a scan per contract is what makes
+    settlement slow)."""
+    return timeseries.power_readings(
+        db[timeseries.COLLECTION],
+        sorted({d for c in contracts for d in c["device_ids"]}),
+        min(c["start"] for c in contracts) - timedelta(days=rule.lookback_days),
+        max(c["end"] for c in contracts),
+    )

@@ -24,8 +24,9 @@ import mongomock
 from pymongo.errors import OperationFailure
 from werkzeug.exceptions import BadRequest
 
-from registry.store import atomic, embedded_index, geo_filters
+from registry.store import atomic, embedded_index, geo_filters, timeseries
 from registry.store.embedded import WRITE_METHODS, locked, pause, slowed
+from registry.store.readings_view import ReadingsView
 
 # calls that join the transaction bound by registry.store.atomic (find, find_one and
 # count_documents are GeoCollection's own methods and join it too)
@@ -42,22 +43,29 @@ def embedded_client(config: dict[str, Any]) -> mongomock.MongoClient:
 
 
 class GeoDatabase:
-    """A database whose collections understand geo clauses on both backends."""
+    """A database whose collections understand geo clauses on both backends; its
+    ``measurements`` are readings kept in day buckets (:mod:`registry.store.readings_view`)."""
 
     def __init__(self, db: Any, embedded: bool, latency: tuple[float, float] | None = None) -> None:
         self._db = db
         self.embedded = embedded
         self.latency = latency
 
-    def __getitem__(self, name: str) -> GeoCollection:
+    def __getitem__(self, name: str) -> Any:
+        if name == timeseries.READINGS:  # readings, kept in day buckets
+            return ReadingsView(self[timeseries.COLLECTION])
         return GeoCollection(self._db[name], self.embedded, self.latency)
 
-    def get_collection(self, name: str, **kwargs: Any) -> GeoCollection:
+    def get_collection(self, name: str, **kwargs: Any) -> Any:
+        if name == timeseries.READINGS:
+            return ReadingsView(self.get_collection(timeseries.COLLECTION, **kwargs))
         return GeoCollection(self._db.get_collection(name, **kwargs), self.embedded, self.latency)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        if name == timeseries.READINGS:
+            return self[name]
         attr = getattr(self._db, name)
         return GeoCollection(attr, self.embedded, self.latency) if hasattr(attr, "count_documents") else attr
 
