@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.bench_timeseries import store_fleet
 from registry import create_app
 from registry.auth import mint_token
-from registry.store import timeseries, timeseries_load
 from registry.store.embedded import bulk_insert
 from schemas.vocabulary import DATE_FORMAT, SLOTS_PER_DAY
 
@@ -55,12 +55,7 @@ def load(app: Any, devices: list[dict[str, Any]], days: int) -> float:
     started = time.perf_counter()
     with app.app_context():
         db = app.data.driver.db
-        bulk_insert(db["devices"], [dict(d) for d in devices])
-        buckets = db[timeseries.COLLECTION]
-        for dev in devices:
-            power = np.round(rng.gamma(4.0, 0.25, days * SLOTS_PER_DAY), 3)
-            power[rng.random(power.size) < 0.02] = np.nan
-            timeseries_load.load_series(buckets, dev, END - timedelta(days=days), power)
+        store_fleet(db, devices, END - timedelta(days=days), days, rng, missing=0.02)
         p50 = np.round(rng.gamma(4.0, 0.25, (len(devices), SLOTS_PER_DAY)), 3)
         forecasts = [
             {

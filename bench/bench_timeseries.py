@@ -71,13 +71,20 @@ def load(app: Any, devices: list[dict[str, Any]], days: int) -> tuple[float, flo
     before = rss_mb()
     started = time.perf_counter()
     with app.app_context():
-        db = app.data.driver.db
-        bulk_insert(db["devices"], [dict(d) for d in devices])
-        buckets = db[timeseries.COLLECTION]
-        for dev in devices:
-            power = np.round(rng.gamma(4.0, 0.25, days * SLOTS_PER_DAY), 3)
-            timeseries_load.load_series(buckets, dev, begin, power)
+        store_fleet(app.data.driver.db, devices, begin, days, rng)
     return time.perf_counter() - started, rss_mb() - before
+
+
+def store_fleet(db: Any, devices: list[dict[str, Any]], begin: Any, days: int, rng: Any, missing: float = 0.0) -> None:
+    """The devices and `days` of 15-minute readings each (kW, gamma-distributed), in bulk;
+    a `missing` share of the readings left out (also used by bench/bench_series.py)."""
+    bulk_insert(db["devices"], [dict(d) for d in devices])
+    buckets = db[timeseries.COLLECTION]
+    for dev in devices:
+        power = np.round(rng.gamma(4.0, 0.25, days * SLOTS_PER_DAY), 3)
+        if missing:
+            power[rng.random(power.size) < missing] = np.nan
+        timeseries_load.load_series(buckets, dev, begin, power)
 
 
 def week_read(app: Any, client: Any, headers: dict[str, str], device_id: str) -> tuple[float, float, int]:
