@@ -11,7 +11,10 @@
   a few minutes more);
 * OpenADR bridge: registrations, report registrations and readings per second
   (bench/bench_openadr.py, its own defaults);
-* load test: throughput, p50 / p99 and errors of the mixed workload (bench/bench_load.py).
+* load test: throughput, p50 / p99 and errors of the mixed workload (bench/bench_load.py);
+* time series: loading 10,000 devices x 28 days, a week's read, ingestion, forecast
+  input, demo seed (bench/bench_timeseries.py), and GET /series over the portfolio
+  (bench/bench_series.py), each in its own process.
 """
 
 from __future__ import annotations
@@ -150,13 +153,26 @@ def render(rows: list[Row], header: str) -> str:
     return "\n".join(lines)
 
 
+def printed_rows(module: str, section: str, *args: str) -> list[Row]:
+    """A bench that prints "label   figure" lines (bench_timeseries, bench_series), run in
+    its own process so its fleet and memory figures start from nothing."""
+    import re
+    import subprocess
+
+    ran = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=3600, check=True
+    )
+    found = (re.match(r"^(\S.*?)\s{2,}(\S.*)$", line.rstrip()) for line in ran.stdout.splitlines())
+    return [(section, m.group(1).strip(), m.group(2).strip()) for m in found if m]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000", help="fleet sizes of the registry bench")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--households", type=int, default=40, help="households richardsonpy simulates")
     parser.add_argument("--load-seconds", type=float, default=20.0)
-    parser.add_argument("--skip", default="", help="comma-separated: registry,forecast,openadr,load")
+    parser.add_argument("--skip", default="", help="comma-separated: registry,forecast,openadr,load,timeseries,series")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -165,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         ("forecast", lambda: forecast_rows(args.households)),
         ("openadr", openadr_rows),
         ("load", lambda: load_rows(min(args.load_seconds, 50.0))),
+        ("timeseries", lambda: printed_rows("bench.bench_timeseries", "time series (10,000 devices x 28 days)")),
+        ("series", lambda: printed_rows("bench.bench_series", "aggregated series (10,000 devices, 7 days)")),
     ]
     began, rows = time.perf_counter(), []
     for name, part in parts:
