@@ -173,3 +173,19 @@ def test_the_device_page_draws_the_buckets_readings(app, client_as, insert, toke
     epoch = int(datetime(2030, 1, 1, 10, tzinfo=UTC).timestamp())
     assert chart["x"] == [epoch, epoch + 900]
     assert chart["series"][0]["values"] == [1.0, -2.0]
+
+
+def test_the_last_second_a_date_can_name_and_a_range_of_millennia(client_as, insert, db):
+    """A reading at 9999-12-31T23:59:59Z is stored and read back; a where spanning the whole
+    calendar for one device answers without listing its 3.6 million days."""
+    dev = device()
+    insert("devices", dev)
+    service, last = client_as("service"), "9999-12-31T23:59:59Z"
+    body = [{"device_id": dev["device_id"], "timestamp": last, "power_kw": 1.5}]
+    assert service.post("/measurements", **as_json(body)).status_code == 201
+    item = service.get(f"/measurements/{dev['device_id']}@{last}")
+    assert item.status_code == 200 and item.json["power_kw"] == 1.5
+    assert service.get(f"/measurements/{dev['device_id']}@9999-12-31T23:59:58Z").status_code == 404
+    everything = {"$gte": "0001-01-01T00:00:00Z", "$lte": last}
+    found = listed(service, where={"device_id": dev["device_id"], "timestamp": everything})
+    assert [m["power_kw"] for m in found["_items"]] == [1.5]

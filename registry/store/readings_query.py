@@ -107,14 +107,23 @@ def within(p: Plan, moment: datetime) -> bool:
     return p.end is None or not (moment > p.end or (p.end_open and moment == p.end))
 
 
+def _just_after(moment: datetime) -> datetime:
+    """The end of an inclusive range as an exclusive one; the last second a date can name
+    stays itself (its day is still the last day touched)."""
+    try:
+        return moment + timedelta(seconds=1)
+    except OverflowError:
+        return moment
+
+
 def candidate_buckets(buckets: Any, p: Plan) -> list[dict[str, Any]]:
     """The buckets that can hold a matching reading."""
     if p.empty or p.devices == set():
         return []
     if p.devices is not None and p.begin is not None and p.end is not None:
-        days = len(timeseries.days_between(p.begin, p.end + timedelta(seconds=1)))
-        if len(p.devices) * days <= MAX_PROBED_BUCKETS or not buckets.embedded:
-            found = timeseries.fetch(buckets, sorted(p.devices), p.begin, p.end + timedelta(seconds=1))
+        after = _just_after(p.end)
+        if len(p.devices) * timeseries.day_count(p.begin, after) <= MAX_PROBED_BUCKETS or not buckets.embedded:
+            found = timeseries.fetch(buckets, sorted(p.devices), p.begin, after)
             return [b for b in found if all(b.get(k) == v for k, v in p.owners.items())]
     first = timeseries.day_of(p.begin) if p.begin is not None else None
     last = timeseries.day_of(p.end) if p.end is not None else None

@@ -177,12 +177,19 @@ def _store_mongodb(buckets: Any, grouped: dict[str, list[tuple[int, dict[str, An
 
 
 def days_between(begin: datetime, end: datetime) -> list[datetime]:
-    """The UTC days that [begin, end) touches."""
-    first, days = day_of(begin), []
-    while first < as_utc(end):
-        days.append(first)
-        first += timedelta(days=1)
-    return days
+    """The UTC days that [begin, end) touches (the last one a date can name, 9999-12-31,
+    included without stepping past it)."""
+    return [day_of(begin) + timedelta(days=k) for k in range(day_count(begin, end))]
+
+
+def day_count(begin: datetime, end: datetime) -> int:
+    """How many UTC days [begin, end) touches, counted without listing them: a client's
+    range may span millennia."""
+    first, stop = day_of(begin), as_utc(end)
+    if stop <= first:
+        return 0
+    whole, rest = divmod(stop - first, timedelta(days=1))
+    return whole + (1 if rest else 0)
 
 
 def fetch(buckets: Any, device_ids: Iterable[str], begin: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -190,12 +197,14 @@ def fetch(buckets: Any, device_ids: Iterable[str], begin: datetime, end: datetim
     embedded store (the store's own documents: read them, never change them), through
     the ``device_day`` index on MongoDB."""
     device_ids = list(device_ids)
-    days = days_between(begin, end)
     if getattr(buckets, "embedded", False):
+        days = days_between(begin, end)
         return embedded.by_ids(buckets, [bucket_id(d, day) for d in device_ids for day in days])
-    if not days:
+    count = day_count(begin, end)
+    if not count:
         return []
-    spec = {"device_id": {"$in": device_ids}, "day": {"$gte": days[0], "$lte": days[-1]}}
+    first = day_of(begin)
+    spec = {"device_id": {"$in": device_ids}, "day": {"$gte": first, "$lte": first + timedelta(days=count - 1)}}
     return list(buckets.find(spec))
 
 
