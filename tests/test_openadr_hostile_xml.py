@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,9 +24,10 @@ import pytest
 import requests
 
 from registry.openadr.inbound import MAX_BODY
+from registry.openadr.vtn import DEFAULT_PATH, SHUTDOWN_GRACE
 from tests.support.loopback import free_port, wait_until
 from tests.support.oadr_messages import XML_HEADERS, envelope, query_registration
-from tests.support.openadr_world import ROOT, bridge, gateway, registry, world  # noqa: F401  (fixtures)
+from tests.support.openadr_world import ROOT, bridge, gateway, registry, start_bridge, world  # noqa: F401  (fixtures)
 from tests.support.vtn_checks import assert_alive, store_snapshot, vtn  # noqa: F401  (fixtures)
 
 BILLION_LAUGHS = (
@@ -97,6 +99,32 @@ def test_bodies_over_one_mebibyte_get_413_also_when_chunked(vtn):
     at_limit = query_registration().encode() + padding[:-1]  # exactly MAX_BODY: read, then judged
     answer = requests.post(f"{vtn}/EiRegisterParty", data=at_limit, headers=XML_HEADERS, timeout=10)
     assert answer.status_code == 401  # well-formed and valid; only the credentials are missing
+
+
+def test_a_client_that_declares_a_huge_body_and_stalls_holds_up_neither_the_vtn_nor_its_stop(registry, gateway):
+    """The 413 comes at once and closes the connection; the half-sent body is not
+    waited for: other VENs are answered, and the VTN stops within its grace."""
+    vtn = start_bridge(registry, gateway)
+    stopped = False
+    try:
+        host, port = vtn.server.http_host, vtn.server.http_port
+        with socket.create_connection((host, port), timeout=5) as stalled:
+            head = (
+                f"POST {DEFAULT_PATH}/EiRegisterParty HTTP/1.1\r\nHost: {host}\r\n"
+                f"Content-Type: application/xml\r\nContent-Length: {100 * MAX_BODY}\r\n\r\n"
+            )
+            stalled.sendall(head.encode() + b"<" + b" " * 4096)  # then nothing more
+            answer = stalled.recv(4096).decode()
+            assert answer.startswith("HTTP/1.1 413") and "Connection: close" in answer, answer
+            other = requests.post(
+                f"{vtn.url}/EiRegisterParty", data=query_registration(), headers=XML_HEADERS, timeout=5
+            )
+            assert other.status_code == 401  # answered while the stalled client still holds its socket
+            vtn.stop(timeout=2 * SHUTDOWN_GRACE + 2)  # raises TimeoutError if the stop waits on the client
+            stopped = True
+    finally:
+        if not stopped:
+            vtn.stop()
 
 
 @pytest.mark.parametrize(

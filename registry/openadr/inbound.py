@@ -75,7 +75,9 @@ def check_content_type(request: web.Request) -> None:
 
 async def read_body(request: web.Request) -> bytes:
     """The body, refused past MAX_BODY (the app's ``client_max_size`` counts chunked bodies)."""
-    too_large = Refusal(413, f"an OpenADR message may be at most {MAX_BODY} bytes")
+    # Connection: close, so the client does not reuse a socket whose unread body
+    # aiohttp would otherwise keep draining (its "lingering" read)
+    too_large = Refusal(413, f"an OpenADR message may be at most {MAX_BODY} bytes", {"Connection": "close"})
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise too_large
     try:
