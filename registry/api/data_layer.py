@@ -66,6 +66,10 @@ class RegistryMongo(Mongo):
     scope_filter: Callable[[str], dict[str, Any] | None] = staticmethod(lambda resource: None)
     hidden_fields: Callable[[str], frozenset[str]] = staticmethod(lambda resource: frozenset())
 
+    def __init__(self, app: Flask | None = None) -> None:
+        self._readings_resources: dict[str, bool] = {}
+        super().__init__(app)
+
     def _datasource_ex(self, resource: str, query: dict | None = None, *args: Any, **kwargs: Any) -> tuple:
         datasource, filter_, projection, sort = super()._datasource_ex(resource, query, *args, **kwargs)
         scope = self.scope_filter(resource)
@@ -93,9 +97,8 @@ class RegistryMongo(Mongo):
 
     def insert(self, resource: str, doc_or_docs: Any) -> list[Any]:
         docs = [doc_or_docs] if isinstance(doc_or_docs, dict) else list(doc_or_docs)
-        collection = self._write(resource)
-        if isinstance(collection, ReadingsView):  # measurements: day buckets, one reading per key
-            return collection.ingest(docs)
+        if self._is_readings(resource):  # measurements: day buckets, one reading per key
+            return self._write(resource).ingest(docs)
         plan = atomic.take(resource)
         if plan is None:
             return super().insert(resource, docs)
@@ -118,6 +121,13 @@ class RegistryMongo(Mongo):
             return atomic.run(connection.db, connection.cx, plan, write)
         except atomic.Refusal as refusal:
             abort(refusal.status, description=refusal.message)
+
+    def _is_readings(self, resource: str) -> bool:
+        """Whether ``resource`` is stored as day buckets (fixed per resource: asked once,
+        so that every other insert, such as each write's oplog entry, skips the lookup)."""
+        if resource not in self._readings_resources:
+            self._readings_resources[resource] = isinstance(self._write(resource), ReadingsView)
+        return self._readings_resources[resource]
 
     def _write(self, resource: str) -> Any:
         datasource, _, _, _ = self._datasource_ex(resource)

@@ -109,7 +109,7 @@ def init_app(app: Eve) -> None:
         storage_uri=storage,
         key_prefix=config.get("RATE_LIMIT_KEY_PREFIX", ""),
         headers_enabled=True,
-        strategy="moving-window",
+        strategy="sliding-window-counter",
         swallow_errors=True,
         in_memory_fallback_enabled=True,
         storage_options={"socket_connect_timeout": 1},

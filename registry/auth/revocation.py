@@ -58,12 +58,12 @@ class TokenRevocations:
         return cls(get_db, client, config.get("AUTH_REDIS_PREFIX") or "der-registry:")
 
     def collection(self) -> Any:
-        collection = self.get_db()[COLLECTION]
+        db = self.get_db()
         if not self.indexes_ready:
-            if mongo_setup.created_here(self.get_db()):  # on MongoDB: `run.py migrate`
-                ensure_indexes(self.get_db())
+            if mongo_setup.created_here(db):  # on MongoDB: `run.py migrate`
+                ensure_indexes(db)
             self.indexes_ready = True
-        return collection
+        return db[COLLECTION]
 
     def revoke(self, principal: Principal, token: str) -> None:
         now = datetime.now(UTC)
