@@ -6,13 +6,20 @@ reading the same embedded store. Plain Eve on mongomock cannot evaluate
 ``$near`` at all, so the like-for-like ratio uses the query without its geo
 clause; the geo query is reported for the registry alone.
 
+Then, at the first size, where the PATCH's fixed cost goes: the same pair with
+each per-request feature the plain app lacks switched off in turn (rate
+limiting, the audit oplog, the token revocation look-up, the access log line),
+and with all four off, each against plain Eve measured alongside.
+
     python -m bench.bench_registry [--sizes 1000,10000,50000] [--repeat 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import platform
 import statistics
@@ -152,6 +159,47 @@ def measure(size: int, repeat: int, instance: str) -> dict[str, float]:
     }
 
 
+FEATURES = ("rate limiting", "audit oplog", "revocation look-up", "access log")
+
+
+@contextlib.contextmanager
+def switched_off(app: Any, features: tuple[str, ...]) -> Any:
+    """``app`` with ``features`` off for the duration (the bench's ablation only)."""
+    limiter, cache, access = (
+        app.extensions["rate_limiter"],
+        app.extensions["principal_cache"],
+        logging.getLogger("registry.access"),
+    )
+    saved = (limiter.enabled, app.config["OPLOG"], cache.revocations, access.disabled)
+    limiter.enabled = "rate limiting" not in features
+    app.config["OPLOG"] = saved[1] and "audit oplog" not in features
+    cache.revocations = None if "revocation look-up" in features else saved[2]
+    access.disabled = "access log" in features
+    try:
+        yield
+    finally:
+        limiter.enabled, app.config["OPLOG"], cache.revocations, access.disabled = saved
+
+
+def patch_breakdown(size: int, repeat: int, instance: str) -> list[tuple[str, float, float]]:
+    """(what is off, registry ms, plain Eve ms) for an item PATCH pair, measured in turns."""
+    app = create_app({"INSTANCE_PATH": instance, "RATE_LIMIT": "1000000 per minute"})
+    token = mint_token(
+        instance, app.config["OAUTH_ISSUER"], app.config["OAUTH_AUDIENCE"], "aggregator", aggregator_id=AGGREGATOR
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    with app.app_context():
+        db = app.data.driver.db
+        bulk_insert(db["devices"], demo.stored(app, devices(size)))
+        plain = patcher(plain_eve(db._db).test_client(), demo.stable_id("bench", 2), {})
+    ours = patcher(app.test_client(), demo.stable_id("bench", 1), headers)
+    rows = []
+    for off in [(), *((feature,) for feature in FEATURES), FEATURES]:
+        with switched_off(app, off):
+            rows.append((", ".join(off) or "nothing", median_ms(ours, repeat), median_ms(plain, repeat)))
+    return rows
+
+
 def run(sizes: tuple[int, ...] = (1000, 10000, 50000), repeat: int = 7) -> dict[int, dict[str, float]]:
     """Figures per fleet size, milliseconds (bench/run_all.py)."""
     with tempfile.TemporaryDirectory() as instance:
@@ -171,8 +219,9 @@ def main() -> None:
         f"{'devices':>8} | {'FLEXCoop $near (hits)':>22} | {'query w/o geo':>13} | {'plain Eve':>9} | "
         f"{'ratio':>5} | {'PATCH':>7} | {'plain Eve':>9} | {'ratio':>5}"
     )
+    sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as instance:
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in sizes:
             m = measure(size, args.repeat, instance)
             print(
                 f"{size:>8} | {m['ours_geo']:>14.1f} ({m['geo_total']:>5}) | {m['ours_flat']:>13.1f} | "
@@ -180,6 +229,11 @@ def main() -> None:
                 f"{m['plain_patch']:>9.1f} | {m['ours_patch'] / m['plain_patch']:>5.2f}",
                 flush=True,
             )
+    print(f"\nitem PATCH (GET + If-Match) at {sizes[0]} devices, median ms of {args.repeat}: what its fixed cost is")
+    print(f"{'switched off':>62} | {'registry':>8} | {'plain Eve':>9} | {'ratio':>5}")
+    with tempfile.TemporaryDirectory() as instance:
+        for off, ours, plain in patch_breakdown(sizes[0], args.repeat, instance):
+            print(f"{off:>62} | {ours:>8.2f} | {plain:>9.2f} | {ours / plain:>5.2f}", flush=True)
 
 
 if __name__ == "__main__":

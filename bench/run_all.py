@@ -4,7 +4,8 @@
                             [--load-seconds 20] [--out bench-results.txt]
 
 * registry: FLEXCoop query and item PATCH latency vs a plain Eve app
-  (bench/bench_registry.py), per fleet size;
+  (bench/bench_registry.py), per fleet size, and the PATCH with rate limiting,
+  the audit oplog, the revocation look-up and the access log each switched off;
 * forecasting: device-forecasts per second and MAE against the baselines on
   richardsonpy / pvlib data (bench/bench_forecast.py); ``--households`` is how
   many households richardsonpy simulates (the bench's own default, 120, takes
@@ -26,6 +27,7 @@ import os
 import platform
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -60,6 +62,12 @@ def registry_rows(sizes: tuple[int, ...], repeat: int) -> list[Row]:
                 f"{m['ours_patch']:.1f} / {m['plain_patch']:.1f} ms = {m['ours_patch'] / m['plain_patch']:.2f}x",
             ),
         ]
+    with tempfile.TemporaryDirectory() as instance:
+        breakdown = bench_registry.patch_breakdown(sizes[0], repeat, instance)
+    section = f"registry, item PATCH at {sizes[0]:,} devices with features switched off (median ms of {repeat})"
+    rows += [
+        (section, f"off: {off}", f"{ours:.2f} / {plain:.2f} ms = {ours / plain:.2f}x") for off, ours, plain in breakdown
+    ]
     return rows
 
 
