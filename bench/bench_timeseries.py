@@ -11,10 +11,12 @@ Prints one table:
   read straight from the buckets;
 * ingestion: bulk POSTs of ``--batch`` readings of new days through the API with a
   service token (the fast path, registry/api/ingest.py), readings stored per second;
+* device page: ``GET /ui/devices/<id>`` (its chart of the recent readings) for an
+  admin signed in through the built-in provider's form, median of 9;
 * forecast input: ``registry.jobs.inputs.load_history`` for 1,000 devices × 28 days;
 * demo: ``registry.demo.seeding.seed`` of the demo fleet (8 days), in a fresh app.
 
-Targets (issue 15): the load fits, week read ≤ 50 ms, ingestion ≥ 20,000 readings/s,
+Targets (issue 15): the load fits, week read ≤ 50 ms, device page ≤ 300 ms, ingestion ≥ 20,000 readings/s,
 forecast input ≤ 1 s, demo seeds ≤ 5 s.
 """
 
@@ -22,18 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
+import socket
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import requests
+from werkzeug.serving import make_server
 
 from registry import create_app
-from registry.auth import mint_token
+from registry.auth import credentials, mint_token
 from registry.demo import seeding
 from registry.jobs import inputs
 from registry.store import timeseries, timeseries_load
@@ -49,7 +56,11 @@ def rss_mb() -> float:
 
 
 def app_in(folder: str) -> Any:
-    return create_app({"INSTANCE_PATH": folder, "TESTING": True, "RATE_LIMIT_SERVICE": "1000000 per minute"})
+    with socket.socket() as probe:  # a free port, for the device page's server
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = {"PUBLIC_URL": url, "OAUTH_ISSUER": url, "RATE_LIMIT": "1000000 per minute"}
+    return create_app({"INSTANCE_PATH": folder, "TESTING": True, "RATE_LIMIT_SERVICE": "1000000 per minute", **config})
 
 
 def fleet(n: int) -> list[dict[str, Any]]:
@@ -107,6 +118,30 @@ def week_read(app: Any, client: Any, headers: dict[str, str], device_id: str) ->
             inputs.load_history(app.data.driver.db, [device_id], END, 7)
             direct.append(time.perf_counter() - started)
     return statistics.median(api), statistics.median(direct), count
+
+
+def device_page(app: Any, device_id: str) -> float:
+    """The page through a real server on loopback: signing in asks the issuer's
+    discovery document over HTTP, as a browser's sign-in would."""
+    server = make_server("127.0.0.1", int(app.config["PUBLIC_URL"].rsplit(":", 1)[1]), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url, browser = app.config["PUBLIC_URL"], requests.Session()
+        login = browser.get(f"{url}/ui/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login).group(1)  # type: ignore[union-attr]
+        form = browser.post(f"{url}/ui/login/builtin", data={"csrf_token": csrf}, timeout=10)
+        password = credentials.secret_of(app.config["INSTANCE_PATH"], "users", "admin")
+        done = browser.post(form.url, data={"username": "admin", "password": password}, timeout=20)
+        assert done.url.endswith("/ui/devices"), (done.status_code, done.url)
+        samples = []
+        for _ in range(9):
+            started = time.perf_counter()
+            response = browser.get(f"{url}/ui/devices/{device_id}", timeout=30)
+            samples.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text[:300]
+        return statistics.median(samples)
+    finally:
+        server.shutdown()
 
 
 def ingest(client: Any, headers: dict[str, str], devices: list[dict[str, Any]], batch: int, batches: int) -> float:
@@ -170,6 +205,12 @@ def main() -> None:
         api, direct, count = week_read(app, client, headers, devices[len(devices) // 2]["device_id"])
         rows.append((f"one device's week via GET /measurements ({count} readings)", f"{api * 1000:.1f} ms"))
         rows.append(("  the same week from the buckets (load_history)", f"{direct * 1000:.2f} ms"))
+        rows.append(
+            (
+                "  the device page (/ui/devices/<id>, signed in)",
+                f"{device_page(app, devices[7]['device_id']) * 1000:.0f} ms",
+            )
+        )
         rate = ingest(client, headers, devices, args.batch, args.batches)
         rows.append((f"ingestion through the API ({args.batches} x {args.batch} readings)", f"{rate:,.0f} readings/s"))
         took, filled = forecast_input(app, devices)

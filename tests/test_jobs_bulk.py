@@ -69,3 +69,43 @@ def test_bulk_jobs_are_run_by_the_worker(app, db):
     jobs.run_pending(app)
     assert {j["status"] for j in db["jobs"].find({})} <= {"done", "failed"}
     assert db["jobs"].count_documents({"status": "queued"}) == 0
+
+
+def test_queued_jobs_of_many_devices_absorb_a_bulk_each_with_its_own_trigger(app, db):
+    devices = [device() for _ in range(20)]
+    with app.test_request_context():
+        queued = [
+            jobs.enqueue("consumption_forecast", d["device_id"], "first", owner=jobs.owner_of(d)) for d in devices
+        ]
+        requests = [
+            ("consumption_forecast", d["device_id"], f"second-{i}", {}, jobs.owner_of(d)) for i, d in enumerate(devices)
+        ]
+        absorbed = jobs.enqueue_many(requests)
+    assert [j["_id"] for j in absorbed] == [j["_id"] for j in queued]
+    for i, job in enumerate(absorbed):
+        stored = db["jobs"].find_one({"_id": job["_id"]})
+        assert set(stored["input_keys"]) == {"first", f"second-{i}"} and stored["triggers"] == 2
+        assert stored["input_key"] == f"second-{i}" and stored["_etag"] != queued[i]["_etag"]
+        assert job["input_keys"] == stored["input_keys"]  # what is returned is what is stored
+    assert db["jobs"].count_documents({}) == 20
+
+
+def test_a_job_that_starts_while_a_bulk_absorbs_into_it_leaves_the_trigger_to_a_new_job(app, db, monkeypatch):
+    """Another worker takes the queued job between the bulk's read and its write:
+    the trigger is not added to a running job (its inputs are read already) but queues one."""
+    from registry.jobs import bulk
+
+    d = device()
+    read = bulk._known
+
+    def read_then_started(jobs_collection, requests):
+        found = read(jobs_collection, requests)
+        jobs_collection.update_many({"status": "queued"}, {"$set": {"status": "running"}})
+        return found
+
+    with app.test_request_context():
+        running = jobs.enqueue("consumption_forecast", d["device_id"], "first", owner=jobs.owner_of(d))
+        monkeypatch.setattr(bulk, "_known", read_then_started)
+        [job] = jobs.enqueue_many([("consumption_forecast", d["device_id"], "second", {}, jobs.owner_of(d))])
+    assert job["_id"] != running["_id"] and job["status"] == "queued" and job["input_keys"] == ["second"]
+    assert db["jobs"].find_one({"_id": running["_id"]})["input_keys"] == ["first"]

@@ -7,6 +7,7 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from registry.jobs import records
@@ -32,12 +33,15 @@ def find_or_create_many(
     # of the collection for each job) is skipped: the keys were just checked
     with embedded.EMBEDDED_WRITE_LOCK if embedded_store else contextlib.nullcontext():
         existing, queued = _known(jobs, requests)
-        fresh = _fresh_jobs(requests, existing, queued, max_attempts=max_attempts, backend=backend, now=now)
+        absorbing = {i: queued.get(records.dedup_key(r[0], r[1], r[3])) for i, r in _new_requests(requests, existing)}
+        absorbing = {i: job for i, job in absorbing.items() if job is not None}  # into a queued job
+        fresh = _fresh_jobs(requests, existing, set(queued), max_attempts=max_attempts, backend=backend, now=now)
         if embedded_store:
             with embedded.unique_checks_skipped(jobs):
                 inserted = _insert_ignoring_duplicates(jobs, list(fresh.values()))
         else:
             inserted = _insert_ignoring_duplicates(jobs, list(fresh.values()))
+        absorbed = _absorb(jobs, requests, absorbing, now)
     results = []
     for index, (kind, subject, input_key, params, owner) in enumerate(requests):
         doc = fresh.get(index)
@@ -45,6 +49,8 @@ def find_or_create_many(
             results.append((doc, True))
         elif (kind, subject, input_key) in existing:
             results.append((existing[(kind, subject, input_key)], False))
+        elif index in absorbed:
+            results.append((absorbed[index], False))
         else:
             results.append(
                 records.find_or_create(db, kind, subject, input_key, params=params, owner=owner,
@@ -53,11 +59,13 @@ def find_or_create_many(
     return results
 
 
-def _known(jobs: Any, requests: list[JobRequest]) -> tuple[dict[tuple[str, str, str], dict[str, Any]], set[str]]:
+def _known(
+    jobs: Any, requests: list[JobRequest]
+) -> tuple[dict[tuple[str, str, str], dict[str, Any]], dict[str, dict[str, Any]]]:
     """The stored jobs of these requests by (kind, subject, input key), and the
-    dedup keys of those queued."""
+    queued ones by dedup key."""
     existing: dict[tuple[str, str, str], dict[str, Any]] = {}
-    queued: set[str] = set()
+    queued: dict[str, dict[str, Any]] = {}
     if not requests:
         return existing, queued
     kinds, subjects = sorted({r[0] for r in requests}), sorted({r[1] for r in requests})
@@ -65,8 +73,51 @@ def _known(jobs: Any, requests: list[JobRequest]) -> tuple[dict[tuple[str, str, 
         for input_key in job.get("input_keys", []):
             existing[(job["kind"], job["subject"], input_key)] = job
         if job.get("status") == "queued":
-            queued.add(job["dedup_key"])
+            queued[job["dedup_key"]] = job
     return existing, queued
+
+
+def _new_requests(
+    requests: list[JobRequest], existing: dict[tuple[str, str, str], dict[str, Any]]
+) -> list[tuple[int, JobRequest]]:
+    """The requests no stored job has answered yet (by their input key)."""
+    return [(i, r) for i, r in enumerate(requests) if (r[0], r[1], r[2]) not in existing]
+
+
+def _absorb(
+    jobs: Any, requests: list[JobRequest], absorbing: dict[int, dict[str, Any]], now: datetime
+) -> dict[int, dict[str, Any]]:
+    """Add the input keys of ``absorbing`` (request index -> its queued job) to those
+    jobs in one bulk write, as :func:`records.find_or_create` does one at a time;
+    the jobs as stored after it, by request index. A job that left the queue
+    meanwhile is not updated (its request then takes the one-by-one path)."""
+    keys_of: dict[Any, list[str]] = {}
+    for index, job in absorbing.items():
+        keys_of.setdefault(job["_id"], []).append(requests[index][2])
+    if not keys_of:
+        return {}
+    updates = [
+        (
+            {"_id": job_id, "status": "queued"},
+            {
+                "$set": {"input_key": keys[-1], **records.touch(now)},
+                "$addToSet": {"input_keys": {"$each": keys}},
+                "$inc": {"triggers": len(keys)},
+            },
+        )
+        for job_id, keys in keys_of.items()
+    ]
+    if getattr(jobs, "embedded", False):  # mongomock's bulk_write rejects pymongo 4's UpdateOne
+        for spec, update in updates:
+            jobs.update_one(spec, update)  # by _id: indexed (registry.store.embedded_index)
+    else:
+        jobs.bulk_write([UpdateOne(spec, update) for spec, update in updates], ordered=False)
+    stored = {job["_id"]: job for job in jobs.find({"_id": {"$in": list(keys_of)}})}
+    return {
+        index: stored[job["_id"]]
+        for index, job in absorbing.items()
+        if requests[index][2] in stored.get(job["_id"], {}).get("input_keys", ())
+    }
 
 
 def _fresh_jobs(
