@@ -90,7 +90,11 @@ class RegistryMongo(Mongo):
         domain = self.app.config["DOMAIN"][resource]
         blacklist = self.app.config["MONGO_QUERY_BLACKLIST"]
         allowed = query.allowed_operators(blacklist, domain.get("mongo_query_whitelist", []))
-        return query.parse_where(req.where, allowed, blacklist)
+        spec = query.parse_where(req.where, allowed, blacklist)
+        config = self.app.config
+        dates = {*query.date_fields(domain.get("schema", {})), config["LAST_UPDATED"], config["DATE_CREATED"]}
+        query.check_dates(spec, dates, config["DATE_FORMAT"])
+        return spec
 
     def _convert_sort_request_to_dict(self, req: Any) -> list[tuple[str, int]] | dict:
         return query.parse_sort(req.sort) if req and req.sort else {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from eve.io.mongo import Mongo
@@ -162,4 +163,71 @@ def _is_sort_key(key: Any) -> bool:
         and isinstance(key[0], str)
         and SORT_FIELD.match(key[0]) is not None
         and key[1] in (1, -1)
+    )
+
+
+DATE_COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+DATE_LISTS = ("$in", "$nin", "$all")
+
+
+def date_fields(schema: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """The paths of a resource schema's datetime fields (through dicts and lists of dicts)."""
+    for name, rule in schema.items():
+        if not isinstance(rule, Mapping):
+            continue
+        if rule.get("type") == "datetime":
+            yield prefix + name
+        inner = rule.get("schema")
+        if rule.get("type") == "list" and isinstance(inner, Mapping) and inner.get("type") == "dict":
+            inner = inner.get("schema")
+        if isinstance(inner, Mapping) and rule.get("type") in ("dict", "list"):
+            yield from date_fields(inner, f"{prefix}{name}.")
+
+
+def check_dates(spec: Any, fields: set[str], date_format: str) -> None:
+    """A 400 for a date field compared with anything but a date in ``date_format``.
+
+    Eve turns a ``where`` string into a date only when it parses with DATE_FORMAT;
+    any other string (an RFC 1123 date, a date with an offset) or a number stays as
+    it is, and a MongoDB comparison of a date with a string matches nothing: the
+    client would get an empty answer, as if no document qualified."""
+    if isinstance(spec, list):
+        for item in spec:
+            check_dates(item, fields, date_format)
+        return
+    if not isinstance(spec, dict):
+        return
+    for key, value in spec.items():
+        if key in ("$and", "$or", "$nor"):
+            check_dates(value, fields, date_format)
+        elif key in fields:
+            _check_date_condition(key, value, date_format)
+
+
+def _check_date_condition(field: str, value: Any, date_format: str) -> None:
+    if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
+        for op, operand in value.items():
+            if op in DATE_COMPARISONS:
+                _check_date(field, operand, date_format)
+            elif op in DATE_LISTS and isinstance(operand, list):
+                for item in operand:
+                    _check_date(field, item, date_format)
+            elif op == "$not":
+                _check_date_condition(field, operand, date_format)
+        return
+    _check_date(field, value, date_format)
+
+
+def _check_date(field: str, value: Any, date_format: str) -> None:
+    if value is None or isinstance(value, datetime):
+        return  # a missing date, or one the Python syntax built (datetime(2030, 1, 31))
+    if isinstance(value, str):
+        try:
+            datetime.strptime(value, date_format)
+            return
+        except ValueError:
+            pass
+    example = datetime(2030, 1, 31, 12, 0).strftime(date_format)
+    raise BadRequest(
+        description=f"`where`: {field} is a date, written as {example} (UTC), not {json.dumps(value)[:80]}"
     )
