@@ -11,7 +11,18 @@ from flask import jsonify
 import settings
 from registry import admin_ui, auth, hooks, jobs
 from registry.admin_ui import session
-from registry.api import advice_requests, data_layer, docs, guards, ingest, json_io, limits, observability, series
+from registry.api import (
+    advice_requests,
+    data_layer,
+    docs,
+    guards,
+    ingest,
+    json_io,
+    limits,
+    observability,
+    privacy,
+    series,
+)
 from registry.api.data_layer import RegistryMongo
 from registry.api.validator import RegistryValidator
 from registry.auth import credentials, provider, revocation
@@ -66,6 +77,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Eve:
     advice_requests.init_app(app)
     series.init_app(app)  # GET /series: aggregated series
     ingest.init_app(app)  # POST /measurements: the fast path
+    privacy.init_app(app)  # a prosumer's export and erasure
     app.add_url_rule("/health", "health", lambda: jsonify(status="ok", store=app.config["STORE_KIND"]))
     limits.exempt(app, "health")
     observability.init_app(app)  # /ready, /metrics, request ids, access lines

@@ -10,7 +10,7 @@ from eve_swagger import get_swagger_blueprint
 from flask import Response, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from registry.api import advice_requests, series
+from registry.api import advice_requests, privacy, series
 from registry.api import openapi as api_document
 
 BEARER = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
@@ -33,6 +33,7 @@ def _finish_document(response: Response) -> Response:
     doc = api_document.complete(fix_custom_types(json.loads(response.get_data())), current_app.config["DOMAIN"])
     doc.setdefault("paths", {}).update(advice_requests.openapi_paths())
     doc["paths"].update(series.openapi_paths())
+    doc["paths"].update(privacy.openapi_paths())
     components = doc.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(BEARER)
     doc["security"] = [{"BearerAuth": []}]

@@ -35,7 +35,7 @@ def is_api_endpoint() -> bool:
     return endpoint.split("|")[0] in domain or endpoint.split(".")[0] in JSON_BLUEPRINTS
 
 
-JSON_BLUEPRINTS = frozenset({"advice_requests"})
+JSON_BLUEPRINTS = frozenset({"advice_requests", "privacy"})
 
 
 def check_content_type() -> None:

@@ -132,6 +132,12 @@ def _state() -> _ProviderState:
     return current_app.extensions[EXTENSION]
 
 
+def users_of_account(account_id: str) -> list[str]:
+    """The built-in provider's sign-in users for a prosumer account (none without the provider)."""
+    state = current_app.extensions.get(EXTENSION)
+    return sorted(name for name, user in (state.users if state else {}).items() if user.account_id == account_id)
+
+
 class _ScopeWithinClient:
     """Refuse scopes the client was not registered for (Authlib only checks
     them against the server-wide list)."""

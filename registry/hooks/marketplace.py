@@ -32,7 +32,7 @@ from flask import current_app
 
 from registry.api import idempotency
 from registry.hooks import access
-from registry.market import reservations, system_writes
+from registry.market import reservations, shares, system_writes
 from registry.market.reservations import Conflict
 from registry.market.rules import (
     SYSTEM,
@@ -174,51 +174,8 @@ def share_list_for_prosumer(response: dict[str, Any]) -> None:
 def share_for_prosumer(contracts: list[dict[str, Any]]) -> None:
     """Another prosumer's account, devices, offers and settlement are not this one's to see."""
     who = access.principal()
-    shared = [c for c in contracts if len(c.get("account_ids") or []) > 1]
-    if who is None or who.role != "prosumer" or not shared:
-        return
-    devices = {
-        d["device_id"]
-        for d in _db()["devices"].find(
-            {
-                "device_id": {"$in": [d for c in shared for d in c.get("device_ids") or []]},
-                "account_id": who.account_id,
-            },
-            {"device_id": 1},
-        )
-    }
-    offers = {
-        o["_id"]
-        for o in _db()["offers"].find(
-            {
-                "_id": {"$in": [_offer_id(o) for c in shared for o in c.get("offers") or []]},
-                "account_id": who.account_id,
-            },
-            {"_id": 1},
-        )
-    }
-    for contract in shared:
-        _keep_own(contract, who.account_id, devices, offers)
-
-
-def _keep_own(contract: dict[str, Any], account_id: str, devices: set[str], offers: set[Any]) -> None:
-    contract["account_ids"] = [account_id]
-    if "device_ids" in contract:
-        contract["device_ids"] = [d for d in contract["device_ids"] if d in devices]
-    if "offers" in contract:
-        contract["offers"] = [o for o in contract["offers"] if _offer_id(o) in offers]
-    shares = contract.pop("settlement_shares", None) or []
-    if "settlement" in contract:
-        contract["settlement"] = next((s for s in shares if s.get("account_id") == account_id), None)
-
-
-def _offer_id(offer: Any) -> Any:
-    """An offer reference, or an embedded offer (``?embedded={"offers": 1}``)."""
-    found = offer.get("_id") if isinstance(offer, dict) else offer
-    try:
-        return ObjectId(found)
-    except (TypeError, ValueError):
-        return found
+    if who is not None and who.role == "prosumer":
+        shares.keep_own_shares(_db(), contracts, who.account_id)
 
 
 # --- Idempotency-Key ---------------------------------------------------------------
