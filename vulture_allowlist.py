@@ -15,6 +15,7 @@ _.open_session, _.save_session  # Flask SessionInterface
 login, start_login, logout, toggle_availability, audit  # UI views (routes)
 create_offer, withdraw_offer, contract_offer, contract_action  # UI views (routes)
 create  # POST /advice-requests (route)
+export  # GET /accounts/<id>/export (route; erase is called by name too)
 authorize, jwks, _no_framing, _oauth_error  # OAuth provider routes and hooks
 _.auth_error  # read back from flask.g by the auth error handler
 _.authorized, allowed_roles  # Eve's TokenAuth interface
