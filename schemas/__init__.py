@@ -8,6 +8,7 @@ from schemas import (
     contracts,
     devices,
     forecasts,
+    grid_areas,
     jobs,
     measurements,
     offers,
@@ -28,4 +29,5 @@ MODULES = {
     "advice": advice,
     "jobs": jobs,
     "prices": prices,
+    "grid_areas": grid_areas,
 }
