@@ -5,8 +5,10 @@ from __future__ import annotations
 from schemas import (
     advice,
     aggregators,
+    bids,
     contracts,
     devices,
+    flexibility_requests,
     forecasts,
     grid_areas,
     jobs,
@@ -30,4 +32,6 @@ MODULES = {
     "jobs": jobs,
     "prices": prices,
     "grid_areas": grid_areas,
+    "flexibility_requests": flexibility_requests,
+    "bids": bids,
 }

@@ -80,3 +80,9 @@ def devices_inside(db: Any, geometry: dict[str, Any], fields: tuple[str, ...]) -
     embedded one evaluates the ``$geoWithin`` in Python)."""
     projection = {name: 1 for name in fields} | {"_id": 0}
     return list(db["devices"].find({"location": within(geometry)}, projection))
+
+
+def contains(geometry: dict[str, Any], location: Any) -> bool:
+    """Whether a stored GeoJSON point lies inside the area (on an edge counts)."""
+    point = geo.point_of(location)
+    return point is not None and geo.parse_clause("location", within(geometry)).matches(*point)
