@@ -1,8 +1,8 @@
 """Command line: serve (default), seed, token, worker, bridge, migrate, keys.
 
 python run.py [serve] [--host H] [--port P] [--vtn-port V] [--no-demo]
-python run.py token --role aggregator|prosumer|service|admin [--aggregator-id ID]
-                    [--account-id UUID] [--ttl SECONDS]
+python run.py token --role aggregator|prosumer|dso|service|admin [--aggregator-id ID]
+                    [--account-id UUID] [--dso-id ID] [--ttl SECONDS]
 python run.py seed [--prosumers N] [--days D]
 python run.py worker [--burst]
 python run.py bridge [--api-url URL] [--host H] [--vtn-port V]
@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_args(serve)
     add_serve_args(parser)
     token = sub.add_parser("token", help="print a development bearer token")
-    token.add_argument("--role", required=True, choices=["aggregator", "prosumer", "service", "admin"])
+    token.add_argument("--role", required=True, choices=["aggregator", "prosumer", "dso", "service", "admin"])
     token.add_argument("--aggregator-id")
     token.add_argument("--account-id")
+    token.add_argument("--dso-id", help="a grid operator's id (role dso)")
     token.add_argument("--ttl", type=int, default=3600)
     seed = sub.add_parser("seed", help="store demo or bulk data (into MONGO_URI's database)")
     seed.add_argument("--prosumers", type=int, default=90)
@@ -194,6 +195,7 @@ def token(args: argparse.Namespace) -> int:
                 aggregator_id=args.aggregator_id,
                 account_id=args.account_id,
                 ttl=args.ttl,
+                dso_id=args.dso_id,
             )
         )
     except ValueError as exc:

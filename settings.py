@@ -118,6 +118,9 @@ LOGIN_LOCK_SECONDS: int = _env_int("LOGIN_LOCK_SECONDS", 900)
 # the admin UI's server-side sessions (the access token inside lasts at most an hour)
 ADMIN_UI_SESSION_SECONDS: int = _env_int("ADMIN_UI_SESSION_SECONDS", 8 * 3600)
 
+# GET /series for a grid operator (docs/market.md): a period with fewer devices gives no value
+DSO_MIN_DEVICES: int = _env_int("DSO_MIN_DEVICES", 5)
+
 # marketplace settlement (docs/marketplace.md): "high X of Y" or "recent X of Y"
 MARKETPLACE_BASELINE: str = os.environ.get("MARKETPLACE_BASELINE", "high 4 of 5")
 MARKETPLACE_PENALTY_FACTOR: float = float(os.environ.get("MARKETPLACE_PENALTY_FACTOR", "1.5"))

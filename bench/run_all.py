@@ -15,7 +15,8 @@
 * load test: throughput, p50 / p99 and errors of the mixed workload (bench/bench_load.py);
 * time series: loading 10,000 devices x 28 days, a week's read, ingestion, forecast
   input, demo seed (bench/bench_timeseries.py), and GET /series over the portfolio
-  (bench/bench_series.py), each in its own process.
+  (bench/bench_series.py), each in its own process;
+* clearing: 10,000 bids over 96 slots, pay-as-bid and uniform (bench/bench_clearing.py).
 """
 
 from __future__ import annotations
@@ -180,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--households", type=int, default=40, help="households richardsonpy simulates")
     parser.add_argument("--load-seconds", type=float, default=20.0)
-    parser.add_argument("--skip", default="", help="comma-separated: registry,forecast,openadr,load,timeseries,series")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: registry,forecast,openadr,load,timeseries,series,clearing"
+    )
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -191,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         ("load", lambda: load_rows(min(args.load_seconds, 50.0))),
         ("timeseries", lambda: printed_rows("bench.bench_timeseries", "time series (10,000 devices x 28 days)")),
         ("series", lambda: printed_rows("bench.bench_series", "aggregated series (10,000 devices, 7 days)")),
+        ("clearing", lambda: printed_rows("bench.bench_clearing", "clearing a flexibility request")),
     ]
     began, rows = time.perf_counter(), []
     for name, part in parts:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from schemas import (
     advice,
     aggregators,
+    bids,
     contracts,
     devices,
+    flexibility_requests,
     forecasts,
+    grid_areas,
     jobs,
     measurements,
     offers,
@@ -28,4 +31,7 @@ MODULES = {
     "advice": advice,
     "jobs": jobs,
     "prices": prices,
+    "grid_areas": grid_areas,
+    "flexibility_requests": flexibility_requests,
+    "bids": bids,
 }

@@ -8,6 +8,9 @@ UUID_FIELD: dict[str, Any] = {"type": "uuid", "minlength": 36, "maxlength": 36}
 
 AGGREGATOR_ID: dict[str, Any] = {"type": "string", "minlength": 3, "maxlength": 256}
 
+# a grid operator's id (the `dso_id` claim of its tokens)
+DSO_ID: dict[str, Any] = {"type": "string", "minlength": 3, "maxlength": 256}
+
 YES_NO: dict[str, Any] = {"type": "string", "allowed": ["yes", "no"]}
 
 POINT: dict[str, Any] = {"type": "point"}

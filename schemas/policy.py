@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from schemas.vocabulary import AVAILABILITY_FIELDS
 
-ROLES = ("aggregator", "prosumer", "service", "admin")
+ROLES = ("aggregator", "prosumer", "dso", "service", "admin")
 
 ALL = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
 READ = frozenset({"GET"})
@@ -21,7 +21,7 @@ METHODS: dict[str, dict[str, frozenset[str]]] = {
         "service": frozenset({"GET", "POST", "PATCH"}),
         "admin": ALL,
     },
-    "aggregators": {"aggregator": READ, "prosumer": READ, "service": READ, "admin": ALL},
+    "aggregators": {"aggregator": READ, "prosumer": READ, "dso": READ, "service": READ, "admin": ALL},
     "prosumers": {
         "aggregator": READ,
         "prosumer": frozenset({"GET", "PATCH"}),
@@ -53,12 +53,32 @@ METHODS: dict[str, dict[str, frozenset[str]]] = {
     "forecasts": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
     "advice": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
     "jobs": {"aggregator": READ, "prosumer": READ, "service": READ, "admin": ALL},
-    "prices": {"aggregator": READ, "prosumer": READ, "service": frozenset({"GET", "POST"}), "admin": ALL},
+    "prices": {
+        "aggregator": READ,
+        "prosumer": READ,
+        "dso": READ,
+        "service": frozenset({"GET", "POST"}),
+        "admin": ALL,
+    },
+    # the grid operators' market (docs/market.md): a DSO never reads a device, a
+    # prosumer or a reading; inside its areas it sees aggregated figures only
+    "grid_areas": {"dso": frozenset({"GET", "POST", "PATCH", "DELETE"}), "service": READ, "admin": ALL},
+    "flexibility_requests": {
+        "dso": frozenset({"GET", "POST", "PATCH"}),
+        "aggregator": READ,
+        "service": READ,
+        "admin": ALL,
+    },
+    "bids": {"aggregator": frozenset({"GET", "POST", "PATCH"}), "dso": READ, "service": READ, "admin": ALL},
 }
 
-OWNER_FIELD = {"aggregator": "aggregator_id", "prosumer": "account_id"}
+OWNER_FIELD = {"aggregator": "aggregator_id", "prosumer": "account_id", "dso": "dso_id"}
 # where a resource keeps a role's owner under another name (a list matches its members)
-RESOURCE_OWNER_FIELD: dict[tuple[str, str], str] = {("contracts", "prosumer"): "account_ids"}
+RESOURCE_OWNER_FIELD: dict[tuple[str, str], str] = {
+    ("contracts", "prosumer"): "account_ids",
+    # a request is seen by the aggregators with devices in its area
+    ("flexibility_requests", "aggregator"): "aggregator_ids",
+}
 # public directories: every role reads every aggregator and every price series
 UNSCOPED = frozenset({"aggregators", "prices"})
 
@@ -88,6 +108,9 @@ PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
     ("contracts", "prosumer"): frozenset({"status"}),
     ("contracts", "aggregator"): frozenset({"status"}),
     ("contracts", "service"): frozenset({"status", "ven_response"}),
+    ("grid_areas", "dso"): frozenset({"name", "geometry"}),
+    ("flexibility_requests", "dso"): frozenset({"status"}),  # cancelled before gate closure
+    ("bids", "aggregator"): frozenset({"cannot_offer", "price", "power_kw", "device_ids", "granularity_kw", "status"}),
 }
 
 HIDDEN: dict[tuple[str, str], frozenset[str]] = {
@@ -95,6 +118,10 @@ HIDDEN: dict[tuple[str, str], frozenset[str]] = {
     # the VTN (service) checks VEN secrets against it; the enrolling parties never see it
     ("vens", "aggregator"): frozenset({"secret_hash"}),
     ("vens", "prosumer"): frozenset({"secret_hash"}),
+    # which other aggregators operate in an area is not an aggregator's to know
+    ("flexibility_requests", "aggregator"): frozenset({"aggregator_ids"}),
+    # a DSO sees what is offered, not which devices offer it
+    ("bids", "dso"): frozenset({"device_ids"}),
 }
 
 

@@ -50,6 +50,15 @@ LIVE_CONTRACT_STATES = ("accepted", "active")
 # called off before delivery: their slots are freed, their offers reopen, their events cancelled
 CALLED_OFF_CONTRACT_STATES = ("cancelled", "rejected")
 
+# --- the grid operators' market (docs/market.md) -------------------------------------
+
+# a flexibility request: open for bids until its gate closure, then cleared; or cancelled by its DSO
+FLEX_REQUEST_STATUSES = ("open", "cleared", "cancelled")
+# a bid: submitted (and revised) until gate closure, or withdrawn; accepted / rejected by the clearing
+BID_STATUSES = ("submitted", "withdrawn", "accepted", "rejected")
+# the longest window a request may name: one day of 15-minute slots
+MAX_REQUEST_SLOTS = 96
+
 # --- jobs ------------------------------------------------------------------------------
 
 JOB_STATUSES = ("queued", "running", "done", "failed")

@@ -66,10 +66,16 @@ def app(instance_path, throwaway_mongodb):
 
 @pytest.fixture
 def token(app) -> Callable[..., str]:
-    """token(role, aggregator_id=…, account_id=…) from the built-in provider's key."""
+    """token(role, aggregator_id=…, account_id=…, dso_id=…) from the built-in provider's key."""
     from registry.auth import mint_token
 
-    def token(role: str, aggregator_id: str | None = None, account_id: str | None = None, ttl: int = 3600) -> str:
+    def token(
+        role: str,
+        aggregator_id: str | None = None,
+        account_id: str | None = None,
+        ttl: int = 3600,
+        dso_id: str | None = None,
+    ) -> str:
         return mint_token(
             app.config["INSTANCE_PATH"],
             app.config["OAUTH_ISSUER"],
@@ -78,7 +84,8 @@ def token(app) -> Callable[..., str]:
             aggregator_id=aggregator_id,
             account_id=account_id,
             ttl=ttl,
-            subject=f"test-{role}-{aggregator_id}-{account_id}",
+            subject=f"test-{role}-{aggregator_id or dso_id}-{account_id}",
+            dso_id=dso_id,
         )
 
     return token

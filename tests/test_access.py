@@ -7,10 +7,12 @@ device, one VEN enrolment and two measurements each.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from bson import ObjectId
 
 from tests.conftest import as_json
 from tests.factories import device, new_uuid
@@ -23,8 +25,9 @@ ROLES = {  # name -> (role, ids)
     "service": ("service", {}),
     "aggregator": ("aggregator", {"aggregator_id": A}),
     "prosumer": ("prosumer", {"account_id": ACCOUNTS["a1"], "aggregator_id": A}),
+    "dso": ("dso", {"dso_id": "dso-north"}),
 }
-# which parties each role sees
+# which parties each role sees (a dso reads none of these resources: 403)
 SEES = {"admin": {"a1", "a2", "b1"}, "service": {"a1", "a2", "b1"}, "aggregator": {"a1", "a2"}, "prosumer": {"a1"}}
 RESOURCES = ["devices", "prosumers", "measurements", "vens"]
 
@@ -59,8 +62,6 @@ def world(insert) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _dt(text: str):
-    from datetime import datetime
-
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -77,6 +78,9 @@ def owner_of(resource: str, doc: dict[str, Any]) -> str:
 @pytest.mark.parametrize("resource", RESOURCES)
 def test_lists_show_exactly_what_the_role_may_see_with_totals(client_as, world, role, resource):
     name, ids = ROLES[role]
+    if role not in SEES:
+        assert client_as(name, **ids).get(f"/{resource}").status_code == 403
+        return
     body = client_as(name, **ids).get(f"/{resource}").json
     seen = {owner_of(resource, d) for d in body["_items"]}
     assert seen == SEES[role]
@@ -89,7 +93,7 @@ def test_lists_show_exactly_what_the_role_may_see_with_totals(client_as, world, 
 def test_item_get_is_404_for_other_parties(client_as, world, role, resource, party):
     name, ids = ROLES[role]
     response = client_as(name, **ids).get(item_url(resource, world[resource][party]))
-    assert response.status_code == (200 if party in SEES[role] else 404)
+    assert response.status_code == (200 if party in SEES.get(role, ()) else 404 if role in SEES else 403)
 
 
 def test_every_role_reads_the_aggregator_directory(client_as, world):
@@ -116,6 +120,8 @@ PATCHES = [
     ("vens", "aggregator", {"registration_status": "cancelled"}, 200, 404),
     ("vens", "prosumer", {"registration_status": "cancelled"}, 403, 403),
     ("measurements", "service", {"power_kw": 2.0}, 405, 405),
+    ("devices", "dso", {"availability": "no"}, 403, 403),
+    ("prosumers", "dso", {"display_name": "x"}, 403, 403),
 ]
 
 
@@ -144,6 +150,7 @@ DELETES = [
     ("vens", "service", 403, 403),
     ("prosumers", "aggregator", 403, 403),
     ("measurements", "prosumer", 403, 403),
+    ("vens", "dso", 403, 403),
 ]
 
 
@@ -158,7 +165,7 @@ def test_delete_by_role(client_as, world, db, resource, role, own, foreign):
         assert (db[resource].find_one({"_id": doc["_id"]}) is None) == (expected == 204)
 
 
-@pytest.mark.parametrize("role,expected", [("admin", 201), ("service", 201), ("aggregator", 403), ("prosumer", 403)])
+@pytest.mark.parametrize("role,expected", [(r, 201 if r in ("admin", "service") else 403) for r in ROLES])
 def test_only_service_and_admin_insert_devices(client_as, world, db, role, expected):
     name, ids = ROLES[role]
     doc = device(account_id=ACCOUNTS["a1"], aggregator_id=A)
@@ -244,17 +251,13 @@ def test_audit_trail_records_who_changed_what(client_as, world):
     assert entry["u"].startswith("prosumer:test-prosumer")
     assert entry["c"]["availability"] == "no"
     assert "Bearer" not in json.dumps(entries) and "ey" not in entry["u"]
-    for role in ("service", "aggregator", "prosumer"):
+    for role in ("service", "aggregator", "prosumer", "dso"):
         name, ids = ROLES[role]
         assert client_as(name, **ids).get("/oplog").status_code == 403
 
 
 def test_embedded_documents_are_scoped_too(client_as, insert):
     """A contract over two prosumers' offers: each prosumer gets only its own offer embedded."""
-    from datetime import datetime, timedelta
-
-    from bson import ObjectId
-
     start = datetime(2030, 1, 2, 16)
     offers = insert(
         "offers",

@@ -141,3 +141,17 @@ def test_discovery_naming_another_issuer_is_refused(jwks_server: JwksServer) -> 
     token = sign(jwks_server.keys[0], claims_a(iss="https://impostor.example", aud="account"))
     with pytest.raises(InvalidToken, match="unavailable"):
         validator.validate(token)
+
+
+def test_a_grid_operator_from_an_external_issuer(validator: TokenValidator, jwks_server: JwksServer) -> None:
+    """The dso role maps like the others: a realm role, and its id in the `dso_id` claim."""
+    claims = claims_a(
+        iss=jwks_server.issuer,
+        aud="account",
+        role=None,
+        aggregator_id=None,
+        realm_access={"roles": ["offline_access", "dso"]},
+        dso_id="dso-north",
+    )
+    principal = validator.validate(sign(jwks_server.keys[0], claims))
+    assert (principal.role, principal.dso_id, principal.aggregator_id) == ("dso", "dso-north", None)

@@ -49,6 +49,16 @@ def test_token_is_accepted_by_a_server_on_the_same_instance(instance_path):
     os.remove(os.path.join(instance_path, "provider.json"))
 
 
+def test_a_dso_token_reads_its_grid_areas_and_no_device(instance_path):
+    app = create_app({"INSTANCE_PATH": instance_path})
+    env = {"INSTANCE_PATH": instance_path, "OAUTH_ISSUER": app.config["OAUTH_ISSUER"]}
+    result = run_cli("token", "--role", "dso", "--dso-id", "dso-north", env=env)
+    assert result.returncode == 0, result.stderr
+    headers = {"Authorization": f"Bearer {result.stdout.strip()}"}
+    assert app.test_client().get("/grid_areas", headers=headers).status_code == 200
+    assert app.test_client().get("/devices", headers=headers).status_code == 403
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -106,6 +106,7 @@ def test_the_policy_tables_live_below_hooks_and_ui_alike():
     assert policy.TOGGLES == {
         "prosumer": ("availability", "marketplace_availability", "dr_availability"),
         "aggregator": ("dr_availability",),
+        "dso": (),  # a grid operator changes no device
         "service": ("availability",),
         "admin": ("availability", "marketplace_availability", "dr_availability"),
     }

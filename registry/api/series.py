@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from bson import ObjectId
 from eve import Eve
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -26,7 +27,7 @@ from registry.api.series_params import MAX_DAYS, RESOLUTIONS, SeriesParamError, 
 from registry.auth import InvalidToken
 from registry.auth.bearer import current_principal
 from registry.forecast import aggregate
-from registry.store import series_source
+from registry.store import geo_areas, series_source
 from schemas.policy import METHODS
 from schemas.vocabulary import DATE_FORMAT
 
@@ -52,8 +53,12 @@ def series() -> Response:
     except SeriesParamError as exc:
         error(400, str(exc))
     resource = "forecasts" if query.kind == "forecast" else "measurements"
-    if "GET" not in METHODS.get(resource, {}).get(who.role, frozenset()):
+    if who.role == "dso":
+        check_dso_query(query)
+    elif "GET" not in METHODS.get(resource, {}).get(who.role, frozenset()):
         error(403, f"a {who.role} may not read {resource}")
+    if query.grid_area:
+        use_grid_area(query)
     began = time.perf_counter()
     device_ids = devices_of(query)
     work = len(device_ids) * -(-(query.end - query.start) // timedelta(days=1))
@@ -64,6 +69,8 @@ def series() -> Response:
             f"{MAX_DEVICE_DAYS} device-days; narrow the selection or the window",
         )
     columns = forecast_columns(query, device_ids) if query.kind == "forecast" else measured_columns(query, device_ids)
+    if who.role == "dso":
+        hide_small_groups(columns, current_app.config["DSO_MIN_DEVICES"])
     body = {
         "kind": query.kind,
         "agg": query.agg,
@@ -80,11 +87,39 @@ def series() -> Response:
     return response
 
 
+def check_dso_query(query: SeriesQuery) -> None:
+    """A grid operator reads sums and means over one of its own grid areas, nothing
+    finer: no device, prosumer, portfolio or area of its choosing, no min or max
+    (each the value of one device)."""
+    if not query.grid_area or query.selection or query.area is not None:
+        error(403, "a dso reads aggregated figures of its own grid areas only: give grid_area and no other selector")
+    if query.agg not in ("sum", "mean"):
+        error(403, "a dso reads sums and means only (min and max are one device's value)")
+
+
+def use_grid_area(query: SeriesQuery) -> None:
+    """The devices inside the grid area (one the caller may read, else 404)."""
+    area = current_app.data.find_one("grid_areas", None, _id=ObjectId(query.grid_area))
+    if area is None:
+        error(404, f"no grid area {query.grid_area} that you may read")
+    query.area = geo_areas.within(area["geometry"])
+    query.area_echo = {"grid_area": query.grid_area}
+
+
+def hide_small_groups(columns: dict[str, np.ndarray], minimum: int) -> None:
+    """Periods with fewer than ``minimum`` devices give no value: an aggregate of one
+    or two devices would be those devices' own readings."""
+    few = columns["devices"] < minimum
+    for name, column in columns.items():
+        if name != "devices":
+            column[few] = np.nan
+
+
 def devices_of(query: SeriesQuery) -> list[str]:
     """The devices the caller may read that match the selection (404 for a named device
-    the caller may not read, as an item GET)."""
+    the caller may not read, as an item GET). A grid operator's scope is its area."""
     db = current_app.data.driver.db
-    scope = list((current_app.data.scope_filter("devices") or {}).items())
+    scope = [] if current_principal().role == "dso" else list((current_app.data.scope_filter("devices") or {}).items())
     named = query.selection.get("device_id")
     if named and not series_source.select_devices(db, [*scope, ("device_id", named)], None):
         error(404, f"no device {named[:80]} that you may read")
@@ -145,6 +180,11 @@ def openapi_paths() -> dict[str, Any]:
         param("device_id", "one device (404 if you may not read it)", text),
         param("account_id", "a prosumer's devices (within your scope)", text),
         param("aggregator_id", "an aggregator's portfolio (within your scope)", text),
+        param(
+            "grid_area",
+            "the devices inside a grid area you may read (a dso: its own, and only this selector)",
+            {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+        ),
         param("within", "devices whose location is inside this GeoJSON Polygon (JSON text)", {"type": "string"}),
         param("near", "with radius_m: devices within a circle around lng,lat", {"type": "string"}),
         param("radius_m", "the circle's radius in metres", {"type": "number", "minimum": 0, "maximum": 20_000_000}),

@@ -4,6 +4,7 @@ value is a :class:`SeriesParamError` with a message the client can act on (a 400
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ MAX_DAYS = {900: 31, 3600: 92, 86400: 366}
 KINDS = ("measured", "forecast")
 MAX_FORECAST_DAYS = 7  # consumption forecasts are day-ahead: a week covers every stored one
 SELECTORS = ("device_id", "account_id", "aggregator_id")
-PARAMS = frozenset({*SELECTORS, "within", "near", "radius_m", "start", "end", "resolution", "agg", "kind"})
+PARAMS = frozenset({*SELECTORS, "grid_area", "within", "near", "radius_m", "start", "end", "resolution", "agg", "kind"})
 MAX_TEXT = 256
 MAX_WITHIN = 20_000  # characters of the polygon's JSON
 MAX_VERTICES = 1_000
@@ -42,6 +43,7 @@ class SeriesQuery:
     selection: dict[str, str] = field(default_factory=dict)
     area: dict[str, Any] | None = None  # a $geoWithin condition on ``location``
     area_echo: dict[str, Any] | None = None  # the area as the client gave it
+    grid_area: str | None = None  # a grid area's id: its geometry becomes ``area`` (registry/api/series.py)
 
     @property
     def per_period(self) -> int:
@@ -84,8 +86,11 @@ def parse(args: MultiDict) -> SeriesQuery:
         if name in values and not values[name]:
             raise SeriesParamError(f"{name} must not be empty")
     _area(values, query)
-    if not query.selection and query.area is None:
-        raise SeriesParamError("name what to aggregate: device_id, account_id, aggregator_id, within or near")
+    _grid_area(values, query)
+    if not query.selection and query.area is None and query.grid_area is None:
+        raise SeriesParamError(
+            "name what to aggregate: device_id, account_id, aggregator_id, grid_area, within or near"
+        )
     return query
 
 
@@ -132,6 +137,16 @@ def _area(values: dict[str, str], query: SeriesQuery) -> None:
             geo.parse_clause("location", query.area)
         except geo.GeoQueryError as exc:
             raise SeriesParamError(f"bad area: {exc}") from None
+
+
+def _grid_area(values: dict[str, str], query: SeriesQuery) -> None:
+    if "grid_area" not in values:
+        return
+    if query.area is not None:
+        raise SeriesParamError("give either grid_area or within / near, not both")
+    if not re.fullmatch(r"[0-9a-f]{24}", values["grid_area"]):
+        raise SeriesParamError("grid_area must be a grid area's _id (24 hexadecimal digits)")
+    query.grid_area = values["grid_area"]
 
 
 def _number(text: str, name: str) -> float:

@@ -1,5 +1,5 @@
 """The registry's Cerberus validator: Eve's, plus the ``uuid`` type, numbers that
-are numbers (not booleans) and GeoJSON points on Earth."""
+are numbers (not booleans), GeoJSON points on Earth and grid areas."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from cerberus import TypeDefinition
 from eve.io.mongo import Validator
+
+from registry.store import geo_areas
 
 CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -70,6 +72,12 @@ class RegistryValidator(Validator):
         """A GeoJSON Point at [longitude, latitude] on Earth: MongoDB's 2dsphere
         index refuses any other position with a write error, not a 422."""
         return super()._validate_type_point(value) is True and is_lng_lat(value["coordinates"])
+
+    def _check_with_grid_area(self, field: str, value: Any) -> None:
+        """A grid area's GeoJSON Polygon / MultiPolygon (registry/store/geo_areas.py)."""
+        problem = geo_areas.area_problem(value)
+        if problem:
+            self._error(field, f"a grid area {problem}")
 
 
 def is_lng_lat(position: Any) -> bool:

@@ -45,6 +45,7 @@ class OAuthUser:
     role: str
     aggregator_id: str | None = None
     account_id: str | None = None
+    dso_id: str | None = None
 
     def get_user_id(self) -> str:
         return self.username
@@ -61,6 +62,7 @@ class OAuthClient(ClientMixin):
     role: str | None = None
     aggregator_id: str | None = None
     account_id: str | None = None
+    dso_id: str | None = None
     scope: str = ""
 
     def get_client_id(self) -> str:
@@ -144,6 +146,7 @@ def load_clients(entries: Iterable[dict[str, Any]]) -> dict[str, OAuthClient]:
             role=entry.get("role"),
             aggregator_id=entry.get("aggregator_id"),
             account_id=entry.get("account_id"),
+            dso_id=entry.get("dso_id"),
             scope=entry.get("scope", ""),
         )
         _check_client(client)

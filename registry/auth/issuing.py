@@ -48,6 +48,7 @@ def access_claims(
     scope: str = "",
     aggregator_id: str | None = None,
     account_id: str | None = None,
+    dso_id: str | None = None,
     now: int | None = None,
 ) -> dict[str, Any]:
     """The claims of an access token (RFC 9068 plus the registry's own)."""
@@ -71,6 +72,8 @@ def access_claims(
         claims["aggregator_id"] = aggregator_id
     if account_id:
         claims["account_id"] = account_id
+    if dso_id:
+        claims["dso_id"] = dso_id
     return claims
 
 
@@ -88,6 +91,7 @@ def mint_token(
     account_id: str | None = None,
     ttl: int = MAX_TOKEN_TTL,
     subject: str | None = None,
+    dso_id: str | None = None,
 ) -> str:
     """A development token signed with the current signing key, without a server.
 
@@ -109,6 +113,7 @@ def mint_token(
         ttl=ttl,
         aggregator_id=aggregator_id,
         account_id=account_id,
+        dso_id=dso_id,
     )
     return sign_access_token(key, claims)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 #: The roles (docs/contract.md, "Roles and data scoping"), in the order a role list is searched when a provider
 #: (e.g. Keycloak's ``realm_access.roles``) hands over several at once.
-ROLES: tuple[str, ...] = ("aggregator", "prosumer", "service", "admin")
+ROLES: tuple[str, ...] = ("aggregator", "prosumer", "dso", "service", "admin")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class Principal:
 
     `aggregator_id` scopes an aggregator, `account_id` scopes a prosumer; both
     may be set (a prosumer belongs to an aggregator) or absent (service,
-    admin). `issuer` says which provider vouched for the caller.
+    admin). `dso_id` scopes a grid operator (its grid areas, requests and the
+    bids to them). `issuer` says which provider vouched for the caller.
     """
 
     subject: str
@@ -29,6 +30,7 @@ class Principal:
     account_id: str | None
     issuer: str
     client_id: str | None = None
+    dso_id: str | None = None
     # which token this is (`jti`) and when it expires: for revocation at
     # sign-out; not part of who the caller is
     token_id: str | None = field(default=None, compare=False)

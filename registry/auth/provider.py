@@ -101,6 +101,7 @@ class _ProviderState:
             scope=scope or client.scope,
             aggregator_id=owner.aggregator_id,
             account_id=owner.account_id,
+            dso_id=owner.dso_id,
         )
         return {
             "token_type": "Bearer",

@@ -70,6 +70,7 @@ class IssuerConfig:
     role_claim: str = "role"
     aggregator_id_claim: str = "aggregator_id"
     account_id_claim: str = "account_id"
+    dso_id_claim: str = "dso_id"
     max_ttl: int | None = None
     local_keys: LocalKeys | None = None
 
@@ -240,6 +241,7 @@ def _principal(claims: dict[str, Any], config: IssuerConfig) -> Principal:
         aggregator_id=_optional_str(claim_at(claims, config.aggregator_id_claim)),
         account_id=_optional_str(claim_at(claims, config.account_id_claim)),
         issuer=config.issuer,
+        dso_id=_optional_str(claim_at(claims, config.dso_id_claim)),
         # Keycloak names the requesting client `azp`, RFC 9068 `client_id`.
         client_id=_optional_str(claims.get("client_id") or claims.get("azp")),
         token_id=_optional_str(claims.get("jti")),

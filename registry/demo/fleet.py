@@ -29,6 +29,14 @@ CITIES = [
     ("Utrecht", 5.1214, 52.0907, "lowlands-flex"),
     ("Antwerp", 4.4025, 51.2194, "lowlands-flex"),
 ]
+# grid operators and their areas: (dso_id, area name, [lng, lat] south-west corner, size in degrees)
+GRID_AREAS = [
+    ("dso-catalonia", "Barcelona", (2.0, 41.25), 0.35),
+    ("dso-catalonia", "Valencia", (-0.55, 39.3), 0.35),
+    ("dso-randstad", "Amsterdam", (4.7, 52.2), 0.4),
+    ("dso-randstad", "Rotterdam", (4.25, 51.75), 0.4),
+    ("dso-randstad", "Utrecht", (4.95, 51.95), 0.35),
+]
 # mean day-ahead price per country, EUR/kWh
 PRICE_LEVELS = {"ES": 0.11, "DE": 0.14, "NL": 0.13}
 # a full week plus today's part: enough usable days for a day-ahead forecast

@@ -19,6 +19,7 @@ from registry.demo.fleet import (
     AGGREGATORS,
     CITIES,
     DEVICE_KINDS,
+    GRID_AREAS,
     MEASUREMENT_DAYS,
     PRICE_LEVELS,
     stable_id,
@@ -70,7 +71,17 @@ def build_demo(n_prosumers: int = 90, seed: int = 7) -> dict[str, list[dict[str,
         "devices": devices,
         **market,
         "prices": build_prices(now),
+        "grid_areas": build_grid_areas(),
     }
+
+
+def build_grid_areas() -> list[dict[str, Any]]:
+    """The demo grid operators' areas: a square around each of a few cities."""
+    areas = []
+    for dso_id, name, (lng, lat), size in GRID_AREAS:
+        ring = [[lng, lat], [lng + size, lat], [lng + size, lat + size], [lng, lat + size], [lng, lat]]
+        areas.append({"dso_id": dso_id, "name": name, "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    return areas
 
 
 def build_prices(now: datetime) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from eve import Eve
 
-from registry.hooks import access, jobs, marketplace, registry_rules, vens
+from registry.hooks import access, flexibility, grid, jobs, marketplace, registry_rules, vens
 
 RESOURCE_EVENTS = (
     "on_pre_GET",
@@ -46,7 +46,15 @@ Hook = tuple[str, Callable[..., Any]]
 
 def hook_table() -> list[Hook]:
     """Every (event name, function) the registry registers."""
-    return [*access.HOOKS, *registry_rules.HOOKS, *marketplace.HOOKS, *jobs.HOOKS, *vens.HOOKS]
+    return [
+        *access.HOOKS,
+        *registry_rules.HOOKS,
+        *marketplace.HOOKS,
+        *jobs.HOOKS,
+        *vens.HOOKS,
+        *grid.HOOKS,
+        *flexibility.HOOKS,
+    ]
 
 
 def check_event_name(name: str, domain: dict[str, Any]) -> None:

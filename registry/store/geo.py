@@ -207,8 +207,14 @@ def _polygon(value: Any) -> Callable[[float, float], bool]:
 
 
 def _geometry_polygon(value: Any) -> Callable[[float, float], bool]:
+    if isinstance(value, dict) and value.get("type") == "MultiPolygon":  # a grid area (registry/store/geo_areas.py)
+        parts = value.get("coordinates")
+        if not isinstance(parts, list) or not parts:
+            raise GeoQueryError("GeoJSON MultiPolygon needs coordinates [[[[lng, lat], …]]]")
+        inside = [_geometry_polygon({"type": "Polygon", "coordinates": part}) for part in parts]
+        return lambda lng, lat: any(part(lng, lat) for part in inside)
     if not isinstance(value, dict) or value.get("type") != "Polygon":
-        raise GeoQueryError("$geoWithin.$geometry must be a GeoJSON Polygon")
+        raise GeoQueryError("$geoWithin.$geometry must be a GeoJSON Polygon or MultiPolygon")
     coords = value.get("coordinates")
     if not isinstance(coords, list) or not coords:
         raise GeoQueryError("GeoJSON Polygon needs coordinates [[[lng, lat], …]]")
