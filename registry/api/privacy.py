@@ -39,6 +39,11 @@ def account_owner(account_id: str, verb: str) -> Any:
     return who
 
 
+def id_fields() -> dict[str, str]:
+    """Each resource's ``id_field``: what Eve's oplog names its documents by."""
+    return {name: domain["id_field"] for name, domain in current_app.config["DOMAIN"].items()}
+
+
 def audit(db: Any, account_id: str, op: str, held: dict[str, Any] | None, changes: dict[str, Any] | None) -> None:
     """One oplog entry in Eve's shape (registry/api/ingest.py writes its own the same way)."""
     now = utcnow()
@@ -65,8 +70,10 @@ def export(account_id: str) -> Response:
     held = privacy_export.collect(db, account_id)
     if privacy_export.is_empty(held):
         error(404, "no such account")
+    if request.method == "HEAD":  # what a GET would answer, without building or auditing it
+        return Response(mimetype="application/zip", headers=NO_STORE)
     audit(db, account_id, "EXPORT", held, None)  # before the audit is read: the export lists itself
-    body = privacy_export.archive(db, account_id, held, utcnow())
+    body = privacy_export.archive(db, account_id, held, utcnow(), id_fields())
     disposition = f'attachment; filename="account-{account_id}.zip"'
     return Response(body, mimetype="application/zip", headers={"Content-Disposition": disposition, **NO_STORE})
 
@@ -89,7 +96,7 @@ def erase(account_id: str) -> Response:
             f"them, so erasure waits until they are: {', '.join(blocking[:20])}",
             contracts=blocking,
         )
-    counts = privacy_erase.erase(db, account_id, utcnow())
+    counts = privacy_erase.erase(db, account_id, utcnow(), privacy_export.audited_ids(held, id_fields()))
     audit(db, account_id, "ERASE", held, {"erased": counts})
     # users are the operator's configuration (OAUTH_USERS, or an external issuer's): named for removal
     users = provider.users_of_account(account_id)

@@ -22,10 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from registry.store import timeseries
+from schemas.vocabulary import CALLED_OFF_CONTRACT_STATES, CONTRACT_STATUSES
 
 PERSONAL = ("name", "email", "phone", "address")
 ERASED_NAME, ERASED_DEVICE = "erased account", "erased device"
-UNSETTLED = ("proposed", "accepted", "active", "completed")
+UNSETTLED = tuple(s for s in CONTRACT_STATUSES if s not in ("settled", *CALLED_OFF_CONTRACT_STATES))
 OPLOG = "oplog"
 
 
@@ -34,13 +35,11 @@ def unsettled_contracts(db: Any, account_id: str) -> list[str]:
     return sorted(str(c["_id"]) for c in found)
 
 
-def erase(db: Any, account_id: str, now: datetime) -> dict[str, int]:
-    """Erase what the module docstring says; how many documents each step touched."""
+def erase(db: Any, account_id: str, now: datetime, audited: list[Any]) -> dict[str, int]:
+    """Erase what the module docstring says; how many documents each step touched.
+    ``audited``: the ids the oplog names the account's documents by."""
     mine = {"account_id": account_id}
     stamp = {"_updated": now, "_etag": uuid.uuid4().hex}  # old ETags stop matching
-    prosumer = db["prosumers"].find_one(mine, {"_id": 1})
-    device_ids = [d["_id"] for d in db["devices"].find(mine, {"_id": 1})]
-    offer_ids = [o["_id"] for o in db["offers"].find(mine, {"_id": 1})]
     counts = {
         "prosumer": db["prosumers"]
         .update_one(
@@ -72,15 +71,15 @@ def erase(db: Any, account_id: str, now: datetime) -> dict[str, int]:
     counts["measurement_days"] = db[timeseries.COLLECTION].delete_many(mine).deleted_count
     for resource in ("forecasts", "advice", "jobs"):
         counts[resource] = db[resource].delete_many(mine).deleted_count
-    counts["audit_entries_scrubbed"] = scrub_audit(db, account_id, prosumer, device_ids + offer_ids)
+    counts["audit_entries_scrubbed"] = scrub_audit(db, account_id, audited)
     return counts
 
 
-def scrub_audit(db: Any, account_id: str, prosumer: dict[str, Any] | None, owned: list[Any]) -> int:
-    """The personal fields out of the changes the audit trail recorded (also in the
-    entries of documents deleted earlier, found by the account they named); the
-    entries themselves stay."""
-    unset = {f"c.{name}": "" for name in (*PERSONAL, "display_name", "device_name", "location")}
-    ids = ([prosumer["_id"]] if prosumer else []) + owned
-    about = {"$or": [{"i": {"$in": ids}}, {"c.account_id": account_id}]}
-    return db[OPLOG].update_many(about, {"$unset": unset}).modified_count
+def scrub_audit(db: Any, account_id: str, audited: list[Any]) -> int:
+    """The recorded changes (``c``) out of the audit entries about the account's
+    documents, also of those deleted earlier (a DELETE records the whole document,
+    found by the account it named): who did what and when stays, the values (names,
+    places, readings, forecasts, VEN names) go. A contract's entries are not the
+    account's documents and keep theirs."""
+    about = {"$or": [{"i": {"$in": audited}}, {"c.account_id": account_id}], "r": {"$ne": "contracts"}}
+    return db[OPLOG].update_many({**about, "c": {"$exists": True}}, {"$unset": {"c": ""}}).modified_count

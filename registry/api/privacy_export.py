@@ -53,11 +53,20 @@ def collect(db: Any, account_id: str) -> dict[str, Any]:
     return held
 
 
-def audit_entries(db: Any, held: dict[str, Any]) -> list[dict[str, Any]]:
+def audited_ids(held: dict[str, Any], id_fields: dict[str, str]) -> list[Any]:
+    """The ids the oplog names the account's documents by: each resource's ``id_field``
+    (``device_id`` for devices), and ``_id`` too."""
+    docs = [("prosumers", held["prosumer"])] if held["prosumer"] else []
+    docs += [(resource, doc) for resource in OWNED for doc in held[resource]]
+    ids = {doc["_id"] for _, doc in docs}
+    ids |= {doc[id_fields[resource]] for resource, doc in docs if id_fields.get(resource, "_id") in doc}
+    return list(ids)
+
+
+def audit_entries(db: Any, held: dict[str, Any], id_fields: dict[str, str]) -> list[dict[str, Any]]:
     """The oplog's entries about the account's documents; a shared contract's entries
     without their changes (they name other parties), hidden fields left out."""
-    ids = [held["prosumer"]["_id"]] if held["prosumer"] else []
-    ids += [doc["_id"] for resource in OWNED for doc in held[resource]]
+    ids = audited_ids(held, id_fields)
     contracts = {doc["_id"] for doc in held["contracts"]}
     entries = []
     for entry in db[OPLOG].find({"i": {"$in": ids}}).sort("_created", 1):
@@ -74,9 +83,9 @@ def is_empty(held: dict[str, Any]) -> bool:
     return not held["prosumer"] and not any(held[resource] for resource in OWNED)
 
 
-def archive(db: Any, account_id: str, held: dict[str, Any], now: datetime) -> bytes:
+def archive(db: Any, account_id: str, held: dict[str, Any], now: datetime, id_fields: dict[str, str]) -> bytes:
     """The zip: about.txt, account.json, measurements.csv."""
-    document = {"account_id": account_id, "exported_at": now, **held, "audit": audit_entries(db, held)}
+    document = {"account_id": account_id, "exported_at": now, **held, "audit": audit_entries(db, held, id_fields)}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("about.txt", ABOUT.format(account_id=account_id, at=now.strftime(DATE_FORMAT)))

@@ -54,7 +54,8 @@ class ServedApp:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     async def _setup(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # a request still in flight at close (a client gone mid-answer) is waited for 2 s, not 60
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await self._listen()
 
