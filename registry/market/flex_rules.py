@@ -38,8 +38,12 @@ def check_new_request(
     if not now < closure < start:
         refuse(422, "gate_closure must be in the future and before start (bids are taken until then)")
     _check_powers(request["power_kw"], "power_kw", positive=True)
+    try:
+        end = start + len(request["power_kw"]) * SLOT
+    except OverflowError:
+        refuse(422, "the window would end after the last date the API can write (9999-12-31)")
     return {
-        "end": start + len(request["power_kw"]) * SLOT,
+        "end": end,
         "status": "open",
         "aggregator_ids": sorted(set(aggregator_ids)),
         "area_geometry": area["geometry"],

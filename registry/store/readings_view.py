@@ -20,9 +20,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from mongomock.filtering import filter_applies
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
+from werkzeug.exceptions import BadRequest
 
-from registry.store import embedded, timeseries
+from registry.store import embedded, geo_filters, timeseries
 from registry.store.clock import as_utc
 from registry.store.readings_query import candidate_buckets, plan, within
 from registry.store.timeseries import ARRAYS, SLOT_SECONDS
@@ -53,12 +54,19 @@ class ReadingsView:
         key = repr(spec)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
+        if spec and geo_filters.has_geo(spec):
+            raise BadRequest(description="`where`: readings have no location; geo operators do not apply to them")
         p = plan(spec)
         found = []
-        for bucket in candidate_buckets(self._buckets, p):
-            for reading in timeseries.flatten(bucket):
-                if within(p, reading["timestamp"]) and (p.exact or filter_applies(spec, reading)):
-                    found.append(reading)
+        try:
+            for bucket in candidate_buckets(self._buckets, p):
+                for reading in timeseries.flatten(bucket):
+                    if within(p, reading["timestamp"]) and (p.exact or filter_applies(spec, reading)):
+                        found.append(reading)
+        except NotImplementedError as cause:  # as GeoCollection.count says it for the other collections
+            raise BadRequest(description=f"`where`: {cause} (the embedded store lacks this operator)") from cause
+        except (OperationFailure, TypeError, ValueError) as cause:
+            raise BadRequest(description=f"`where` was refused by the store: {cause}") from cause
         self._last = (key, found)
         return found
 
