@@ -119,7 +119,7 @@ LOGIN_LOCK_SECONDS: int = _env_int("LOGIN_LOCK_SECONDS", 900)
 ADMIN_UI_SESSION_SECONDS: int = _env_int("ADMIN_UI_SESSION_SECONDS", 8 * 3600)
 
 # GET /series for a grid operator (docs/market.md): a period with fewer devices gives no value
-DSO_MIN_DEVICES: int = _env_int("DSO_MIN_DEVICES", 5)
+DSO_MIN_HOUSEHOLDS: int = _env_int("DSO_MIN_HOUSEHOLDS", 5)
 
 # marketplace settlement (docs/marketplace.md): "high X of Y" or "recent X of Y"
 MARKETPLACE_BASELINE: str = os.environ.get("MARKETPLACE_BASELINE", "high 4 of 5")

@@ -62,7 +62,8 @@ METHODS: dict[str, dict[str, frozenset[str]]] = {
     },
     # the grid operators' market (docs/market.md): a DSO never reads a device, a
     # prosumer or a reading; inside its areas it sees aggregated figures only
-    "grid_areas": {"dso": frozenset({"GET", "POST", "PATCH", "DELETE"}), "service": READ, "admin": ALL},
+    # assigned by the operator (admins): a DSO drawing its own areas could draw one around a house
+    "grid_areas": {"dso": frozenset({"GET", "PATCH"}), "service": READ, "admin": ALL},
     "flexibility_requests": {
         "dso": frozenset({"GET", "POST", "PATCH"}),
         "aggregator": READ,
@@ -108,7 +109,7 @@ PATCHABLE: dict[tuple[str, str], frozenset[str]] = {
     ("contracts", "prosumer"): frozenset({"status"}),
     ("contracts", "aggregator"): frozenset({"status"}),
     ("contracts", "service"): frozenset({"status", "ven_response"}),
-    ("grid_areas", "dso"): frozenset({"name", "geometry"}),
+    ("grid_areas", "dso"): frozenset({"name"}),
     ("flexibility_requests", "dso"): frozenset({"status"}),  # cancelled before gate closure
     ("bids", "aggregator"): frozenset({"cannot_offer", "price", "power_kw", "device_ids", "granularity_kw", "status"}),
 }

@@ -1,8 +1,10 @@
 """The dso role and its grid areas (issue 17, item 1; docs/market.md, "Grid areas").
 
 Two grid operators, N and S, each with an area; devices of two aggregators inside
-N's area and one outside. A DSO reads and writes its own areas only, sees counts and
-capacity inside them, and never a device, a prosumer or a reading.
+N's area and one outside. Areas are assigned by an admin (a DSO drawing its own could
+draw one around a house); a DSO reads its own areas only and may rename them, sees
+counts and capacity inside them when enough households are there, and never a
+device, a prosumer or a reading.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def test_a_dso_lists_and_reads_only_its_own_areas(client_as, grid):
     assert dso(client_as).get(f"/grid_areas?where={where}").json["_meta"]["total"] == 0
 
 
-def test_a_dso_sees_counts_and_capacity_inside_never_a_device(client_as, grid):
+def test_a_dso_sees_counts_and_capacity_inside_never_a_device(app, client_as, grid):
+    app.config["DSO_MIN_HOUSEHOLDS"] = 3  # the three devices inside are three households'
     body = dso(client_as).get(f"/grid_areas/{grid['north']['_id']}").json
     assert body["figures"] == {
         "devices": 3,
@@ -83,13 +86,24 @@ def test_a_dso_reads_the_public_directories(client_as, grid, insert):
     assert dso(client_as).get("/prices").status_code == 200
 
 
-def test_a_dso_creates_its_own_area_only(client_as, db):
-    response = dso(client_as).post(
+def test_fewer_households_than_the_minimum_withhold_the_figures(app, client_as, grid, insert):
+    app.config["DSO_MIN_HOUSEHOLDS"] = 4
+    body = dso(client_as).get(f"/grid_areas/{grid['north']['_id']}").json
+    assert body["figures"] == {"withheld": "fewer than 4 households in this area"}
+    same_home = grid["devices"][0]["account_id"]  # a fourth device of a household already inside
+    insert("devices", device(account_id=same_home, location=at(2.12, 41.12)))
+    assert "withheld" in dso(client_as).get(f"/grid_areas/{grid['north']['_id']}").json["figures"]
+    admin = client_as("admin").get(f"/grid_areas/{grid['north']['_id']}").json  # the operator sees all
+    assert admin["figures"]["devices"] == 4
+
+
+def test_areas_are_assigned_by_an_admin_not_drawn_by_a_dso(client_as, db):
+    response = client_as("admin").post(
         "/grid_areas", **as_json(area(N, kind="MultiPolygon", coordinates=[SQUARE, ELSEWHERE]))
     )
     assert response.status_code == 201, response.json
-    response = dso(client_as).post("/grid_areas", **as_json(area(S)))
-    assert response.status_code == 403 and "must be your own" in response.json["_error"]["message"]
+    response = dso(client_as).post("/grid_areas", **as_json(area(N)))
+    assert response.status_code == 403
     assert db["grid_areas"].count_documents({}) == 1
 
 
@@ -110,20 +124,20 @@ def test_tokens_without_a_dso_id_are_refused(client_as, grid):
     assert response.status_code == 403 and "carries no dso_id" in response.json["_error"]["message"]
 
 
-def test_patch_and_delete_own_area_only(client_as, grid, db):
+def test_a_dso_renames_its_own_area_and_nothing_more(client_as, grid, db):
     north, south = grid["north"], grid["south"]
     api = dso(client_as)
     renamed = api.patch(f"/grid_areas/{north['_id']}", headers={"If-Match": north["_etag"]}, **as_json({"name": "N1"}))
     assert renamed.status_code == 200
-    moved = api.patch(
-        f"/grid_areas/{renamed.json['_id']}", headers={"If-Match": renamed.json["_etag"]}, **as_json({"dso_id": S})
-    )
-    assert moved.status_code == 403
+    etag = {"If-Match": renamed.json["_etag"]}
+    assert api.patch(f"/grid_areas/{north['_id']}", headers=etag, **as_json({"dso_id": S})).status_code == 403
+    reshaped = api.patch(f"/grid_areas/{north['_id']}", headers=etag, **as_json({"geometry": area(N)["geometry"]}))
+    assert reshaped.status_code == 403
     foreign = api.patch(f"/grid_areas/{south['_id']}", headers={"If-Match": south["_etag"]}, **as_json({"name": "x"}))
     assert foreign.status_code == 404
-    assert api.delete(f"/grid_areas/{south['_id']}", headers={"If-Match": south["_etag"]}).status_code == 404
+    assert api.delete(f"/grid_areas/{north['_id']}", headers=etag).status_code == 403
     assert db["grid_areas"].find_one({"_id": south["_id"]})["name"] == f"area of {S}"
-    assert api.delete(f"/grid_areas/{north['_id']}", headers={"If-Match": renamed.json["_etag"]}).status_code == 204
+    assert db["grid_areas"].count_documents({}) == 2
 
 
 BAD_GEOMETRIES = {
@@ -146,7 +160,7 @@ BAD_GEOMETRIES = {
 @pytest.mark.parametrize("name", list(BAD_GEOMETRIES))
 def test_bad_geometries_are_a_422(client_as, db, name):
     body = {"dso_id": N, "name": "bad", "geometry": BAD_GEOMETRIES[name]}
-    response = dso(client_as).post("/grid_areas", **as_json(body))
+    response = client_as("admin").post("/grid_areas", **as_json(body))
     assert response.status_code == 422, (name, response.json)
     assert db["grid_areas"].count_documents({}) == 0
 
@@ -154,13 +168,13 @@ def test_bad_geometries_are_a_422(client_as, db, name):
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_non_finite_coordinates_are_a_400(client_as, db, number):
     text = json.dumps(area(N)).replace("2.2", number, 1)
-    response = dso(client_as).post("/grid_areas", data=text, content_type="application/json")
+    response = client_as("admin").post("/grid_areas", data=text, content_type="application/json")
     assert response.status_code == 400
     assert db["grid_areas"].count_documents({}) == 0
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data"])
 def test_form_and_multipart_bodies_are_refused(client_as, db, content_type):
-    response = dso(client_as).post("/grid_areas", data={"dso_id": N, "name": "x"}, content_type=content_type)
+    response = client_as("admin").post("/grid_areas", data={"dso_id": N, "name": "x"}, content_type=content_type)
     assert response.status_code == 415
     assert db["grid_areas"].count_documents({}) == 0

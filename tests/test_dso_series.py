@@ -51,13 +51,21 @@ def window(**params) -> dict:
 
 
 def test_a_dso_reads_the_sum_over_its_area_with_small_groups_blank(app, client_as, metered):
-    app.config["DSO_MIN_DEVICES"] = 2
+    app.config["DSO_MIN_HOUSEHOLDS"] = 2
     response = client_as("dso", dso_id=N).get("/series", query_string=window(grid_area=metered["north"]))
     assert response.status_code == 200, response.json
     assert response.json["devices"] == 3
-    assert [(p["value"], p["devices"]) for p in response.json["points"]] == [(6.0, 3), (None, 1)]
+    assert [(p["value"], p["devices"]) for p in response.json["points"]] == [(6.0, 3), (None, 0)]
     assert response.json["selection"] == {"grid_area": metered["north"]}
     assert "device_id" not in response.text
+
+
+def test_the_minimum_counts_households_not_devices(app, client_as, metered, db):
+    app.config["DSO_MIN_HOUSEHOLDS"] = 2
+    inside = [d["device_id"] for d in db["devices"].find({}) if d["location"]["coordinates"][0] < 2.5]
+    db["devices"].update_many({"device_id": {"$in": inside}}, {"$set": {"account_id": "one-household"}})
+    response = client_as("dso", dso_id=N).get("/series", query_string=window(grid_area=metered["north"]))
+    assert [(p["value"], p["devices"]) for p in response.json["points"]] == [(None, 0), (None, 0)]
 
 
 def test_the_default_minimum_hides_an_area_of_three(client_as, metered):

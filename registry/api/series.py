@@ -68,9 +68,14 @@ def series() -> Response:
             f"too much to aggregate: {len(device_ids)} devices × {query.days:g} days is more than "
             f"{MAX_DEVICE_DAYS} device-days; narrow the selection or the window",
         )
-    columns = forecast_columns(query, device_ids) if query.kind == "forecast" else measured_columns(query, device_ids)
-    if who.role == "dso":
-        hide_small_groups(columns, current_app.config["DSO_MIN_DEVICES"])
+    owners = series_source.owners_of(current_app.data.driver.db, device_ids) if who.role == "dso" else None
+    columns = (
+        forecast_columns(query, device_ids, owners)
+        if query.kind == "forecast"
+        else measured_columns(query, device_ids, owners)
+    )
+    if owners is not None:
+        hide_small_groups(columns, current_app.config["DSO_MIN_HOUSEHOLDS"])
     body = {
         "kind": query.kind,
         "agg": query.agg,
@@ -107,12 +112,22 @@ def use_grid_area(query: SeriesQuery) -> None:
 
 
 def hide_small_groups(columns: dict[str, np.ndarray], minimum: int) -> None:
-    """Periods with fewer than ``minimum`` devices give no value: an aggregate of one
-    or two devices would be those devices' own readings."""
-    few = columns["devices"] < minimum
+    """Periods to which fewer than ``minimum`` households contribute give no value and
+    no count: an aggregate of one or two households is their own readings (counted
+    by household, not by device: one house may have five devices)."""
+    few = columns.pop("households") < minimum
     for name, column in columns.items():
-        if name != "devices":
-            column[few] = np.nan
+        column[few] = 0 if name == "devices" else np.nan
+
+
+def households(present: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """(devices, periods) contributions, each device's household index → households
+    contributing per period."""
+    if present.shape[0] == 0:
+        return np.zeros(present.shape[1], dtype=int)
+    onehot = np.zeros((int(owners.max()) + 1, present.shape[0]), dtype=np.int64)
+    onehot[owners, np.arange(present.shape[0])] = 1
+    return ((onehot @ present.astype(np.int64)) > 0).sum(axis=0)
 
 
 def devices_of(query: SeriesQuery) -> list[str]:
@@ -126,23 +141,31 @@ def devices_of(query: SeriesQuery) -> list[str]:
     return series_source.select_devices(db, [*scope, *query.selection.items()], query.area)
 
 
-def measured_columns(query: SeriesQuery, device_ids: list[str]) -> dict[str, np.ndarray]:
+def measured_columns(query: SeriesQuery, device_ids: list[str], owners: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The aggregate and the devices counted per period; with ``owners`` (each device's
+    household index) also the households contributing."""
     db = current_app.data.driver.db
-    values, counts = [], []
+    parts: dict[str, list[np.ndarray]] = {"value": [], "devices": [], "households": []}
     for day in series_source.measured_days(db, device_ids, query.start, query.end):
-        value, count = aggregate.across(aggregate.device_periods(day, query.per_period), query.agg)
-        values.append(value)
-        counts.append(count)
-    return {"value": np.concatenate(values), "devices": np.concatenate(counts)}
+        per_device = aggregate.device_periods(day, query.per_period)
+        value, count = aggregate.across(per_device, query.agg)
+        parts["value"].append(value)
+        parts["devices"].append(count)
+        if owners is not None:
+            parts["households"].append(households(~np.isnan(per_device), owners))
+    return {name: np.concatenate(columns) for name, columns in parts.items() if columns}
 
 
-def forecast_columns(query: SeriesQuery, device_ids: list[str]) -> dict[str, np.ndarray]:
+def forecast_columns(query: SeriesQuery, device_ids: list[str], owners: np.ndarray | None) -> dict[str, np.ndarray]:
     db = current_app.data.driver.db
-    parts: dict[str, list[np.ndarray]] = {"value": [], "p10": [], "p90": [], "devices": []}
+    parts: dict[str, list[np.ndarray]] = {"value": [], "p10": [], "p90": [], "devices": [], "households": []}
     for p50, p10, p90 in series_source.forecast_days(db, device_ids, query.start, query.end):
         for name, column in aggregate.forecast_across(p50, p10, p90, query.per_period, query.agg).items():
             parts[name].append(column)
-    return {name: np.concatenate(columns) for name, columns in parts.items()}
+        if owners is not None:
+            present = ~np.isnan(aggregate.device_periods(p50, query.per_period))
+            parts["households"].append(households(present, owners))
+    return {name: np.concatenate(columns) for name, columns in parts.items() if columns}
 
 
 def points(query: SeriesQuery, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:

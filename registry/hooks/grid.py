@@ -14,14 +14,20 @@ from typing import Any
 
 from flask import current_app
 
+from registry.hooks import access
 from registry.store import geo_areas
 
-FIGURE_FIELDS = ("device_class", "marketplace_availability", "max_capacity", "available_capacity")
+FIGURE_FIELDS = ("device_class", "marketplace_availability", "max_capacity", "available_capacity", "account_id")
 
 
-def area_figures(geometry: dict[str, Any]) -> dict[str, Any]:
-    """Counts and sums over the devices inside ``geometry``; never an id."""
+def area_figures(geometry: dict[str, Any], minimum: int = 0) -> dict[str, Any]:
+    """Counts and sums over the devices inside ``geometry``; never an id. Withheld
+    when fewer than ``minimum`` households have devices there (a tiny area's figures
+    would be one house's)."""
     devices = geo_areas.devices_inside(current_app.data.driver.db, geometry, FIGURE_FIELDS)
+    homes = len({d.get("account_id") for d in devices})
+    if homes < minimum:
+        return {"withheld": f"fewer than {minimum} households in this area"}
     return {
         "devices": len(devices),
         "marketplace_devices": sum(d.get("marketplace_availability") == "yes" for d in devices),
@@ -40,8 +46,11 @@ def _kw(value: Any) -> float:
 
 
 def add_figures(item: dict[str, Any]) -> None:
+    """The figures, under the households' minimum for a grid operator."""
+    who = access.principal()
+    minimum = current_app.config["DSO_MIN_HOUSEHOLDS"] if who is None or who.role == "dso" else 0
     if isinstance(item.get("geometry"), dict) and not geo_areas.area_problem(item["geometry"]):
-        item["figures"] = area_figures(item["geometry"])
+        item["figures"] = area_figures(item["geometry"], minimum)
 
 
 HOOKS = [("on_fetched_item_grid_areas", add_figures)]

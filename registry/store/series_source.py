@@ -62,6 +62,16 @@ def window_days(start: datetime, end: datetime) -> Iterator[tuple[datetime, int,
         yield day, lo, hi
 
 
+def owners_of(db: Any, device_ids: Sequence[str]) -> np.ndarray:
+    """Each device's household as a small index (devices of one account share one)."""
+    accounts = {
+        d["device_id"]: d.get("account_id")
+        for d in db["devices"].find({"device_id": {"$in": list(device_ids)}}, {"device_id": 1, "account_id": 1})
+    }
+    index: dict[Any, int] = {}
+    return np.array([index.setdefault(accounts.get(d) or d, len(index)) for d in device_ids], dtype=np.int64)
+
+
 def measured_days(db: Any, device_ids: Sequence[str], start: datetime, end: datetime) -> Iterator[np.ndarray]:
     """Per day of the window, (devices, slots of that day in the window) mean kW; NaN
     where a device has no reading in a slot."""
