@@ -60,6 +60,8 @@ BID_STATUSES = ("submitted", "withdrawn", "accepted", "rejected")
 # an order (USEF FlexOrder): an accepted bid holding its devices' slots; active in its
 # window, completed (slots released) at its end
 ORDER_STATUSES = ("accepted", "active", "completed")
+# live orders: they hold their devices' slots, as live contracts do
+LIVE_ORDER_STATES = LIVE_CONTRACT_STATES
 # the clearing's prices (docs/market.md): each winner its own, or every winner the marginal one
 PRICINGS = ("pay_as_bid", "uniform")
 # the longest window a request may name: one day of 15-minute slots

@@ -32,13 +32,11 @@ from registry.market import orders, reservations, system_writes
 from registry.market.settlement import BaselineRule, Reading, SettlementError, settle, settle_shares
 from registry.store import idempotency_keys, timeseries
 from registry.store.clock import as_utc, utcnow
-from schemas.vocabulary import LIVE_CONTRACT_STATES
+from schemas.vocabulary import LIVE_CONTRACT_STATES, LIVE_ORDER_STATES
 
 # a contract that cannot be settled yet (missing history) is retried hourly, for a week
 SETTLE_RETRY = timedelta(hours=1)
 SETTLE_GIVE_UP = timedelta(days=7)
-# order states that hold their devices' slots
-ORDER_HOLDS = ("accepted", "active")
 # contract states whose offers stay contracted
 HOLDS_OFFERS = ("accepted", "active", "completed", "settled")
 # (resource, current, target, the moment field that must have passed)
@@ -82,7 +80,7 @@ def repair_orphans(db: Any, now: datetime, grace: timedelta) -> dict[str, int]:
 def delete_orphan_reservations(db: Any, cutoff: datetime) -> int:
     """Reservations of contracts, and of orders, that do not exist or no longer hold slots."""
     old = {"$or": [{"reserved_at": {"$lte": cutoff}}, {"reserved_at": {"$exists": False}}]}
-    holders = [("contract_id", "contracts", LIVE_CONTRACT_STATES), ("order_id", "orders", ORDER_HOLDS)]
+    holders = [("contract_id", "contracts", LIVE_CONTRACT_STATES), ("order_id", "orders", LIVE_ORDER_STATES)]
     deleted = 0
     for field, resource, live in holders:
         ids = [i for i in db[reservations.COLLECTION].distinct(field, old) if i is not None]
