@@ -251,6 +251,6 @@ class ContractWatcher:
             self.events.forget(contract_id)
             counts["forgotten"] += 1
             return
-        contract = await self.api.get_item("contracts", contract_id)
+        contract = await self.api.get_item("contracts", contract_id) or await self.api.get_item("orders", contract_id)
         if contract is None or contract.get("status") in CALLED_OFF_CONTRACT_STATES:
             counts["cancelled"] += await self.events.cancel(contract_id)
