@@ -154,3 +154,18 @@ def test_orders_go_active_then_complete_and_free_their_slots(app, flex, db):
     assert done["orders_completed"] == 2
     assert db["reservations"].count_documents({"order_id": {"$exists": True}}) == 0
     assert {o["status"] for o in orders_by_aggregator(flex.dso).values()} == {"completed"}
+
+
+@pytest.mark.parametrize(
+    "send,expected",
+    [
+        (lambda c: c.post("/orders", data={"price": "1"}), {405, 415}),
+        (lambda c: c.post("/orders", data=b'{"price": NaN}', content_type="application/json"), {400, 405}),
+        (lambda c: c.get("/orders?where=" + json.dumps({"start": {"$gt": "tomorrow"}})), {400}),
+        (lambda c: c.get("/orders?where=" + json.dumps({"power_kw": {"$where": "1"}})), {400}),
+        (lambda c: c.get("/orders/not-an-id"), {404}),
+    ],
+)
+def test_bad_requests_about_orders_are_4xx(app, flex, client_as, send, expected):
+    clear_at_gate(app)
+    assert send(client_as("aggregator", aggregator_id=A)).status_code in expected
