@@ -121,6 +121,10 @@ ADMIN_UI_SESSION_SECONDS: int = _env_int("ADMIN_UI_SESSION_SECONDS", 8 * 3600)
 # GET /series for a grid operator (docs/market.md): a period with fewer devices gives no value
 DSO_MIN_HOUSEHOLDS: int = _env_int("DSO_MIN_HOUSEHOLDS", 5)
 
+# the clearing of flexibility requests at gate closure (docs/market.md, "Orders"): "pay_as_bid"
+# (each accepted bid is paid its own price) or "uniform" (every one the marginal, highest accepted price)
+CLEARING_PRICING: str = os.environ.get("CLEARING_PRICING", "pay_as_bid")
+
 # marketplace settlement (docs/marketplace.md): "high X of Y" or "recent X of Y"
 MARKETPLACE_BASELINE: str = os.environ.get("MARKETPLACE_BASELINE", "high 4 of 5")
 MARKETPLACE_PENALTY_FACTOR: float = float(os.environ.get("MARKETPLACE_PENALTY_FACTOR", "1.5"))

@@ -39,6 +39,7 @@ FORECASTS, all_jobs  # tests/support/jobs_setup.py, for the jobs tests
 # tests/support/auth_hosts.py, for the multi-process auth tests
 COOKIE, client_token, api_status, kid_of, jwks_kids, keys_cli, generated, shared_secrets, two_hosts
 snapshot  # tests/support/db_snapshot.py, for the API security tests and the hostile fuzzer
+clear_at_gate, bid_of, hold_bilaterally  # tests/support/dso_market.py, for the clearing's tests
 propose, history_and_window  # tests/support/market_setup.py, for the marketplace API, atomicity and system-write tests
 later, held_by  # tests/support/killed_workers.py, for the atomicity and system-write tests
 an_offer  # tests/support/market_rule_inputs.py, for the marketplace rules tests

@@ -14,6 +14,7 @@ from schemas import (
     jobs,
     measurements,
     offers,
+    orders,
     prices,
     prosumers,
     vens,
@@ -34,4 +35,5 @@ MODULES = {
     "grid_areas": grid_areas,
     "flexibility_requests": flexibility_requests,
     "bids": bids,
+    "orders": orders,
 }

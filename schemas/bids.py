@@ -32,6 +32,13 @@ SCHEMA: dict[str, Any] = {
     "dso_id": {**DSO_ID, "readonly": True},
     # when its terms were last set: ties in the clearing go to the earliest
     "submitted_at": {"type": "datetime", "readonly": True},
+    # the clearing's answer (docs/market.md, "Orders"): ACK with the power accepted per
+    # slot, the price per kWh and the order; or NACK with the reason
+    "accepted_kw": {"type": "list", "readonly": True, "schema": {"type": "float"}},
+    "awarded_price": {"type": "float", "readonly": True},
+    "order": {"type": "objectid", "readonly": True},
+    "rejection_reason": {"type": "string", "readonly": True},
+    "cleared_at": {"type": "datetime", "readonly": True},
 }
 
 RESOURCE: dict[str, Any] = {

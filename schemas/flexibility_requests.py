@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.common import CURRENCY, DIRECTION, DSO_ID
-from schemas.vocabulary import FLEX_REQUEST_STATUSES, MAX_REQUEST_SLOTS
+from schemas.vocabulary import FLEX_REQUEST_STATUSES, MAX_REQUEST_SLOTS, PRICINGS
 
 SCHEMA: dict[str, Any] = {
     "dso_id": {**DSO_ID, "required": True},
@@ -35,6 +35,10 @@ SCHEMA: dict[str, Any] = {
     "status": {"type": "string", "allowed": list(FLEX_REQUEST_STATUSES), "default": "open"},
     "aggregator_ids": {"type": "list", "readonly": True, "schema": {"type": "string"}},
     "area_geometry": {"type": "dict", "readonly": True},
+    # set by the clearing: the power ordered per slot (all orders together), the pricing, when
+    "ordered_kw": {"type": "list", "readonly": True, "schema": {"type": "float"}},
+    "pricing": {"type": "string", "allowed": list(PRICINGS), "readonly": True},
+    "cleared_at": {"type": "datetime", "readonly": True},
 }
 
 RESOURCE: dict[str, Any] = {

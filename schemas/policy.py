@@ -71,6 +71,8 @@ METHODS: dict[str, dict[str, frozenset[str]]] = {
         "admin": ALL,
     },
     "bids": {"aggregator": frozenset({"GET", "POST", "PATCH"}), "dso": READ, "service": READ, "admin": ALL},
+    # written by the clearing only (the tick); a prosumer reads those holding one of its devices
+    "orders": {"aggregator": READ, "dso": READ, "prosumer": READ, "service": READ, "admin": READ},
 }
 
 OWNER_FIELD = {"aggregator": "aggregator_id", "prosumer": "account_id", "dso": "dso_id"}
@@ -79,6 +81,7 @@ RESOURCE_OWNER_FIELD: dict[tuple[str, str], str] = {
     ("contracts", "prosumer"): "account_ids",
     # a request is seen by the aggregators with devices in its area
     ("flexibility_requests", "aggregator"): "aggregator_ids",
+    ("orders", "prosumer"): "account_ids",
 }
 # public directories: every role reads every aggregator and every price series
 UNSCOPED = frozenset({"aggregators", "prices"})
@@ -123,6 +126,9 @@ HIDDEN: dict[tuple[str, str], frozenset[str]] = {
     ("flexibility_requests", "aggregator"): frozenset({"aggregator_ids"}),
     # a DSO sees what is offered, not which devices offer it
     ("bids", "dso"): frozenset({"device_ids"}),
+    ("orders", "dso"): frozenset({"device_ids", "account_ids"}),
+    # a prosumer sees that its device is ordered, not who else is in the order
+    ("orders", "prosumer"): frozenset({"device_ids", "account_ids"}),
 }
 
 

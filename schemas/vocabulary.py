@@ -52,10 +52,18 @@ CALLED_OFF_CONTRACT_STATES = ("cancelled", "rejected")
 
 # --- the grid operators' market (docs/market.md) -------------------------------------
 
-# a flexibility request: open for bids until its gate closure, then cleared; or cancelled by its DSO
-FLEX_REQUEST_STATUSES = ("open", "cleared", "cancelled")
+# a flexibility request: open for bids until its gate closure, then cleared (the tick claims
+# it as clearing while it runs the merit order); or cancelled by its DSO
+FLEX_REQUEST_STATUSES = ("open", "clearing", "cleared", "cancelled")
 # a bid: submitted (and revised) until gate closure, or withdrawn; accepted / rejected by the clearing
 BID_STATUSES = ("submitted", "withdrawn", "accepted", "rejected")
+# an order (USEF FlexOrder): an accepted bid holding its devices' slots; active in its
+# window, completed (slots released) at its end
+ORDER_STATUSES = ("accepted", "active", "completed")
+# live orders: they hold their devices' slots, as live contracts do
+LIVE_ORDER_STATES = LIVE_CONTRACT_STATES
+# the clearing's prices (docs/market.md): each winner its own, or every winner the marginal one
+PRICINGS = ("pay_as_bid", "uniform")
 # the longest window a request may name: one day of 15-minute slots
 MAX_REQUEST_SLOTS = 96
 

@@ -23,6 +23,7 @@ from registry.market import lifecycle
 from registry.ops.metrics import record_tick
 from registry.store import mongo_setup
 from registry.store.clock import as_utc
+from schemas.vocabulary import PRICINGS
 
 log = logging.getLogger("registry.jobs")
 FORECAST_KINDS = ("consumption_forecast", "flexibility_forecast")
@@ -30,6 +31,8 @@ FORECAST_KINDS = ("consumption_forecast", "flexibility_forecast")
 
 def init_app(app: Flask) -> None:
     """Pick the backend; start the embedded worker thread unless testing."""
+    if app.config.get("CLEARING_PRICING", "pay_as_bid") not in PRICINGS:  # the tick's clearing
+        raise ValueError(f"CLEARING_PRICING must be pay_as_bid or uniform, not {app.config['CLEARING_PRICING']!r}")
     if backend_name(app.config) == "rq":
         app.extensions["jobs"] = RQBackend(app)
     else:

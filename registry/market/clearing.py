@@ -9,8 +9,8 @@ them already in an accepted bid) or priced above the maximum is rejected, as is 
 bid accepted in no slot. Winners are paid their own price (pay-as-bid) or the
 highest accepted price (uniform, the marginal price).
 
-Nothing here reads a store or a clock: the job that runs it at gate closure turns
-awards into orders with reservations (not built yet).
+Nothing here reads a store or a clock: the tick runs it at gate closure and turns
+the awards into orders with reservations (:mod:`registry.market.orders`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-PRICINGS = ("pay_as_bid", "uniform")
+from schemas.vocabulary import PRICINGS
+
 # kW below which a remainder is taken as nothing (floating-point dust)
 EPSILON_KW = 1e-9
 

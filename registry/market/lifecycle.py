@@ -28,11 +28,11 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from registry.market import reservations, system_writes
+from registry.market import orders, reservations, system_writes
 from registry.market.settlement import BaselineRule, Reading, SettlementError, settle, settle_shares
 from registry.store import idempotency_keys, timeseries
 from registry.store.clock import as_utc, utcnow
-from schemas.vocabulary import LIVE_CONTRACT_STATES
+from schemas.vocabulary import LIVE_CONTRACT_STATES, LIVE_ORDER_STATES
 
 # a contract that cannot be settled yet (missing history) is retried hourly, for a week
 SETTLE_RETRY = timedelta(hours=1)
@@ -62,6 +62,8 @@ def advance_lifecycle(now: datetime | None = None, app: Flask | None = None) -> 
                 for resource, current, target, field in CLOCK_MOVES
             }
         )
+        counts.update(orders.clear_due(db, app.config, now))
+        counts.update(orders.advance_orders(db, now))
         settled, unsettled = settle_due(db, app.config, now)
     return {**counts, "contracts_settled": settled, "contracts_unsettled": unsettled}
 
@@ -76,20 +78,18 @@ def repair_orphans(db: Any, now: datetime, grace: timedelta) -> dict[str, int]:
 
 
 def delete_orphan_reservations(db: Any, cutoff: datetime) -> int:
+    """Reservations of contracts, and of orders, that do not exist or no longer hold slots."""
     old = {"$or": [{"reserved_at": {"$lte": cutoff}}, {"reserved_at": {"$exists": False}}]}
-    contract_ids = db[reservations.COLLECTION].distinct("contract_id", old)
-    if not contract_ids:
-        return 0
-    holding = {
-        c["_id"]
-        for c in db["contracts"].find(
-            {"_id": {"$in": contract_ids}, "status": {"$in": list(LIVE_CONTRACT_STATES)}}, {"_id": 1}
-        )
-    }
-    dead = [i for i in contract_ids if i not in holding]
-    if not dead:
-        return 0
-    return db[reservations.COLLECTION].delete_many({"contract_id": {"$in": dead}, **old}).deleted_count
+    holders = [("contract_id", "contracts", LIVE_CONTRACT_STATES), ("order_id", "orders", LIVE_ORDER_STATES)]
+    deleted = 0
+    for field, resource, live in holders:
+        ids = [i for i in db[reservations.COLLECTION].distinct(field, old) if i is not None]
+        alive = {"_id": {"$in": ids}, "status": {"$in": list(live)}}
+        holding = {d["_id"] for d in db[resource].find(alive, {"_id": 1})}
+        dead = [i for i in ids if i not in holding]
+        if dead:
+            deleted += db[reservations.COLLECTION].delete_many({field: {"$in": dead}, **old}).deleted_count
+    return deleted
 
 
 def reopen_orphan_offers(db: Any, cutoff: datetime, now: datetime) -> int:

@@ -62,6 +62,18 @@ def reservation_docs(contract: dict[str, Any], now: datetime) -> list[dict[str, 
     ]
 
 
+def order_reservation_docs(order: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """An order holds its devices in the slots where it accepted power (``order_id``
+    instead of ``contract_id``; the same unique index, so neither market sells a
+    device the other holds)."""
+    slots = [slot for slot, kw in zip(slot_starts(order["start"], order["end"]), order["power_kw"]) if kw > 0]
+    return [
+        {"_id": ObjectId(), "device_id": d, "slot_start": slot, "order_id": order["_id"], "reserved_at": now}
+        for d in sorted(order["device_ids"])
+        for slot in slots
+    ]
+
+
 def reserve(db: Any, docs: list[dict[str, Any]]) -> None:
     """Hold every slot of ``docs`` or raise :class:`Conflict` (the caller undoes
     the part that was stored, with :func:`unreserve`)."""
@@ -79,7 +91,11 @@ def unreserve(db: Any, docs: list[dict[str, Any]]) -> int:
 
 
 def reserve_step(contract: dict[str, Any], now: datetime) -> Step:
-    docs = reservation_docs(contract, now)
+    return holding_step(reservation_docs(contract, now))
+
+
+def holding_step(docs: list[dict[str, Any]]) -> Step:
+    """Hold ``docs`` (undone by deleting exactly them)."""
     return Step("reserve", lambda db: reserve(db, docs), lambda db: unreserve(db, docs))
 
 
@@ -97,12 +113,13 @@ def _taken_message(exc: Exception) -> str:
         if "device_id" in op
         else "a device of this contract"
     )
-    return f"{where} is already held by another accepted or active contract"
+    return f"{where} is already held by another accepted or active contract or order"
 
 
-def release(db: Any, contract_id: ObjectId) -> int:
-    """Free the slots of a contract that no longer holds them (closed, completed)."""
-    return db[COLLECTION].delete_many({"contract_id": contract_id}).deleted_count
+def release(db: Any, holder_id: ObjectId, field: str = "contract_id") -> int:
+    """Free the slots of a contract (or, by ``order_id``, an order) that no longer
+    holds them (closed, completed)."""
+    return db[COLLECTION].delete_many({field: holder_id}).deleted_count
 
 
 def first_taken(db: Any, contract: dict[str, Any]) -> dict[str, Any] | None:

@@ -56,7 +56,17 @@ CONTRACT_TRANSITIONS: dict[tuple[str, str], Rule] = {
     ("active", "completed"): Rule(frozenset({"service", "admin", SYSTEM}), "after_end"),
     ("completed", "settled"): Rule(frozenset({SYSTEM})),
 }
-TABLES = {"offer": OFFER_TRANSITIONS, "contract": CONTRACT_TRANSITIONS}
+# the grid operators' market: the clearing's and the clock's moves (a caller's: flex_rules)
+_SYSTEM_ONLY = Rule(frozenset({SYSTEM}))
+FLEX_TRANSITIONS: dict[str, dict[tuple[str, str], Rule]] = {
+    "flexibility_request": {("open", "clearing"): _SYSTEM_ONLY, ("clearing", "cleared"): _SYSTEM_ONLY},
+    "bid": {("submitted", "accepted"): _SYSTEM_ONLY, ("submitted", "rejected"): _SYSTEM_ONLY},
+    "order": {
+        ("accepted", "active"): Rule(frozenset({SYSTEM}), "after_start"),
+        ("active", "completed"): Rule(frozenset({SYSTEM}), "after_end"),
+    },
+}
+TABLES = {"offer": OFFER_TRANSITIONS, "contract": CONTRACT_TRANSITIONS, **FLEX_TRANSITIONS}
 
 
 def check_window(start: datetime, end: datetime, now: datetime, max_length: timedelta = MAX_WINDOW) -> None:

@@ -50,7 +50,13 @@ from registry.ops import request_ids
 from registry.store import atomic
 
 log = logging.getLogger("registry.market.system_writes")
-KINDS = {"offers": "offer", "contracts": "contract"}
+KINDS = {
+    "offers": "offer",
+    "contracts": "contract",
+    "flexibility_requests": "flexibility_request",
+    "bids": "bid",
+    "orders": "order",
+}
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("registry_system_write", default=False)
 _NOBODY = object()
 
@@ -106,6 +112,32 @@ def apply(
     return True
 
 
+def create(db: Any, resource: str, document: dict[str, Any], now: datetime, plan: atomic.Plan) -> None:
+    """Store a new ``document`` (with ``_id``) the registry makes itself, as Eve's POST
+    stores one: stamped, with its ETag, logged in the oplog by the system, then
+    ``on_inserted`` fired; ``plan`` runs around the insert (e.g. its reservations)."""
+    config = current_app.config
+    stamp = now.replace(microsecond=0)
+    stored = {**document, config["DATE_CREATED"]: stamp, config["LAST_UPDATED"]: stamp}
+    resolve_document_etag(stored, resource)
+
+    def write() -> None:
+        db[resource].insert_one(stored)
+        push_oplog(db, resource, stored["_id"], stored, "POST")
+
+    atomic.run(db, current_app.data.pymongo(resource).cx, plan, write)
+    atomic.after_commit(lambda: inserted(resource, stored))
+
+
+def inserted(resource: str, document: dict[str, Any]) -> None:
+    try:
+        with as_system():
+            current_app.on_inserted(resource, [document])
+            getattr(current_app, f"on_inserted_{resource}")([document])
+    except Exception:
+        log.exception("an on_inserted hook failed after the system write of %s %s", resource, document["_id"])
+
+
 @contextlib.contextmanager
 def as_system() -> Iterator[None]:
     """No caller while the block runs: the request's principal (if any) is put aside."""
@@ -134,16 +166,16 @@ def followers(resource: str, updates: dict[str, Any], original: dict[str, Any]) 
         log.exception("an on_updated hook failed after the system write of %s %s", resource, original["_id"])
 
 
-def push_oplog(db: Any, resource: str, id_: Any, updates: dict[str, Any]) -> None:
-    """Eve's ``oplog_push`` for one PATCH, by the system actor, into ``db`` (so
-    inside the write's transaction)."""
+def push_oplog(db: Any, resource: str, id_: Any, updates: dict[str, Any], method: str = "PATCH") -> None:
+    """Eve's ``oplog_push`` for one PATCH (or POST), by the system actor, into ``db``
+    (so inside the write's transaction)."""
     config = current_app.config
-    if not config["OPLOG"] or "PATCH" not in config["OPLOG_METHODS"] or resource not in config["URLS"]:
+    if not config["OPLOG"] or method not in config["OPLOG_METHODS"] or resource not in config["URLS"]:
         return
     stamp = updates[config["LAST_UPDATED"]]
     entry: dict[str, Any] = {
         "r": config["URLS"][resource],
-        "o": "PATCH",
+        "o": method,
         "i": id_,
         config["LAST_UPDATED"]: stamp,
         config["DATE_CREATED"]: stamp,
@@ -151,7 +183,7 @@ def push_oplog(db: Any, resource: str, id_: Any, updates: dict[str, Any]) -> Non
     if config["OPLOG_AUDIT"]:
         entry["ip"] = request.remote_addr if has_request_context() else None
         entry["u"] = actor()
-        if "PATCH" in config["OPLOG_CHANGE_METHODS"]:
+        if method in config["OPLOG_CHANGE_METHODS"]:
             entry["c"] = {k: v for k, v in updates.items() if k not in (config["ETAG"], config["LAST_UPDATED"])}
     current_app.on_oplog_push(resource, [entry])
     db[config["OPLOG_NAME"]].insert_one(entry)

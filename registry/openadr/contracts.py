@@ -14,6 +14,10 @@ contracts reach VENs whichever process created or changed them::
                              VEN that had answered (ven_response) gets the
                              cancelled event
       known, not listed   -> ended: forgotten; else re-read: cancelled or gone
+      GET /orders?where={status in accepted|active, the same window}
+      (the grid operators' orders, docs/market.md)
+                          -> one event per VEN, as for a live contract, with
+                             one interval per 15-minute slot of the order
       a contract that fails (a non-finite power, a bad date, a missing device)
                           -> logged and skipped; the others go on
 
@@ -21,7 +25,8 @@ Event ids are ``uuid5(contract, ven)`` (:func:`mapping.event_id_for`): a
 restarted bridge re-sends the same event, which openleadr's VEN recognises and
 answers with its earlier opt, and that answer does not change the contract.
 openleadr's per-event callbacks are not used: every oadrCreatedEvent goes to
-:class:`opts.OptResponses`.
+:class:`opts.OptResponses`. The VENs' answers to an order's events are not recorded
+(an order has no ``ven_response`` yet).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from openleadr import OpenADRServer, utils
 
-from schemas.vocabulary import CALLED_OFF_CONTRACT_STATES, LIVE_CONTRACT_STATES
+from schemas.vocabulary import CALLED_OFF_CONTRACT_STATES, LIVE_CONTRACT_STATES, LIVE_ORDER_STATES
 
 from . import mapping
 from .api_client import ApiClient, ApiError, ApiUnavailable, format_eve_date
@@ -43,6 +48,7 @@ from .api_client import ApiClient, ApiError, ApiUnavailable, format_eve_date
 logger = logging.getLogger("registry.openadr")
 
 CONTRACT_FIELDS = ("device_ids", "offers", "status", "start", "end", "power_kw", "direction", "ven_response")
+ORDER_FIELDS = ("device_ids", "status", "start", "end", "power_kw", "direction")
 
 
 @dataclass
@@ -64,8 +70,9 @@ class ContractEvents:
         self.closed: set[str] = set()  # contracts whose cancellation was handled here
         self.contracts: dict[str, str] = {}  # event_id -> contract id
 
-    async def activate(self, contract: dict, device_ids: list[str] | None = None) -> list[str]:
-        """Queue the contract's event for each VEN that has none yet; the new event ids."""
+    async def activate(self, contract: dict, device_ids: list[str] | None = None, answered: bool = True) -> list[str]:
+        """Queue the contract's (or, not ``answered``, an order's) event for each VEN
+        that has none yet; the new event ids."""
         contract_id = str(contract["_id"])
         record = self.sent.get(contract_id) or SentContract(mapping.parse_moment(contract["end"]))
         queued = []
@@ -74,7 +81,8 @@ class ContractEvents:
                 continue
             event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context)
             record.events[ven_id] = self.server.add_raw_event(ven_id=ven_id, event=event, callback=_answered_elsewhere)
-            self.contracts[record.events[ven_id]] = contract_id
+            if answered:  # the VEN's opt lands on the contract
+                self.contracts[record.events[ven_id]] = contract_id
             queued.append(record.events[ven_id])
         if queued:
             self.sent[contract_id] = record
@@ -193,9 +201,19 @@ class ContractWatcher:
             },
             projection={name: 1 for name in CONTRACT_FIELDS},
         )
-        listed = {str(contract.get("_id")) for contract in contracts}
+        window = {"start": {"$lte": format_eve_date(now + self.lead)}, "end": {"$gt": format_eve_date(now)}}
+        orders = await self.api.find_all(
+            "orders",
+            {"status": {"$in": list(LIVE_ORDER_STATES)}, **window},
+            projection={name: 1 for name in ORDER_FIELDS},
+        )
+        listed = {str(doc.get("_id")) for doc in [*contracts, *orders]}
         for contract in contracts:
             await self._isolated(self._follow(contract, counts), contract.get("_id"), counts)
+        for order in orders:
+            here = [d for d in order.get("device_ids") or [] if d in self.events.resources]
+            if here:
+                await self._isolated(self._queue(order, here, counts), order.get("_id"), counts)
         for contract_id in set(self.events.sent) - listed:
             await self._isolated(self._recheck(contract_id, now, counts), contract_id, counts)
         self.events.closed &= listed
@@ -224,12 +242,15 @@ class ContractWatcher:
         elif here and contract.get("ven_response") and contract_id not in self.events.closed:
             counts["cancelled"] += await self.events.announce_cancellation(contract, here)
 
+    async def _queue(self, order: dict, here: list[str], counts: Counter) -> None:
+        counts["queued"] += len(await self.events.activate(order, here, answered=False))
+
     async def _recheck(self, contract_id: str, now: datetime, counts: Counter) -> None:
         """A contract with events here that the query no longer lists."""
         if self.events.sent[contract_id].end <= now:
             self.events.forget(contract_id)
             counts["forgotten"] += 1
             return
-        contract = await self.api.get_item("contracts", contract_id)
+        contract = await self.api.get_item("contracts", contract_id) or await self.api.get_item("orders", contract_id)
         if contract is None or contract.get("status") in CALLED_OFF_CONTRACT_STATES:
             counts["cancelled"] += await self.events.cancel(contract_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,41 +178,52 @@ def parse_moment(value: Any) -> datetime:
 
 
 def contract_signals(contract: dict) -> list[objects.EventSignal]:
-    """The event signals for a contract window.
+    """The event signals for a contract window (or an order's: ``power_kw`` per slot).
 
     ``direction`` is the registry's (schemas/common.py): of the device's net
     power, + consumption, so "down" = the device draws less (or exports more),
     "up" = it draws more. LOAD_DISPATCH/delta carries that change of consumption
-    in kW; a "down" contract also sends SIMPLE level 1 so that simple VENs shed load.
+    in kW; a "down" contract also sends SIMPLE level 1 so that simple VENs shed load
+    (an order's slots without accepted power: delta 0, level 0).
     """
     start, end = parse_moment(contract["start"]), parse_moment(contract["end"])
     if end <= start:
         raise ValueError(f"contract {contract.get('_id')} has an empty window")
+    sign = -1.0 if contract.get("direction", "down") == "down" else 1.0
     power = contract.get("power_kw")
-    if isinstance(power, bool) or not isinstance(power, (int, float)) or not math.isfinite(power) or power <= 0:
+    slots = power if isinstance(power, list) and power else [power]
+    if not all(_usable(kw) for kw in slots) or not any(kw > 0 for kw in slots):
         raise ValueError(f"contract {contract.get('_id')} has no usable power_kw ({power!r})")
-    delta = -float(power) if contract.get("direction", "down") == "down" else float(power)
+    step = (end - start) / len(slots)
 
-    def interval(payload: float) -> objects.Interval:
-        return objects.Interval(dtstart=start, duration=end - start, signal_payload=payload)
+    def intervals(payload: Callable[[float], float]) -> list[objects.Interval]:
+        return [
+            objects.Interval(dtstart=start + i * step, duration=step, signal_payload=payload(kw))
+            for i, kw in enumerate(slots)
+        ]
 
     signals = [
         objects.EventSignal(
-            intervals=[interval(delta)],
+            intervals=intervals(lambda kw: sign * float(kw) + 0.0),
             signal_name="LOAD_DISPATCH",
             signal_type="delta",
             signal_id=utils.generate_id(),
             measurement=KILOWATT_SIGNAL,
         )
     ]
-    if delta < 0:
+    if sign < 0:
+        simple = intervals(lambda kw: 1.0 if kw > 0 else 0.0)
         signals.insert(
             0,
             objects.EventSignal(
-                intervals=[interval(1.0)], signal_name="SIMPLE", signal_type="level", signal_id=utils.generate_id()
+                intervals=simple, signal_name="SIMPLE", signal_type="level", signal_id=utils.generate_id()
             ),
         )
     return signals
+
+
+def _usable(kw: Any) -> bool:
+    return not isinstance(kw, bool) and isinstance(kw, (int, float)) and math.isfinite(kw) and kw >= 0
 
 
 def contract_event(

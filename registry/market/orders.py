@@ -1,0 +1,187 @@
+"""Clearing at gate closure, run by the tick, and the orders it makes (docs/market.md,
+"Orders").
+
+Every open flexibility request whose gate has closed is claimed with a
+compare-and-set (open → clearing: one ticker wins, however many run at once),
+then cleared with the pure :func:`registry.market.clearing.clear` over its
+submitted bids. Bids with a device already held in the window (a bilateral
+contract accepted after the bid, or another order) are left out before the merit
+order, so the power goes to the next bids. Each award becomes an order that
+reserves its devices' slots in the reservations both markets share, in one atomic
+run with the order's insert; a reservation lost to a contract accepted in between
+(a race) rejects that bid, and its power is not offered again. The bids get their
+ACK (accepted, with the power per slot, the price and the order) or NACK
+(rejected, with the reason), and the request becomes cleared with the power ordered.
+
+Every write is a system write (:mod:`registry.market.system_writes`): audited,
+with Eve's events. A clearing whose ticker died half-way (still ``clearing``
+after ``REQUEST_GRACE_SECONDS``) is taken over by one later tick (a compare-and-set
+on its ``_updated``) and finished: an order is unique per bid, and a bid already
+answered is left as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from registry.market import reservations, system_writes
+from registry.market.clearing import Award, Bid, clear, merit_order
+from registry.store.atomic import Plan
+from schemas.vocabulary import DATE_FORMAT
+
+COUNTS = ("requests_cleared", "orders_created", "bids_accepted", "bids_rejected")
+ANSWERED = ("submitted", "accepted", "rejected")
+
+
+def clear_due(db: Any, config: dict[str, Any], now: datetime) -> dict[str, int]:
+    """Clear every request whose gate closure has passed (and finish any clearing left
+    half-done by a dead ticker); returns counts."""
+    counts = dict.fromkeys(COUNTS, 0)
+    pricing = str(config.get("CLEARING_PRICING", "pay_as_bid"))
+    for request in db["flexibility_requests"].find({"status": "open", "gate_closure": {"$lte": now}}):
+        if reservations.flip(db, "flexibility_requests", request, "clearing", now, {"pricing": pricing}):
+            clear_claimed(db, request["_id"], now, counts)
+    stuck = now - timedelta(seconds=int(config.get("REQUEST_GRACE_SECONDS", 120)))
+    for request in db["flexibility_requests"].find({"status": "clearing", "_updated": {"$lte": stuck}}):
+        taken_over = {"_updated": request["_updated"]}
+        if system_writes.apply(db, "flexibility_requests", request, {"pricing": request["pricing"]}, now, taken_over):
+            clear_claimed(db, request["_id"], now, counts)
+    return counts
+
+
+def clear_claimed(db: Any, request_id: Any, now: datetime, counts: dict[str, int]) -> None:
+    """The clearing of one request this ticker holds (status clearing)."""
+    request = db["flexibility_requests"].find_one({"_id": request_id})
+    bids = list(db["bids"].find({"request": request_id, "status": {"$in": list(ANSWERED)}}))
+    offers = [b for b in bids if not b.get("cannot_offer")]
+    for bid in bids:
+        if bid.get("cannot_offer"):
+            answer(db, bid, now, counts, rejection_reason="the bid offered nothing (cannot_offer)")
+    held = {b["_id"]: h for b in offers if (h := held_slot(db, b, request))}
+    for bid_id, holder in held.items():
+        reason = f"device {holder['device_id']} is held at {holder['slot_start']:{DATE_FORMAT}} by a contract or order"
+        answer(db, by_id(offers, bid_id), now, counts, rejection_reason=reason)
+    free = [as_bid(b) for b in offers if b["_id"] not in held]
+    awards = clear(request["power_kw"], request["max_price"], free, request["pricing"])
+    ordered = [0.0] * len(request["power_kw"])
+    for award in awards:
+        bid = by_id(offers, award.bid_id)
+        if not award.accepted:
+            answer(db, bid, now, counts, rejection_reason=why_not(award, free, awards, request["max_price"]))
+        elif make_order(db, request, bid, award, now, counts):
+            ordered = [o + a for o, a in zip(ordered, award.accepted_kw)]
+    done = {"ordered_kw": [round(kw, 9) for kw in ordered], "cleared_at": now}
+    if reservations.flip(db, "flexibility_requests", request, "cleared", now, done):
+        counts["requests_cleared"] += 1
+
+
+def make_order(
+    db: Any, request: dict[str, Any], bid: dict[str, Any], award: Award, now: datetime, counts: dict[str, int]
+) -> bool:
+    """The bid's order with its reservations, then the bid's ACK; a NACK if a device
+    was taken meanwhile. True if the bid holds an order."""
+    order = db["orders"].find_one({"bid": bid["_id"]})
+    if order is None:
+        order = order_document(db, request, bid, award)
+        plan = Plan(before=[reservations.holding_step(reservations.order_reservation_docs(order, now))])
+        try:
+            system_writes.create(db, "orders", order, now, plan)
+            counts["orders_created"] += 1
+        except reservations.Conflict as exc:
+            answer(db, bid, now, counts, rejection_reason=f"not free at clearing: {exc.message}")
+            return False
+        except DuplicateKeyError:  # another ticker finishing the same clearing made it
+            order = db["orders"].find_one({"bid": bid["_id"]}) or order
+    changes = {"accepted_kw": list(order["power_kw"]), "awarded_price": order["price"], "order": order["_id"]}
+    answer(db, bid, now, counts, **changes)
+    return True
+
+
+def order_document(db: Any, request: dict[str, Any], bid: dict[str, Any], award: Award) -> dict[str, Any]:
+    devices = db["devices"].find({"device_id": {"$in": bid["device_ids"]}}, {"account_id": 1})
+    return {
+        "_id": ObjectId(),
+        "request": request["_id"],
+        "bid": bid["_id"],
+        "aggregator_id": bid["aggregator_id"],
+        "dso_id": request["dso_id"],
+        "grid_area": request["grid_area"],
+        "direction": request["direction"],
+        "start": request["start"],
+        "end": request["end"],
+        "power_kw": list(award.accepted_kw),
+        "price": award.price,
+        "currency": request.get("currency", "EUR"),
+        "pricing": request["pricing"],
+        "device_ids": sorted(bid["device_ids"]),
+        "account_ids": sorted({d["account_id"] for d in devices if d.get("account_id")}),
+        "status": "accepted",
+    }
+
+
+def answer(db: Any, bid: dict[str, Any], now: datetime, counts: dict[str, int], **changes: Any) -> None:
+    """ACK (``order`` given) or NACK (``rejection_reason``) of a submitted bid; a bid
+    already answered (a resumed clearing) is left alone."""
+    if bid["status"] != "submitted":
+        return
+    target = "accepted" if "order" in changes else "rejected"
+    if reservations.flip(db, "bids", bid, target, now, {**changes, "cleared_at": now}):
+        counts[f"bids_{target}"] += 1
+
+
+def held_slot(db: Any, bid: dict[str, Any], request: dict[str, Any]) -> dict[str, Any] | None:
+    """A slot of the request's window where a device of the bid is held by anything
+    but this request's own orders (those of a clearing being finished)."""
+    own = db["orders"].distinct("_id", {"request": request["_id"]})
+    return db[reservations.COLLECTION].find_one(
+        {
+            "device_id": {"$in": bid["device_ids"]},
+            "slot_start": {"$gte": request["start"], "$lt": request["end"]},
+            "order_id": {"$nin": own},
+        }
+    )
+
+
+def why_not(award: Award, bids: list[Bid], awards: list[Award], max_price: float) -> str:
+    bid = next(b for b in bids if b.bid_id == award.bid_id)
+    if bid.price > max_price:
+        return f"priced above the request's maximum of {max_price}"
+    won = {a.bid_id for a in awards if a.accepted}
+    before = merit_order(bids)[: merit_order(bids).index(bid)]
+    if any(set(b.device_ids) & set(bid.device_ids) for b in before if b.bid_id in won):
+        return "a device of this bid is in a bid accepted before it in merit order"
+    return "outbid: cheaper or earlier bids took the power asked for (or no whole step of the granularity fitted)"
+
+
+def as_bid(bid: dict[str, Any]) -> Bid:
+    return Bid(
+        bid_id=str(bid["_id"]),
+        price=float(bid["price"]),
+        power_kw=tuple(float(kw) for kw in bid["power_kw"]),
+        granularity_kw=float(bid.get("granularity_kw") or 0),
+        submitted_at=bid.get("submitted_at") or bid["_created"],
+        device_ids=tuple(bid["device_ids"]),
+    )
+
+
+def by_id(bids: list[dict[str, Any]], bid_id: Any) -> dict[str, Any]:
+    return next(b for b in bids if str(b["_id"]) == str(bid_id))
+
+
+def advance_orders(db: Any, now: datetime) -> dict[str, int]:
+    """Orders become active at their start and completed at their end, when their
+    slots are freed (a release lost to a crash is repaired as an orphan)."""
+    active = sum(
+        reservations.flip(db, "orders", o, "active", now)
+        for o in db["orders"].find({"status": "accepted", "start": {"$lte": now}})
+    )
+    completed = 0
+    for order in db["orders"].find({"status": "active", "end": {"$lte": now}}):
+        if reservations.flip(db, "orders", order, "completed", now):
+            reservations.release(db, order["_id"], "order_id")
+            completed += 1
+    return {"orders_active": active, "orders_completed": completed}
