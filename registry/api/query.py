@@ -198,10 +198,14 @@ def check_dates(spec: Any, fields: set[str], date_format: str) -> None:
     if not isinstance(spec, dict):
         return
     for key, value in spec.items():
+        path = ".".join(part for part in str(key).split(".") if not part.isdigit())  # history.0.at: history.at
         if key in ("$and", "$or", "$nor"):
             check_dates(value, fields, date_format)
-        elif key in fields:
-            _check_date_condition(key, value, date_format)
+        elif path in fields:
+            _check_date_condition(path, value, date_format)
+        elif isinstance(value, dict) and isinstance(value.get("$elemMatch"), dict):
+            inner = {f[len(path) + 1 :] for f in fields if f.startswith(path + ".")}
+            check_dates(value["$elemMatch"], inner, date_format)  # the members' own fields
 
 
 def _check_date_condition(field: str, value: Any, date_format: str) -> None:
@@ -209,11 +213,13 @@ def _check_date_condition(field: str, value: Any, date_format: str) -> None:
         for op, operand in value.items():
             if op in DATE_COMPARISONS:
                 _check_date(field, operand, date_format)
-            elif op in DATE_LISTS and isinstance(operand, list):
+            elif op in DATE_LISTS and isinstance(operand, list) and operand:
                 for item in operand:
                     _check_date(field, item, date_format)
-            elif op == "$not":
+            elif op in ("$not", "$elemMatch"):
                 _check_date_condition(field, operand, date_format)
+            elif op in ("$all", "$size"):  # an empty $all matches every document on one store, none on the other
+                raise BadRequest(description=f"`where`: {field} is a date, not a list: {op} does not apply")
         return
     _check_date(field, value, date_format)
 
