@@ -5,8 +5,8 @@ Removed: the prosumer's name, e-mail, phone and address (its display name become
 "erased account"); its devices' names and locations (the devices stay, switched
 off, so that the contracts naming them still resolve); its offers' locations (open
 offers are withdrawn); its VEN enrolments (its gateways are refused from then on);
-its readings, forecasts, advice and jobs; the same personal fields inside the audit
-trail's recorded changes. Kept: its contracts and their settlements (accounting
+its readings, forecasts, advice and jobs; the recorded values of the audit entries
+about the account's documents. Kept: its contracts and their settlements (accounting
 records), the offers they reference, and the audit entries themselves, all naming
 the account only by its id.
 
