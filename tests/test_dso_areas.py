@@ -154,6 +154,15 @@ BAD_GEOMETRIES = {
     "multipolygon of a bad part": {"type": "MultiPolygon", "coordinates": [SQUARE, [SQUARE[0][:3]]]},
     "too many positions": {"type": "Polygon", "coordinates": [[[2 + i * 1e-5, 41.0] for i in range(10_001)]]},
     "not a dict": [[2, 41]],
+    # shapes MongoDB's $geoWithin refuses (found by a security review): a ring crossing itself, a hole outside
+    "a bow tie": {
+        "type": "Polygon",
+        "coordinates": [[[2.1, 41.3], [2.3, 41.4], [2.3, 41.3], [2.1, 41.35], [2.1, 41.3]]],
+    },
+    "a hole outside its shell": {
+        "type": "Polygon",
+        "coordinates": [SQUARE[0], [[3.0, 41.0], [3.1, 41.0], [3.1, 41.1], [3.0, 41.1], [3.0, 41.0]]],
+    },
 }
 
 

@@ -15,6 +15,9 @@ import itertools
 import math
 from typing import Any
 
+from shapely.geometry import shape
+from shapely.validation import explain_validity
+
 from registry.store import geo
 
 MAX_POSITIONS = 10_000
@@ -50,6 +53,11 @@ def area_problem(value: Any) -> str | None:
     lngs, lats = [p[0] for p in positions], [p[1] for p in positions]
     if max(lngs) - min(lngs) > MAX_SPAN_DEGREES or max(lats) - min(lats) > MAX_SPAN_DEGREES:
         return f"spans more than {MAX_SPAN_DEGREES:g} degrees of longitude or latitude; a grid area is a region"
+    # shapely's OGC validity: rings that cross themselves or each other, holes outside
+    # their shell, overlapping parts: shapes MongoDB's $geoWithin refuses to query
+    validity = explain_validity(shape(value))
+    if validity != "Valid Geometry":
+        return f"is not a valid polygon: {validity}"
     return None
 
 
