@@ -19,6 +19,10 @@ All devices are fitted at once with batched linear algebra. The p10 / p90
 bands are empirical quantiles of each device's back-cast residuals around
 the same time of day.
 
+Before the fit every device's history is cleaned and judged on its own
+(:mod:`registry.forecast.quality`): non-finite values and spikes are left
+out, and a history too thin or too stale is refused rather than forecast.
+
 The usual demand-response baselines (seasonal naive, yesterday naive,
 "X of Y", "high X of Y") live in :mod:`registry.forecast.baselines`; how far
 a device can move from its forecast in :mod:`registry.forecast.flexibility`;
@@ -35,18 +39,12 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from registry.forecast.timeseries import (
-    MAX_MISSING_FRACTION,
-    as_utc,
-    hide_unobserved,
-    target_start,
-    to_days,
-)
+from registry.forecast.quality import MIN_DAYS, MIN_RECENT_DAYS, RECENT_DAYS, DataReport, assess
+from registry.forecast.timeseries import MAX_MISSING_FRACTION, as_utc, target_start, to_days
 from registry.forecast.timeseries import nanmean as _nanmean
 from schemas.vocabulary import SLOTS_PER_DAY
 
 MODEL_NAME = "lagblend-v1"
-MIN_DAYS = 7
 FEATURES = (
     "yesterday",
     "week_ago",
@@ -89,25 +87,7 @@ class ForecastResult:
     model: str = MODEL_NAME
     backtest_mae: np.ndarray | None = None
     direction: str | None = None
-
-
-# --- data sufficiency -------------------------------------------------------
-
-
-def usable_days(history: np.ndarray) -> np.ndarray:
-    """Per device, the number of days with less than 20 % missing slots."""
-    missing = np.isnan(to_days(history)).mean(axis=2)
-    return (missing < MAX_MISSING_FRACTION).sum(axis=1)
-
-
-def check_sufficient(history: np.ndarray, device_ids: Sequence[str] | None = None) -> None:
-    """Raise InsufficientData naming every device with too little history."""
-    short = np.flatnonzero(usable_days(history) < MIN_DAYS)
-    if short.size:
-        names = [str(device_ids[i]) if device_ids is not None else f"row {i}" for i in short]
-        raise InsufficientData(
-            f"need at least {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} missing data for", names
-        )
+    fitted_on: tuple[dict, ...] | None = None
 
 
 # --- the lagblend model -----------------------------------------------------
@@ -249,13 +229,33 @@ def forecast_day_ahead(
 ) -> ForecastResult:
     """Forecast the 96 slots of the day after `history` for every device.
 
-    Raises InsufficientData (naming the devices) when any device has fewer
-    than 7 days with less than 20 % missing data. With `backtest`, the
-    result also carries each device's back-test MAE (see backtest_mae).
+    Each device's history is cleaned on its own (:mod:`registry.forecast.quality`);
+    raises InsufficientData naming every device whose history is too thin or
+    too stale (a job forecasts the others: :func:`assess` first). With
+    `backtest`, the result also carries each device's back-test MAE.
     """
-    observed = hide_unobserved(history, issued_at)
-    check_sufficient(observed, device_ids)
-    days = to_days(observed)
+    observed, report = assess(history, issued_at)
+    _raise_for(report, device_ids)
+    result = _fit_and_forecast(to_days(observed), issued_at, fit_days)
+    result = replace(result, fitted_on=tuple(report.fitted_on(i) for i in range(observed.shape[0])))
+    if backtest:
+        result = replace(result, backtest_mae=backtest_mae(history, issued_at, fit_days))
+    return result
+
+
+def _raise_for(report: DataReport, device_ids: Sequence[str] | None) -> None:
+    failing = [i for i, reason in enumerate(report.reasons) if reason]
+    if failing:
+        names = [str(device_ids[i]) if device_ids is not None else f"row {i}" for i in failing]
+        raise InsufficientData(
+            f"need at least {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} missing data, "
+            f"{MIN_RECENT_DAYS} of them in the last {RECENT_DAYS}, for",
+            names,
+        )
+
+
+def _fit_and_forecast(days: np.ndarray, issued_at: datetime | str, fit_days: int) -> ForecastResult:
+    """The lagblend fit and forecast on cleaned days (n, n_days, 96)."""
     first = max(2, days.shape[1] - fit_days)
     scale = _device_scale(days)[:, None, None]
     weekend = _weekend_flags(target_start(issued_at), days.shape[1])
@@ -264,10 +264,7 @@ def forecast_day_ahead(
     fitted = (features @ weights[:, None, :, None])[..., 0] * scale
     low, high = _residual_bands(days[:, first:] - fitted[:, :-1])
     p50 = fitted[:, -1]
-    result = _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0), p50 + np.maximum(high, 0))
-    if backtest:
-        result = replace(result, backtest_mae=backtest_mae(history, issued_at, fit_days))
-    return result
+    return _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0), p50 + np.maximum(high, 0))
 
 
 def _bounded_result(
@@ -283,15 +280,17 @@ def _bounded_result(
 def backtest_mae(history: np.ndarray, issued_at: datetime | str, fit_days: int = FIT_DAYS) -> np.ndarray:
     """Fit on all but the last day, score on the last day: MAE per device.
 
-    Devices without enough history for the shorter fit, or with no observed
+    Devices whose shorter history is too thin or stale, or with no observed
     slot on the last day, get NaN.
     """
-    observed = hide_unobserved(history, issued_at)
+    observed, _ = assess(history, issued_at)
     past, actual = observed[:, :-SLOTS_PER_DAY], observed[:, -SLOTS_PER_DAY:]
     mae = np.full(observed.shape[0], np.nan)
-    ok = usable_days(past) >= MIN_DAYS if past.shape[1] else np.zeros_like(mae, bool)
+    if not past.shape[1]:
+        return mae
+    day_before = target_start(issued_at) - timedelta(days=1)
+    ok = np.array([reason is None for reason in assess(past, day_before)[1].reasons])
     if ok.any():
-        day_before = target_start(issued_at) - timedelta(days=1)
         result = forecast_day_ahead(past[ok], day_before, fit_days=fit_days)
         mae[ok] = _nanmean(np.abs(result.p50 - actual[ok]), axis=1)
     return mae
