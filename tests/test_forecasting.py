@@ -316,3 +316,51 @@ def test_every_forecast_document_says_what_it_was_fitted_on():
         "last_reading": "2024-01-14T17:45:00Z",
     }
     assert docs[1]["fitted_on"]["excluded_values"] == 0 and docs[1]["fitted_on"]["days_used"] == 27
+
+
+# --- calibrated bands -------------------------------------------------------------
+
+
+def known_quantiles(n_devices, n_days, seed, day_sigma=0.2, slot_sigma=0.1):
+    """A fixed daily profile, a Gaussian level per device-day and Gaussian noise per slot:
+    tomorrow's p10 / p90 are the profile -/+ 1.2816 * hypot(day_sigma, slot_sigma)."""
+    rng = np.random.default_rng(seed)
+    hour = np.arange(DAY) / 4
+    profile = 1.0 + 0.8 * np.exp(-((hour - 19) ** 2) / 4) + 0.4 * np.exp(-((hour - 8) ** 2) / 3)
+    days = (
+        profile
+        + rng.normal(0.0, day_sigma, (n_devices, n_days, 1))
+        + rng.normal(0.0, slot_sigma, (n_devices, n_days, DAY))
+    )
+    return days.reshape(n_devices, -1), profile, 1.2816 * np.hypot(day_sigma, slot_sigma)
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_the_band_covers_80_percent_on_a_case_with_known_quantiles(seed):
+    data, profile, half_width = known_quantiles(200, 32, seed)
+    inside, widths = [], []
+    for k in range(4):  # four target days, issued at their midnight
+        end = (28 + k) * DAY
+        result = fc.forecast_day_ahead(data[:, end - 28 * DAY : end], MONDAY + timedelta(days=k))
+        actual = data[:, end : end + DAY]
+        inside.append((actual >= result.p10) & (actual <= result.p90))
+        widths.append(np.median(result.p90 - result.p10))
+        assert np.median(result.p50 - profile) == pytest.approx(0.0, abs=0.05)
+    assert 0.75 <= np.mean(inside) <= 0.85
+    assert np.mean(widths) == pytest.approx(2 * half_width, rel=0.1)
+
+
+def test_the_band_can_rise_above_the_history_maximum():
+    rng = np.random.default_rng(32)
+    hour = np.arange(DAY) / 4
+    growth = np.repeat(1.0 + 0.03 * np.arange(28), DAY)  # a device using 3 % more every day
+    shape = np.tile(1.0 + np.exp(-((hour - 19) ** 2) / 4), 28)
+    history = (growth * shape)[None, :] + rng.normal(0.0, 0.02, (4, 28 * DAY))
+    result = fc.forecast_day_ahead(history, MONDAY)
+    assert (result.p90.max(axis=1) > history.max(axis=1)).all()
+
+
+def test_a_device_that_never_exported_gets_no_negative_band():
+    history = np.abs(synthetic_load(5, 28, seed=33)) * (np.random.default_rng(0).random((5, 28 * DAY)) < 0.3)
+    result = fc.forecast_day_ahead(history, MONDAY)
+    assert (result.p10 >= 0).all() and (result.p50 >= 0).all()

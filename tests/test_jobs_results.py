@@ -31,7 +31,7 @@ def test_forecast_jobs_write_consumption_and_flexibility_forecasts(app, client, 
     consumption = db["forecasts"].find_one({"device_id": dev["device_id"], "kind": "consumption"})
     assert len(consumption["values"]) == 96 and len(consumption["quantiles"]["p90"]) == 96
     assert max(consumption["values"]) > 0.2  # a real forecast, not zeros
-    assert consumption["model"] == "lagblend-v1" and consumption["backtest_mae"] > 0
+    assert consumption["model"] == "lagblend-v2" and consumption["backtest_mae"] > 0
     assert (consumption["account_id"], consumption["aggregator_id"]) == (dev["account_id"], dev["aggregator_id"])
     flex = {f["direction"]: f for f in db["forecasts"].find({"device_id": dev["device_id"], "kind": "flexibility"})}
     assert set(flex) == {"up", "down"}

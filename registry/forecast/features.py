@@ -9,21 +9,19 @@ from __future__ import annotations
 import numpy as np
 
 from registry.forecast.timeseries import nanmean as _nanmean
+from schemas.vocabulary import SLOTS_PER_DAY
 
 FEATURES = (
     "yesterday",
-    "week_ago",
-    "mean7",
+    "week_ago_relevelled",
     "median7",
-    "weekday_mean",
-    "smooth_mean7",
-    "level7",
+    "weeks_relevelled",
     "smooth_day_type_mean28",
-    "smooth_yesterday",
+    "yesterday_moved",
 )
-# Prior weights: a robust recent-median profile. Used alone when the history
-# is too short to fit, and as the shrinkage target otherwise.
-PRIOR_WEIGHTS = np.array([0.05, 0.05, 0.1, 0.3, 0.1, 0.1, 0.1, 0.2, 0.0])
+RELEVEL_WEEKS = (7, 14, 21)
+TAIL_SLOTS = 8  # the last two hours before the day: the level a forecast starts from
+LEVEL_FADE_SLOTS = 96.0  # how fast that hour's level gives way to yesterday's daily level
 
 _MAX_LAG = 28
 
@@ -42,22 +40,42 @@ def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarra
     level7 = np.broadcast_to(_nanmean(mean7, axis=2)[..., None], mean7.shape)
     mean7 = np.where(np.isnan(mean7), level7, mean7)
     median7 = np.partition(np.where(np.isnan(recent), mean7[..., None], recent), 3, axis=-1)[..., 3]
-    weekday = _nanmean(np.stack([lag(k) for k in (7, 14, 21, 28)], axis=2), axis=2)
     daytype = _day_type_mean(padded, weekend, first)
+    moved = _relevelled(lag)
+    moved_yesterday = _nanmean(np.stack([lag(1) + lag(k) - lag(k + 1) for k in RELEVEL_WEEKS], -1), axis=-1)
     columns = {
         "yesterday": lag(1),
-        "week_ago": lag(7),
         "mean7": mean7,
         "median7": median7,
-        "weekday_mean": weekday,
         "smooth_mean7": _smooth(mean7),
-        "level7": level7,
         "smooth_day_type_mean28": _smooth(daytype),
         "smooth_yesterday": _smooth(lag(1)),
+        "week_ago_relevelled": moved[..., 0],
+        "weeks_relevelled": _nanmean(moved, axis=-1),
+        "yesterday_moved": moved_yesterday,
     }
     features = np.stack([columns[name] for name in FEATURES], axis=-1)  # in PRIOR_WEIGHTS' order
     fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
     return np.where(np.isnan(features), fallback, features)
+
+
+def _relevelled(lag) -> np.ndarray:
+    """The same weekday of the last weeks, each moved to the current level (n, T, 96, weeks).
+
+    The additive adjustment of demand-response baselines: week k's day plus
+    the difference between yesterday and the day before week k's, measured
+    over the last hour at the start of the day and fading into the
+    difference of the daily means (grid demand follows weather and season).
+    """
+    fade = np.exp(-np.arange(SLOTS_PER_DAY) / LEVEL_FADE_SLOTS)
+    yesterday = lag(1)
+    moved = []
+    for k in RELEVEL_WEEKS:
+        before = lag(k + 1)
+        tail = _nanmean(yesterday[..., -TAIL_SLOTS:] - before[..., -TAIL_SLOTS:], axis=-1)
+        daily = _nanmean(yesterday - before, axis=-1)
+        moved.append(lag(k) + fade * tail[..., None] + (1 - fade) * daily[..., None])
+    return np.stack(moved, axis=-1)
 
 
 def _pad_days(days: np.ndarray) -> np.ndarray:

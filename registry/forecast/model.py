@@ -6,18 +6,21 @@ NaN where missing, aligned to UTC days: its last column is the slot that ends
 at 00:00 UTC of the target day, the first UTC midnight at or after the issue
 time. Slots that end after the issue time are treated as not yet observed.
 
-The model ("lagblend") is a per-device linear blend of lagged-day features
-(yesterday, a week ago, 7-day mean and median, same-weekday mean, 28-day
-mean of the target's day type, smoothed profiles, the recent level). Its
-weights are fitted on the history itself: each device's last 14 days are
-forecast from the days before them and the weights minimise the absolute
-error of those back-casts (least absolute deviations by iteratively
-reweighted least squares), with every device scaled to its own mean level.
-Each device's weights are shrunk towards weights pooled over all devices,
-which are shrunk towards fixed prior weights, so short histories stay sane.
-All devices are fitted at once with batched linear algebra. The p10 / p90
-bands are empirical quantiles of each device's back-cast residuals around
-the same time of day.
+The model ("lagblend-v2") blends, per device, forecasts of the target day
+made from its own lagged days (:mod:`registry.forecast.features`): the same
+weekday of the last weeks moved to the current level (the additive
+adjustment of demand-response baselines, from the last two hours and
+yesterday's mean), yesterday moved by last weeks' change to the target
+weekday, yesterday, the 7-day median and the 28-day mean of the target's day
+type. Every feature is back-cast on the device's last 21 days, each day from
+the days before it only, and weighs its back-cast MAE to the power -8: what
+would have forecast this device well recently counts, the rest fades out (a
+grid feeder ends up on the moved weeks, a PV system on the median). A level
+correction then adds the blend's own error of the last hours before the
+day, fading over the day into yesterday's mean error, with gains fitted per
+device by least absolute deviations and shrunk to a pooled gain.
+All devices are computed at once with batched numpy. The p10 / p90 band is
+calibrated on cross-fitted back-test errors (:mod:`registry.forecast.calibration`).
 
 Before the fit every device's history is cleaned and judged on its own
 (:mod:`registry.forecast.quality`): non-finite values and spikes are left
@@ -32,24 +35,24 @@ the ``forecasts`` documents written from a result in
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 
-from registry.forecast.features import PRIOR_WEIGHTS, lag_features
+from registry.forecast.calibration import conformal_band, sign_bounds
+from registry.forecast.features import LEVEL_FADE_SLOTS, TAIL_SLOTS, lag_features
 from registry.forecast.quality import MIN_DAYS, MIN_RECENT_DAYS, RECENT_DAYS, DataReport, assess
 from registry.forecast.timeseries import MAX_MISSING_FRACTION, as_utc, target_start, to_days
 from registry.forecast.timeseries import nanmean as _nanmean
 from schemas.vocabulary import SLOTS_PER_DAY
 
-MODEL_NAME = "lagblend-v1"
+MODEL_NAME = "lagblend-v2"
 RIDGE = 200.0
 DEVICE_RIDGE = 50.0
-FIT_DAYS = 14
-QUANTILE_HALF_WINDOW = 4  # slots either side pooled into the residual quantiles
+FIT_DAYS = 21
+SHARPNESS = 8.0
 
 
 class InsufficientData(ValueError):
@@ -80,11 +83,11 @@ class ForecastResult:
 # --- the lagblend model -----------------------------------------------------
 
 
-def fit_weights(features: np.ndarray, target: np.ndarray, iterations: int = 5) -> np.ndarray:
-    """Per-device blend weights (n, k) minimising absolute error.
+def fit_weights(features: np.ndarray, target: np.ndarray, prior: np.ndarray, iterations: int = 5) -> np.ndarray:
+    """Per-device linear gains (n, k) minimising absolute error (the level correction's).
 
     Iteratively reweighted least squares; each pass fits pooled weights
-    (shrunk to PRIOR_WEIGHTS) and per-device weights shrunk to the pooled
+    (shrunk to ``prior``) and per-device weights shrunk to the pooled
     ones, so short or odd histories borrow strength from the others.
     features (n, T, 96, k) and target (n, T, 96) are scaled per device;
     NaN targets are ignored.
@@ -93,31 +96,46 @@ def fit_weights(features: np.ndarray, target: np.ndarray, iterations: int = 5) -
     x = features.reshape(n, -1, k)
     seen = ~np.isnan(target.reshape(n, -1))
     y = np.where(seen, target.reshape(n, -1), 0.0)
-    weights = np.broadcast_to(PRIOR_WEIGHTS, (n, k))
+    weights = np.broadcast_to(prior, (n, k))
     for _ in range(iterations):
         irls = seen / np.maximum(np.abs(y - (x @ weights[..., None])[..., 0]), 0.05)
         xw = (x * irls[..., None]).transpose(0, 2, 1)
         lhs, rhs = xw @ x, (xw @ y[..., None])[..., 0]
-        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k), rhs.sum(0) + RIDGE * PRIOR_WEIGHTS)
+        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k), rhs.sum(0) + RIDGE * prior)
         weights = np.linalg.solve(lhs + DEVICE_RIDGE * np.eye(k), (rhs + DEVICE_RIDGE * pooled)[..., None])[..., 0]
     return weights
 
 
-def _residual_bands(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per device and slot, p10 / p90 of residuals near that time of day."""
-    h = QUANTILE_HALF_WINDOW
-    wrapped = np.concatenate([residuals[..., -h:], residuals, residuals[..., :h]], axis=-1)
-    windows = np.lib.stride_tricks.sliding_window_view(wrapped, 2 * h + 1, axis=-1)
-    n, days, slots, width = windows.shape
-    pooled = windows.transpose(0, 2, 1, 3).reshape(n, slots, days * width)
-    if np.isnan(pooled).any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            low, high = np.nanquantile(pooled, [0.1, 0.9], axis=-1)
-        return np.nan_to_num(low), np.nan_to_num(high)
-    ranks = [int(0.1 * (days * width - 1)), int(np.ceil(0.9 * (days * width - 1)))]
-    ordered = np.partition(pooled, ranks, axis=-1)
-    return ordered[..., ranks[0]], ordered[..., ranks[1]]
+def blend_weights(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-device blend weights (n, k): each feature's back-cast MAE to the power -SHARPNESS.
+
+    Every feature of a back-cast day is computed from the days before it, so
+    these errors are out of sample: a feature that would have forecast the
+    device's last two weeks well weighs more, one that did not fades out.
+    """
+    mae = _nanmean(np.abs(features - target[..., None]), axis=(1, 2))
+    mae = np.where(np.isnan(mae), np.inf, np.fmax(mae, 1e-9))
+    best = np.fmin(mae.min(axis=1, keepdims=True), 1e300)
+    weights = (mae / best) ** -SHARPNESS
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def level_correction(residuals: np.ndarray) -> np.ndarray:
+    """(n, T + 1, 96) corrections of days first..n_days from the day before's residuals.
+
+    What demand-response baselines call the additive adjustment: the error
+    the blend made in the last hour before a day starts, fading over the
+    day into its error over the whole day before, each with a gain fitted
+    per device (shrunk to a pooled gain, which is shrunk to 0) by the same
+    least-absolute-deviation fit as the blend. The first day gets none.
+    """
+    fade = np.exp(-np.arange(SLOTS_PER_DAY) / LEVEL_FADE_SLOTS)
+    tail = np.nan_to_num(_nanmean(residuals[..., -TAIL_SLOTS:], axis=-1))[..., None] * fade
+    whole = np.nan_to_num(_nanmean(residuals, axis=-1))[..., None] * (1 - fade)
+    inputs = np.stack([tail, whole], axis=-1)  # from day t, for day t + 1
+    gains = fit_weights(inputs[:, :-1], residuals[:, 1:], prior=np.zeros(2))
+    correction = (inputs @ gains[:, None, :, None])[..., 0]
+    return np.concatenate([np.zeros_like(correction[:, :1]), correction], axis=1)
 
 
 def _device_scale(days: np.ndarray) -> np.ndarray:
@@ -171,21 +189,25 @@ def _fit_and_forecast(days: np.ndarray, issued_at: datetime | str, fit_days: int
     scale = _device_scale(days)[:, None, None]
     weekend = _weekend_flags(target_start(issued_at), days.shape[1])
     features = lag_features(days, weekend, first) / scale[..., None]
-    weights = fit_weights(features[:, :-1], days[:, first:] / scale)
-    fitted = (features @ weights[:, None, :, None])[..., 0] * scale
-    low, high = _residual_bands(days[:, first:] - fitted[:, :-1])
-    p50 = fitted[:, -1]
-    return _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0), p50 + np.maximum(high, 0))
-
-
-def _bounded_result(
-    days: np.ndarray, issued_at: datetime | str, p50: np.ndarray, p10: np.ndarray, p90: np.ndarray
-) -> ForecastResult:
-    """Clip every band to the range each device has shown in its history."""
-    low = np.nanmin(days, axis=(1, 2))[:, None]
-    high = np.nanmax(days, axis=(1, 2))[:, None]
-    p10, p50, p90 = (np.clip(band, low, high) for band in (p10, p50, p90))
+    target = days[:, first:] / scale
+    every_day = np.ones(target.shape[1], bool)
+    p50 = _blend(features, target, every_day)[:, -1] * scale[:, 0]
+    # Cross-fitted back-casts for the band: each back-cast day forecast with
+    # weights chosen on the other half of the days, so its error is out of sample.
+    odd = np.arange(target.shape[1]) % 2 == 1
+    crossed = np.where(
+        odd[None, :, None], _blend(features, target, ~odd)[:, :-1], _blend(features, target, odd)[:, :-1]
+    )
+    low, high = conformal_band((target - crossed)[:, 1:] * scale)
+    p10, p50, p90 = sign_bounds(days, p50 + np.minimum(low, 0), p50, p50 + np.maximum(high, 0))
     return ForecastResult(start=target_start(issued_at), issued_at=as_utc(issued_at), p50=p50, p10=p10, p90=p90)
+
+
+def _blend(features: np.ndarray, target: np.ndarray, chosen_on: np.ndarray) -> np.ndarray:
+    """Blend (with its level correction) of every day, weights chosen on the days ``chosen_on``; scaled units."""
+    weights = blend_weights(features[:, :-1][:, chosen_on], target[:, chosen_on])
+    fitted = (features @ weights[:, None, :, None])[..., 0]
+    return fitted + level_correction(target - fitted[:, :-1])
 
 
 def backtest_mae(history: np.ndarray, issued_at: datetime | str, fit_days: int = FIT_DAYS) -> np.ndarray:
