@@ -13,6 +13,8 @@ quarter-hour). Methods:
 * LightGBM on lags 1 d and 7 d, slot of day and weekday, fitted per series-day;
 * the demand-response baselines of registry/forecast/baselines.py.
 
+Then intraday and hour-ahead forecasts (bench/forecast_horizons.py) on the same days.
+
 nMAE = sum of absolute errors / sum of absolute actuals over all target days;
 cost = wall time per series-day (one CPU, after a warm-up call); coverage =
 share of actuals inside ours' p10-p90 band (nominal 80 %), over all slots and
@@ -35,6 +37,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from bench import forecast_horizons as horizons
 from bench.forecast_data import SLOTS, Series, datasets, target_days
 from registry.forecast import baselines
 from registry.forecast import model as fc
@@ -159,17 +162,20 @@ def throughput(series: Series) -> float:
 
 
 def run(days: int = 112, skip: frozenset[str] = frozenset()) -> dict:
-    """The bench's figures per dataset (bench/run_all.py prints them too)."""
-    results = {}
+    """The bench's figures: day-ahead per dataset, intraday and hour-ahead, throughput (bench/run_all.py)."""
+    results: dict = {"day-ahead": {}, "horizons": {}}
     for series in datasets():
         targets = target_days(series, days)
-        results[series.name] = {"series": series, "days": len(targets), "figures": evaluate(series, targets, skip)}
+        figures = evaluate(series, targets, skip)
+        results["day-ahead"][series.name] = {"series": series, "days": len(targets), "figures": figures}
+        results["horizons"][series.name] = horizons.evaluate(series, days, _midnight)
     results["throughput"] = throughput(datasets()[0])
     return results
 
 
 def table(results: dict) -> str:
-    names = [k for k in results if k != "throughput"]
+    """The day-ahead comparison: nMAE and cost per method and dataset, ours' coverage."""
+    names = list(results)
     head = f"{'nMAE % (cost ms per series-day)':<44}" + "".join(f"{n:>20}" for n in names)
     lines = [head, "-" * len(head)]
     for method in METHODS:
@@ -193,11 +199,12 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cpu, {platform.platform()}, python {platform.python_version()}")
     began = time.perf_counter()
     results = run(args.days, frozenset(s for s in args.skip.split(",") if s))
-    for name in (k for k in results if k != "throughput"):
-        series = results[name]["series"]
-        print(f"{name}: {series.source}, {series.first_day} + {series.n_days} days")
-    print()
-    print(table(results))
+    for name, r in results["day-ahead"].items():
+        print(f"{name}: {r['series'].source}, {r['series'].first_day} + {r['series'].n_days} days")
+    print("\nday-ahead, issued at 00:00 for the 96 slots of the day")
+    print(table(results["day-ahead"]))
+    print("\nintraday (next 8 h) and hour-ahead (next 1 h), from the day's readings up to the issue")
+    print(horizons.table(results["horizons"]))
     print(
         f"\nthroughput: {results['throughput']:,.0f} device-forecasts/s ({THROUGHPUT_DEVICES} rows of 28 days, load A)"
     )

@@ -68,14 +68,15 @@ def forecast_rows(days: int) -> list[Row]:
 
     results = bf.run(days)
     rows = []
-    for name in (k for k in results if k != "throughput"):
-        r = results[name]
+    for name, r in results["day-ahead"].items():
         section = f"forecasting, {name}: {r['series'].source}, {r['days']} target days (nMAE %, ms per series-day)"
         for method, f in r["figures"].items():
             rows.append((section, method, f"{f['nmae']:.2f} % ({1000 * f['seconds']:.1f} ms)"))
-        rows.append(
-            (section, "ours: p10-p90 coverage (nominal 80 %)", f"{100 * r['figures'][bf.OURS]['coverage']:.1f} %")
-        )
+        ours = r["figures"][bf.OURS]
+        coverage = f"{100 * ours['coverage']:.1f} % ({100 * ours['coverage_powered']:.1f} % of slots > 1 % of peak)"
+        rows.append((section, "ours: p10-p90 coverage (nominal 80 %)", coverage))
+        for method, f in results["horizons"][name].items():
+            rows.append((section, f"next 8 h / next 1 h: {method}", f"{f['8 h']:.2f} / {f['1 h']:.2f} %"))
     rows.append(
         ("forecasting", "throughput (1,000 rows of 28 days)", f"{results['throughput']:,.0f} device-forecasts/s")
     )
