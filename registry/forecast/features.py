@@ -18,6 +18,8 @@ FEATURES = (
     "weeks_relevelled",
     "smooth_day_type_mean28",
     "yesterday_moved",
+    "high_5_of_10",
+    "median14",
 )
 RELEVEL_WEEKS = (7, 14, 21)
 TAIL_SLOTS = 8  # the last two hours before the day: the level a forecast starts from
@@ -40,6 +42,7 @@ def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarra
     level7 = np.broadcast_to(_nanmean(mean7, axis=2)[..., None], mean7.shape)
     mean7 = np.where(np.isnan(mean7), level7, mean7)
     median7 = np.partition(np.where(np.isnan(recent), mean7[..., None], recent), 3, axis=-1)[..., 3]
+    recent14 = np.stack([lag(k) for k in range(1, 15)], axis=-1)
     daytype = _day_type_mean(padded, weekend, first)
     moved = _relevelled(lag)
     moved_yesterday = _nanmean(np.stack([lag(1) + lag(k) - lag(k + 1) for k in RELEVEL_WEEKS], -1), axis=-1)
@@ -53,10 +56,30 @@ def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarra
         "week_ago_relevelled": moved[..., 0],
         "weeks_relevelled": _nanmean(moved, axis=-1),
         "yesterday_moved": moved_yesterday,
+        "high_5_of_10": _high_days(recent14[..., :10], 5),
+        "median14": _median(recent14, mean7),
     }
     features = np.stack([columns[name] for name in FEATURES], axis=-1)  # in PRIOR_WEIGHTS' order
     fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
     return np.where(np.isnan(features), fallback, features)
+
+
+def _median(recent: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Per slot, the median of an even number of days, missing ones counted at ``fallback``."""
+    half = recent.shape[-1] // 2
+    ordered = np.partition(np.where(np.isnan(recent), fallback[..., None], recent), [half - 1, half], axis=-1)
+    return (ordered[..., half - 1] + ordered[..., half]) / 2
+
+
+def _high_days(recent: np.ndarray, x: int) -> np.ndarray:
+    """Per slot, the mean of the ``x`` days of ``recent`` (n, T, 96, days) with the most energy.
+
+    The "high X of Y" baseline without the day type: for PV the clear days,
+    which is what minimises absolute error when most days are sunny."""
+    energy = np.where(np.isnan(recent), 0.0, np.abs(recent)).sum(axis=2, keepdims=True)
+    energy = np.where(np.isnan(recent).all(axis=2, keepdims=True), -np.inf, energy)
+    rank = np.argsort(np.argsort(-energy, axis=-1), axis=-1)
+    return _nanmean(np.where(rank < x, recent, np.nan), axis=-1)
 
 
 def _relevelled(lag) -> np.ndarray:

@@ -11,8 +11,9 @@ made from its own lagged days (:mod:`registry.forecast.features`): the same
 weekday of the last weeks moved to the current level (the additive
 adjustment of demand-response baselines, from the last two hours and
 yesterday's mean), yesterday moved by last weeks' change to the target
-weekday, yesterday, the 7-day median and the 28-day mean of the target's day
-type. Every feature is back-cast on the device's last 21 days, each day from
+weekday, yesterday, the 7- and 14-day medians, the mean of the 5 days with
+most energy among the last 10, and the 28-day mean of the target's day type.
+Every feature is back-cast on the device's last 21 days, each day from
 the days before it only, and weighs its back-cast MAE to the power -8: what
 would have forecast this device well recently counts, the rest fades out (a
 grid feeder ends up on the moved weeks, a PV system on the median). A level
