@@ -364,3 +364,14 @@ def test_a_device_that_never_exported_gets_no_negative_band():
     history = np.abs(synthetic_load(5, 28, seed=33)) * (np.random.default_rng(0).random((5, 28 * DAY)) < 0.3)
     result = fc.forecast_day_ahead(history, MONDAY)
     assert (result.p10 >= 0).all() and (result.p50 >= 0).all()
+
+
+@pytest.mark.parametrize("hours_off, first_hours, whole_day", [(6, 0.05, 0.5), (24, 0.05, 0.1)])
+def test_a_device_switched_off_is_not_forecast_at_its_old_level(hours_off, first_hours, whole_day):
+    history = synthetic_load(20, 28, seed=5)
+    level = history[0].mean()
+    history[0, -hours_off * 4 :] = 0.0
+    result = fc.forecast_day_ahead(history, MONDAY)
+    assert result.p50[0, :16].mean() < first_hours * level  # the first four hours
+    assert result.p50[0].mean() < whole_day * level
+    assert result.p50[1:].mean() > 0.8 * history[1:].mean()  # the others keep theirs

@@ -54,6 +54,7 @@ RIDGE = 200.0
 DEVICE_RIDGE = 50.0
 FIT_DAYS = 21
 SHARPNESS = 8.0
+SHIFT_Z = 6.0
 
 
 class InsufficientData(ValueError):
@@ -129,13 +130,18 @@ def level_correction(residuals: np.ndarray) -> np.ndarray:
     day into its error over the whole day before, each with a gain fitted
     per device (shrunk to a pooled gain, which is shrunk to 0) by the same
     least-absolute-deviation fit as the blend. The first day gets none.
+
+    Gains learnt from ordinary days cannot know a switch-off: an error beyond
+    SHIFT_Z robust deviations of the device's usual ones is taken whole (the
+    device is assumed to stay where it went).
     """
     fade = np.exp(-np.arange(SLOTS_PER_DAY) / LEVEL_FADE_SLOTS)
-    tail = np.nan_to_num(_nanmean(residuals[..., -TAIL_SLOTS:], axis=-1))[..., None] * fade
-    whole = np.nan_to_num(_nanmean(residuals, axis=-1))[..., None] * (1 - fade)
-    inputs = np.stack([tail, whole], axis=-1)  # from day t, for day t + 1
+    errors = [np.nan_to_num(_nanmean(residuals[..., -TAIL_SLOTS:], axis=-1)), np.nan_to_num(_nanmean(residuals, -1))]
+    inputs = np.stack([errors[0][..., None] * fade, errors[1][..., None] * (1 - fade)], axis=-1)  # day t for t + 1
     gains = fit_weights(inputs[:, :-1], residuals[:, 1:], prior=np.zeros(2))
-    correction = (inputs @ gains[:, None, :, None])[..., 0]
+    shifted = [np.abs(e) > SHIFT_Z * 1.4826 * np.median(np.abs(e), axis=1, keepdims=True) + 1e-3 for e in errors]
+    gains = np.where(np.stack(shifted, axis=-1), 1.0, gains[:, None, :])  # (n, T + 1, 2)
+    correction = (inputs * gains[:, :, None, :]).sum(axis=-1)
     return np.concatenate([np.zeros_like(correction[:, :1]), correction], axis=1)
 
 
