@@ -23,7 +23,7 @@ FEATURES = (
 )
 RELEVEL_WEEKS = (7, 14, 21)
 TAIL_SLOTS = 8  # the last two hours before the day: the level a forecast starts from
-LEVEL_FADE_SLOTS = 96.0  # how fast that hour's level gives way to yesterday's daily level
+LEVEL_FADE_SLOTS = 96.0  # how fast those hours' level gives way to yesterday's daily level
 
 _MAX_LAG = 28
 
@@ -33,7 +33,7 @@ def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarra
 
     `days` is (n, n_days, 96); `weekend` flags days 0..n_days (the last one
     is the target day after the history). Missing values fall back to the
-    recent mean, then to the recent level, then to zero.
+    7-day mean, then to the recent level, then to zero.
     """
     padded = _pad_days(days)
     lag = _lagger(padded, first, days.shape[1] + 1)
@@ -48,18 +48,15 @@ def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarra
     moved_yesterday = _nanmean(np.stack([lag(1) + lag(k) - lag(k + 1) for k in RELEVEL_WEEKS], -1), axis=-1)
     columns = {
         "yesterday": lag(1),
-        "mean7": mean7,
         "median7": median7,
-        "smooth_mean7": _smooth(mean7),
         "smooth_day_type_mean28": _smooth(daytype),
-        "smooth_yesterday": _smooth(lag(1)),
         "week_ago_relevelled": moved[..., 0],
         "weeks_relevelled": _nanmean(moved, axis=-1),
         "yesterday_moved": moved_yesterday,
         "high_5_of_10": _high_days(recent14[..., :10], 5),
         "median14": _median(recent14, mean7),
     }
-    features = np.stack([columns[name] for name in FEATURES], axis=-1)  # in PRIOR_WEIGHTS' order
+    features = np.stack([columns[name] for name in FEATURES], axis=-1)
     fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
     return np.where(np.isnan(features), fallback, features)
 
