@@ -1,15 +1,15 @@
 """Every benchmark in one run, printed as one table with the machine it ran on.
 
-    python -m bench.run_all [--sizes 1000,10000,50000] [--repeat 7] [--households 40]
+    python -m bench.run_all [--sizes 1000,10000,50000] [--repeat 7] [--forecast-days 112]
                             [--load-seconds 20] [--out bench-results.txt]
 
 * registry: FLEXCoop query and item PATCH latency vs a plain Eve app
   (bench/bench_registry.py), per fleet size, and the PATCH with rate limiting,
   the audit oplog, the revocation look-up and the access log each switched off;
-* forecasting: device-forecasts per second and MAE against the baselines on
-  richardsonpy / pvlib data (bench/bench_forecast.py); ``--households`` is how
-  many households richardsonpy simulates (the bench's own default, 120, takes
-  a few minutes more);
+* forecasting: nMAE and cost per series-day of ours, statsforecast MSTL,
+  LightGBM and the baselines on measured load and PV that ship in pip
+  packages, ours' p10-p90 coverage, device-forecasts per second
+  (bench/bench_forecast.py); ``--forecast-days`` caps the target days per series;
 * OpenADR bridge: registrations, report registrations and readings per second
   (bench/bench_openadr.py, its own defaults);
 * load test: throughput, p50 / p99 and errors of the mixed workload (bench/bench_load.py);
@@ -72,31 +72,23 @@ def registry_rows(sizes: tuple[int, ...], repeat: int) -> list[Row]:
     return rows
 
 
-def forecast_rows(households: int) -> list[Row]:
+def forecast_rows(days: int) -> list[Row]:
     from bench import bench_forecast as bf
 
-    f = bf.run(households)
-    section = (
-        f"forecasting ({f['devices']} devices from {f['simulated_households']} simulated households "
-        f"+ PV, {bf.EVAL_DAYS} target days)"
+    results = bf.run(days)
+    rows = []
+    for name, r in results["day-ahead"].items():
+        section = f"forecasting, {name}: {r['series'].source}, {r['days']} target days (nMAE %, ms per series-day)"
+        for method, f in r["figures"].items():
+            rows.append((section, method, f"{f['nmae']:.2f} % ({1000 * f['seconds']:.1f} ms)"))
+        ours = r["figures"][bf.OURS]
+        coverage = f"{100 * ours['coverage']:.1f} % ({100 * ours['coverage_powered']:.1f} % of slots > 1 % of peak)"
+        rows.append((section, "ours: p10-p90 coverage (nominal 80 %)", coverage))
+        for method, f in results["horizons"][name].items():
+            rows.append((section, f"next 8 h / next 1 h: {method}", f"{f['8 h']:.2f} / {f['1 h']:.2f} %"))
+    rows.append(
+        ("forecasting", "throughput (1,000 rows of 28 days)", f"{results['throughput']:,.0f} device-forecasts/s")
     )
-    rows = [
-        (
-            section,
-            "throughput",
-            f"{f['throughput']:,.0f} device-forecasts/s ({f['throughput_backtest']:,.0f}/s with back-test)",
-        )
-    ]
-    for group, a in f["accuracy"].items():
-        best = a["best_baseline"]
-        rows.append(
-            (
-                section,
-                f"MAE {group}: {bf.MODEL} vs best baseline ({best})",
-                f"{a['mae'][bf.MODEL]:.4f} vs {a['mae'][best]:.4f} kW, better on {a['wins']}/{bf.EVAL_DAYS} days",
-            )
-        )
-    rows.append((section, "p10-p90 band coverage (nominal 80 %)", f"{100 * f['coverage']:.1f} %"))
     return rows
 
 
@@ -179,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000", help="fleet sizes of the registry bench")
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--households", type=int, default=40, help="households richardsonpy simulates")
+    parser.add_argument("--forecast-days", type=int, default=112, help="target days per series of the forecast bench")
     parser.add_argument("--load-seconds", type=float, default=20.0)
     parser.add_argument(
         "--skip", default="", help="comma-separated: registry,forecast,openadr,load,timeseries,series,clearing"
@@ -189,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     parts: list[tuple[str, Callable[[], list[Row]]]] = [
         ("registry", lambda: registry_rows(tuple(int(s) for s in args.sizes.split(",")), args.repeat)),
-        ("forecast", lambda: forecast_rows(args.households)),
+        ("forecast", lambda: forecast_rows(args.forecast_days)),
         ("openadr", openadr_rows),
         ("load", lambda: load_rows(min(args.load_seconds, 50.0))),
         ("timeseries", lambda: printed_rows("bench.bench_timeseries", "time series (10,000 devices x 28 days)")),

@@ -27,6 +27,17 @@ SCHEMA: dict[str, Any] = {
     "model": {"type": "string", "required": True, "minlength": 1, "maxlength": 128},
     # mean absolute error (kW) of the same model on the last observed day
     "backtest_mae": {"type": "float", "nullable": True, "min": 0},
+    # what a consumption forecast was fitted on (registry/forecast/quality.py)
+    "fitted_on": {
+        "type": "dict",
+        "schema": {
+            "history_days": {"type": "integer", "min": 0},
+            "days_used": {"type": "integer", "min": 0},
+            "share_missing": {"type": "float", "min": 0, "max": 1},
+            "excluded_values": {"type": "integer", "min": 0},
+            "last_reading": {"type": "datetime", "nullable": True},
+        },
+    },
     # the job that wrote it (absent when a service posted it through the API)
     "job_id": {"type": "objectid"},
     # copied from the device by a hook so filtering never needs a join

@@ -31,7 +31,7 @@ def test_forecast_jobs_write_consumption_and_flexibility_forecasts(app, client, 
     consumption = db["forecasts"].find_one({"device_id": dev["device_id"], "kind": "consumption"})
     assert len(consumption["values"]) == 96 and len(consumption["quantiles"]["p90"]) == 96
     assert max(consumption["values"]) > 0.2  # a real forecast, not zeros
-    assert consumption["model"] == "lagblend-v1" and consumption["backtest_mae"] > 0
+    assert consumption["model"] == "lagblend-v2" and consumption["backtest_mae"] > 0
     assert (consumption["account_id"], consumption["aggregator_id"]) == (dev["account_id"], dev["aggregator_id"])
     flex = {f["direction"]: f for f in db["forecasts"].find({"device_id": dev["device_id"], "kind": "flexibility"})}
     assert set(flex) == {"up", "down"}
@@ -66,6 +66,28 @@ def test_a_batch_fails_only_the_devices_without_enough_data(app, db, insert, own
     assert status == {short["device_id"]: "failed", full["device_id"]: "done"}
     failed = all_jobs(db, subject=short["device_id"], kind="consumption_forecast")[0]
     assert full["device_id"] not in failed["error"]  # a prosumer's job names only its own device
+
+
+def test_a_stale_device_fails_with_its_reason_and_a_spiky_one_is_forecast_from_clean_data(app, db, insert, owned):
+    stale, spiky, fine = owned(), owned(), owned()
+    spikes = readings(spiky, 10, seed=3)
+    spikes[-300]["power_kw"] = 10_000 * spikes[-300]["power_kw"]
+    insert("measurements", *readings(stale, 14, end=this_hour() - timedelta(days=20)), *spikes)
+    insert("measurements", *readings(fine, 10, seed=4))
+    jobs.enqueue_forecasts([stale, spiky, fine], "test", kinds=["consumption_forecast"], app=app)
+    jobs.run_pending(app)
+    status = {j["subject"]: (j["status"], j["error"]) for j in all_jobs(db, kind="consumption_forecast")}
+    assert status[spiky["device_id"]] == ("done", None) and status[fine["device_id"]] == ("done", None)
+    assert status[stale["device_id"]][0] == "failed"
+    assert status[stale["device_id"]][1].startswith("InsufficientData: history too stale to forecast")
+    assert fine["device_id"] not in status[stale["device_id"]][1]
+    forecasts = {f["device_id"]: f for f in db["forecasts"].find({"kind": "consumption"})}
+    assert set(forecasts) == {spiky["device_id"], fine["device_id"]}
+    assert max(forecasts[spiky["device_id"]]["quantiles"]["p90"]) < 10  # the spike left out
+    fitted_on = forecasts[spiky["device_id"]]["fitted_on"]
+    assert fitted_on["excluded_values"] == 1 and fitted_on["history_days"] == 28
+    assert 9 <= fitted_on["days_used"] <= 10 and 0.6 < fitted_on["share_missing"] < 0.7
+    assert fitted_on["last_reading"] <= this_hour()
 
 
 def test_a_new_forecast_leads_to_prosumer_advice_from_the_prices(app, client_as, db, insert, owned):

@@ -31,10 +31,13 @@ def documents_for(device_ids: Sequence[str], result: ForecastResult, kind: str, 
     rows = zip(
         device_ids, _rounded(result.p50), _rounded(result.p10), _rounded(result.p90), _maes(result, len(device_ids))
     )
-    return [
+    docs = [
         {**common, "device_id": device_id, "values": p50, "quantiles": {"p10": p10, "p90": p90}, "backtest_mae": mae}
         for device_id, p50, p10, p90, mae in rows
     ]
+    for doc, fitted_on in zip(docs, result.fitted_on or ()):
+        doc["fitted_on"] = dict(fitted_on)
+    return docs
 
 
 def _rounded(values: np.ndarray) -> list[list[float]]:

@@ -6,18 +6,26 @@ NaN where missing, aligned to UTC days: its last column is the slot that ends
 at 00:00 UTC of the target day, the first UTC midnight at or after the issue
 time. Slots that end after the issue time are treated as not yet observed.
 
-The model ("lagblend") is a per-device linear blend of lagged-day features
-(yesterday, a week ago, 7-day mean and median, same-weekday mean, 28-day
-mean of the target's day type, smoothed profiles, the recent level). Its
-weights are fitted on the history itself: each device's last 14 days are
-forecast from the days before them and the weights minimise the absolute
-error of those back-casts (least absolute deviations by iteratively
-reweighted least squares), with every device scaled to its own mean level.
-Each device's weights are shrunk towards weights pooled over all devices,
-which are shrunk towards fixed prior weights, so short histories stay sane.
-All devices are fitted at once with batched linear algebra. The p10 / p90
-bands are empirical quantiles of each device's back-cast residuals around
-the same time of day.
+The model ("lagblend-v2") blends, per device, forecasts of the target day
+made from its own lagged days (:mod:`registry.forecast.features`): the same
+weekday of the last weeks moved to the current level (the additive
+adjustment of demand-response baselines, from the last two hours and
+yesterday's mean), yesterday moved by last weeks' change to the target
+weekday, yesterday, the 7- and 14-day medians, the mean of the 5 days with
+most energy among the last 10, and the 28-day mean of the target's day type.
+Every feature is back-cast on the device's last 21 days, each day from
+the days before it only, and weighs its back-cast MAE to the power -8: what
+would have forecast this device well recently counts, the rest fades out (a
+grid feeder ends up on the moved weeks, a PV system on the median). A level
+correction then adds the blend's own error of the last hours before the
+day, fading over the day into yesterday's mean error, with gains fitted per
+device by least absolute deviations and shrunk to a pooled gain.
+All devices are computed at once with batched numpy. The p10 / p90 band is
+calibrated on cross-fitted back-test errors (:mod:`registry.forecast.calibration`).
+
+Before the fit every device's history is cleaned and judged on its own
+(:mod:`registry.forecast.quality`): non-finite values and spikes are left
+out, and a history too thin or too stale is refused rather than forecast.
 
 The usual demand-response baselines (seasonal naive, yesterday naive,
 "X of Y", "high X of Y") live in :mod:`registry.forecast.baselines`; how far
@@ -28,43 +36,25 @@ the ``forecasts`` documents written from a result in
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 
-from registry.forecast.timeseries import (
-    MAX_MISSING_FRACTION,
-    as_utc,
-    hide_unobserved,
-    target_start,
-    to_days,
-)
+from registry.forecast.calibration import conformal_band, sign_bounds
+from registry.forecast.features import LEVEL_FADE_SLOTS, TAIL_SLOTS, lag_features
+from registry.forecast.quality import MIN_DAYS, MIN_RECENT_DAYS, RECENT_DAYS, DataReport, assess
+from registry.forecast.timeseries import MAX_MISSING_FRACTION, as_utc, target_start, to_days
 from registry.forecast.timeseries import nanmean as _nanmean
 from schemas.vocabulary import SLOTS_PER_DAY
 
-MODEL_NAME = "lagblend-v1"
-MIN_DAYS = 7
-FEATURES = (
-    "yesterday",
-    "week_ago",
-    "mean7",
-    "median7",
-    "weekday_mean",
-    "smooth_mean7",
-    "level7",
-    "smooth_day_type_mean28",
-    "smooth_yesterday",
-)
-# Prior weights: a robust recent-median profile. Used alone when the history
-# is too short to fit, and as the shrinkage target otherwise.
-PRIOR_WEIGHTS = np.array([0.05, 0.05, 0.1, 0.3, 0.1, 0.1, 0.1, 0.2, 0.0])
+MODEL_NAME = "lagblend-v2"
 RIDGE = 200.0
 DEVICE_RIDGE = 50.0
-FIT_DAYS = 14
-QUANTILE_HALF_WINDOW = 4  # slots either side pooled into the residual quantiles
+FIT_DAYS = 21
+SHARPNESS = 8.0
+SHIFT_Z = 6.0
 
 
 class InsufficientData(ValueError):
@@ -89,111 +79,17 @@ class ForecastResult:
     model: str = MODEL_NAME
     backtest_mae: np.ndarray | None = None
     direction: str | None = None
-
-
-# --- data sufficiency -------------------------------------------------------
-
-
-def usable_days(history: np.ndarray) -> np.ndarray:
-    """Per device, the number of days with less than 20 % missing slots."""
-    missing = np.isnan(to_days(history)).mean(axis=2)
-    return (missing < MAX_MISSING_FRACTION).sum(axis=1)
-
-
-def check_sufficient(history: np.ndarray, device_ids: Sequence[str] | None = None) -> None:
-    """Raise InsufficientData naming every device with too little history."""
-    short = np.flatnonzero(usable_days(history) < MIN_DAYS)
-    if short.size:
-        names = [str(device_ids[i]) if device_ids is not None else f"row {i}" for i in short]
-        raise InsufficientData(
-            f"need at least {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} missing data for", names
-        )
+    fitted_on: tuple[dict, ...] | None = None
 
 
 # --- the lagblend model -----------------------------------------------------
 
-_MAX_LAG = 28
 
-
-def lag_features(days: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarray:
-    """Features (n, T, 96, k) in kW for target days first..n_days.
-
-    `days` is (n, n_days, 96); `weekend` flags days 0..n_days (the last one
-    is the target day after the history). Missing values fall back to the
-    recent mean, then to the recent level, then to zero.
-    """
-    padded = _pad_days(days)
-    lag = _lagger(padded, first, days.shape[1] + 1)
-    recent = np.stack([lag(k) for k in range(1, 8)], axis=-1)
-    mean7 = _nanmean(recent, axis=-1)
-    level7 = np.broadcast_to(_nanmean(mean7, axis=2)[..., None], mean7.shape)
-    mean7 = np.where(np.isnan(mean7), level7, mean7)
-    median7 = np.partition(np.where(np.isnan(recent), mean7[..., None], recent), 3, axis=-1)[..., 3]
-    weekday = _nanmean(np.stack([lag(k) for k in (7, 14, 21, 28)], axis=2), axis=2)
-    daytype = _day_type_mean(padded, weekend, first)
-    columns = {
-        "yesterday": lag(1),
-        "week_ago": lag(7),
-        "mean7": mean7,
-        "median7": median7,
-        "weekday_mean": weekday,
-        "smooth_mean7": _smooth(mean7),
-        "level7": level7,
-        "smooth_day_type_mean28": _smooth(daytype),
-        "smooth_yesterday": _smooth(lag(1)),
-    }
-    features = np.stack([columns[name] for name in FEATURES], axis=-1)  # in PRIOR_WEIGHTS' order
-    fallback = np.where(np.isnan(mean7), 0.0, mean7)[..., None]
-    return np.where(np.isnan(features), fallback, features)
-
-
-def _pad_days(days: np.ndarray) -> np.ndarray:
-    """Prepend _MAX_LAG and append one all-NaN day so every lag is a slice."""
-    n, _, slots = days.shape
-    before = np.full((n, _MAX_LAG, slots), np.nan)
-    after = np.full((n, 1, slots), np.nan)
-    return np.concatenate([before, days, after], axis=1)
-
-
-def _lagger(padded: np.ndarray, first: int, stop: int):
-    """lag(k) -> (n, T, 96): the day k before each target day first..stop-1."""
-
-    def lag(k: int) -> np.ndarray:
-        return padded[:, _MAX_LAG + first - k : _MAX_LAG + stop - k]
-
-    return lag
-
-
-def _day_type_mean(padded: np.ndarray, weekend: np.ndarray, first: int) -> np.ndarray:
-    """Mean of the last 28 days of the target's type (weekday / weekend)."""
-    kind = np.concatenate([np.zeros(_MAX_LAG, bool), weekend])
-    day = np.arange(kind.size)
-    ends = day[_MAX_LAG + first :, None]
-    pick = (kind[None, :] == kind[ends]) & (day < ends) & (day >= ends - _MAX_LAG)
-    seen = ~np.isnan(padded)
-    total = _per_target_sum(pick, np.where(seen, padded, 0.0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / _per_target_sum(pick, seen)
-
-
-def _per_target_sum(pick: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(T, D) day selection x (n, D, 96) values -> (n, T, 96), one GEMM."""
-    n, d, slots = values.shape
-    flat = values.astype(float).transpose(1, 0, 2).reshape(d, n * slots)
-    return (pick.astype(float) @ flat).reshape(-1, n, slots).transpose(1, 0, 2)
-
-
-def _smooth(profile: np.ndarray, half_width: int = 2) -> np.ndarray:
-    """Moving mean over neighbouring slots (wrapping around midnight)."""
-    shifts = range(-half_width, half_width + 1)
-    return sum(np.roll(profile, s, axis=-1) for s in shifts) / len(shifts)
-
-
-def fit_weights(features: np.ndarray, target: np.ndarray, iterations: int = 5) -> np.ndarray:
-    """Per-device blend weights (n, k) minimising absolute error.
+def fit_weights(features: np.ndarray, target: np.ndarray, prior: np.ndarray, iterations: int = 5) -> np.ndarray:
+    """Per-device linear gains (n, k) minimising absolute error (the level correction's).
 
     Iteratively reweighted least squares; each pass fits pooled weights
-    (shrunk to PRIOR_WEIGHTS) and per-device weights shrunk to the pooled
+    (shrunk to ``prior``) and per-device weights shrunk to the pooled
     ones, so short or odd histories borrow strength from the others.
     features (n, T, 96, k) and target (n, T, 96) are scaled per device;
     NaN targets are ignored.
@@ -202,31 +98,51 @@ def fit_weights(features: np.ndarray, target: np.ndarray, iterations: int = 5) -
     x = features.reshape(n, -1, k)
     seen = ~np.isnan(target.reshape(n, -1))
     y = np.where(seen, target.reshape(n, -1), 0.0)
-    weights = np.broadcast_to(PRIOR_WEIGHTS, (n, k))
+    weights = np.broadcast_to(prior, (n, k))
     for _ in range(iterations):
         irls = seen / np.maximum(np.abs(y - (x @ weights[..., None])[..., 0]), 0.05)
         xw = (x * irls[..., None]).transpose(0, 2, 1)
         lhs, rhs = xw @ x, (xw @ y[..., None])[..., 0]
-        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k), rhs.sum(0) + RIDGE * PRIOR_WEIGHTS)
+        pooled = np.linalg.solve(lhs.sum(0) + RIDGE * np.eye(k), rhs.sum(0) + RIDGE * prior)
         weights = np.linalg.solve(lhs + DEVICE_RIDGE * np.eye(k), (rhs + DEVICE_RIDGE * pooled)[..., None])[..., 0]
     return weights
 
 
-def _residual_bands(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per device and slot, p10 / p90 of residuals near that time of day."""
-    h = QUANTILE_HALF_WINDOW
-    wrapped = np.concatenate([residuals[..., -h:], residuals, residuals[..., :h]], axis=-1)
-    windows = np.lib.stride_tricks.sliding_window_view(wrapped, 2 * h + 1, axis=-1)
-    n, days, slots, width = windows.shape
-    pooled = windows.transpose(0, 2, 1, 3).reshape(n, slots, days * width)
-    if np.isnan(pooled).any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            low, high = np.nanquantile(pooled, [0.1, 0.9], axis=-1)
-        return np.nan_to_num(low), np.nan_to_num(high)
-    ranks = [int(0.1 * (days * width - 1)), int(np.ceil(0.9 * (days * width - 1)))]
-    ordered = np.partition(pooled, ranks, axis=-1)
-    return ordered[..., ranks[0]], ordered[..., ranks[1]]
+def blend_weights(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-device blend weights (n, k): each feature's back-cast MAE to the power -SHARPNESS.
+
+    Every feature of a back-cast day is computed from the days before it, so
+    these errors are out of sample: a feature that would have forecast the
+    device's last two weeks well weighs more, one that did not fades out.
+    """
+    mae = _nanmean(np.abs(features - target[..., None]), axis=(1, 2))
+    mae = np.where(np.isnan(mae), np.inf, np.fmax(mae, 1e-9))
+    best = np.fmin(mae.min(axis=1, keepdims=True), 1e300)
+    weights = (mae / best) ** -SHARPNESS
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def level_correction(residuals: np.ndarray) -> np.ndarray:
+    """(n, T + 1, 96) corrections of days first..n_days from the day before's residuals.
+
+    What demand-response baselines call the additive adjustment: the error
+    the blend made in the last hour before a day starts, fading over the
+    day into its error over the whole day before, each with a gain fitted
+    per device (shrunk to a pooled gain, which is shrunk to 0) by the same
+    least-absolute-deviation fit as the blend. The first day gets none.
+
+    Gains learnt from ordinary days cannot know a switch-off: an error beyond
+    SHIFT_Z robust deviations of the device's usual ones is taken whole (the
+    device is assumed to stay where it went).
+    """
+    fade = np.exp(-np.arange(SLOTS_PER_DAY) / LEVEL_FADE_SLOTS)
+    errors = [np.nan_to_num(_nanmean(residuals[..., -TAIL_SLOTS:], axis=-1)), np.nan_to_num(_nanmean(residuals, -1))]
+    inputs = np.stack([errors[0][..., None] * fade, errors[1][..., None] * (1 - fade)], axis=-1)  # day t for t + 1
+    gains = fit_weights(inputs[:, :-1], residuals[:, 1:], prior=np.zeros(2))
+    shifted = [np.abs(e) > SHIFT_Z * 1.4826 * np.median(np.abs(e), axis=1, keepdims=True) + 1e-3 for e in errors]
+    gains = np.where(np.stack(shifted, axis=-1), 1.0, gains[:, None, :])  # (n, T + 1, 2)
+    correction = (inputs * gains[:, :, None, :]).sum(axis=-1)
+    return np.concatenate([np.zeros_like(correction[:, :1]), correction], axis=1)
 
 
 def _device_scale(days: np.ndarray) -> np.ndarray:
@@ -249,49 +165,72 @@ def forecast_day_ahead(
 ) -> ForecastResult:
     """Forecast the 96 slots of the day after `history` for every device.
 
-    Raises InsufficientData (naming the devices) when any device has fewer
-    than 7 days with less than 20 % missing data. With `backtest`, the
-    result also carries each device's back-test MAE (see backtest_mae).
+    Each device's history is cleaned on its own (:mod:`registry.forecast.quality`);
+    raises InsufficientData naming every device whose history is too thin or
+    too stale (a job forecasts the others: :func:`assess` first). With
+    `backtest`, the result also carries each device's back-test MAE.
     """
-    observed = hide_unobserved(history, issued_at)
-    check_sufficient(observed, device_ids)
-    days = to_days(observed)
-    first = max(2, days.shape[1] - fit_days)
-    scale = _device_scale(days)[:, None, None]
-    weekend = _weekend_flags(target_start(issued_at), days.shape[1])
-    features = lag_features(days, weekend, first) / scale[..., None]
-    weights = fit_weights(features[:, :-1], days[:, first:] / scale)
-    fitted = (features @ weights[:, None, :, None])[..., 0] * scale
-    low, high = _residual_bands(days[:, first:] - fitted[:, :-1])
-    p50 = fitted[:, -1]
-    result = _bounded_result(days, issued_at, p50, p50 + np.minimum(low, 0), p50 + np.maximum(high, 0))
+    observed, report = assess(history, issued_at)
+    _raise_for(report, device_ids)
+    result = _fit_and_forecast(to_days(observed), issued_at, fit_days)
+    result = replace(result, fitted_on=tuple(report.fitted_on(i) for i in range(observed.shape[0])))
     if backtest:
         result = replace(result, backtest_mae=backtest_mae(history, issued_at, fit_days))
     return result
 
 
-def _bounded_result(
-    days: np.ndarray, issued_at: datetime | str, p50: np.ndarray, p10: np.ndarray, p90: np.ndarray
-) -> ForecastResult:
-    """Clip every band to the range each device has shown in its history."""
-    low = np.nanmin(days, axis=(1, 2))[:, None]
-    high = np.nanmax(days, axis=(1, 2))[:, None]
-    p10, p50, p90 = (np.clip(band, low, high) for band in (p10, p50, p90))
+def _raise_for(report: DataReport, device_ids: Sequence[str] | None) -> None:
+    failing = [i for i, reason in enumerate(report.reasons) if reason]
+    if failing:
+        names = [str(device_ids[i]) if device_ids is not None else f"row {i}" for i in failing]
+        raise InsufficientData(
+            f"need at least {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} missing data, "
+            f"{MIN_RECENT_DAYS} of them in the last {RECENT_DAYS}, for",
+            names,
+        )
+
+
+def _fit_and_forecast(days: np.ndarray, issued_at: datetime | str, fit_days: int) -> ForecastResult:
+    """The lagblend fit and forecast on cleaned days (n, n_days, 96)."""
+    first = max(2, days.shape[1] - fit_days)
+    scale = _device_scale(days)[:, None, None]
+    weekend = _weekend_flags(target_start(issued_at), days.shape[1])
+    features = lag_features(days, weekend, first) / scale[..., None]
+    target = days[:, first:] / scale
+    every_day = np.ones(target.shape[1], bool)
+    p50 = _blend(features, target, every_day)[:, -1] * scale[:, 0]
+    # Cross-fitted back-casts for the band: each back-cast day forecast with
+    # weights chosen on the other half of the days, so its error is out of sample.
+    odd = np.arange(target.shape[1]) % 2 == 1
+    crossed = np.where(
+        odd[None, :, None], _blend(features, target, ~odd)[:, :-1], _blend(features, target, odd)[:, :-1]
+    )
+    low, high = conformal_band((target - crossed)[:, 1:] * scale)
+    p10, p50, p90 = sign_bounds(days, p50 + np.minimum(low, 0), p50, p50 + np.maximum(high, 0))
     return ForecastResult(start=target_start(issued_at), issued_at=as_utc(issued_at), p50=p50, p10=p10, p90=p90)
+
+
+def _blend(features: np.ndarray, target: np.ndarray, chosen_on: np.ndarray) -> np.ndarray:
+    """Blend (with its level correction) of every day, weights chosen on the days ``chosen_on``; scaled units."""
+    weights = blend_weights(features[:, :-1][:, chosen_on], target[:, chosen_on])
+    fitted = (features @ weights[:, None, :, None])[..., 0]
+    return fitted + level_correction(target - fitted[:, :-1])
 
 
 def backtest_mae(history: np.ndarray, issued_at: datetime | str, fit_days: int = FIT_DAYS) -> np.ndarray:
     """Fit on all but the last day, score on the last day: MAE per device.
 
-    Devices without enough history for the shorter fit, or with no observed
+    Devices whose shorter history is too thin or stale, or with no observed
     slot on the last day, get NaN.
     """
-    observed = hide_unobserved(history, issued_at)
+    observed, _ = assess(history, issued_at)
     past, actual = observed[:, :-SLOTS_PER_DAY], observed[:, -SLOTS_PER_DAY:]
     mae = np.full(observed.shape[0], np.nan)
-    ok = usable_days(past) >= MIN_DAYS if past.shape[1] else np.zeros_like(mae, bool)
+    if not past.shape[1]:
+        return mae
+    day_before = target_start(issued_at) - timedelta(days=1)
+    ok = np.array([reason is None for reason in assess(past, day_before)[1].reasons])
     if ok.any():
-        day_before = target_start(issued_at) - timedelta(days=1)
         result = forecast_day_ahead(past[ok], day_before, fit_days=fit_days)
         mae[ok] = _nanmean(np.abs(result.p50 - actual[ok]), axis=1)
     return mae

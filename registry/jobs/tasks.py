@@ -25,8 +25,9 @@ from flask import Flask
 from registry.forecast import advisor
 from registry.forecast.documents import documents_for
 from registry.forecast.flexibility import flexibility_forecast
-from registry.forecast.model import MIN_DAYS, InsufficientData, forecast_day_ahead, usable_days
-from registry.forecast.timeseries import MAX_MISSING_FRACTION, hide_unobserved, iso, target_start
+from registry.forecast.model import InsufficientData, forecast_day_ahead
+from registry.forecast.quality import assess
+from registry.forecast.timeseries import iso, target_start
 from registry.jobs import inputs
 from registry.store.clock import as_utc
 
@@ -59,6 +60,8 @@ def _stored(doc: dict[str, Any], job_id: Any) -> dict[str, Any]:
     for key in ("issued_at", "start", "end"):
         if isinstance(out.get(key), str):
             out[key] = as_utc(out[key])
+    if (out.get("fitted_on") or {}).get("last_reading"):
+        out["fitted_on"] = {**out["fitted_on"], "last_reading": as_utc(out["fitted_on"]["last_reading"])}
     if "slots" in out:
         out["slots"] = [{**s, "start": as_utc(s["start"])} for s in out["slots"]]
     return {**out, "job_id": job_id}
@@ -87,8 +90,10 @@ def _forecast_group(app: Flask, jobs: list[dict[str, Any]], moment: datetime) ->
     jobs = [j for j in jobs if j["subject"] in known]
     device_ids = [j["subject"] for j in jobs]
     history = inputs.load_history(db, device_ids, target_start(moment), days) if jobs else None
-    for i in _insufficient(history, moment) if jobs else []:
-        outcomes[jobs[i]["_id"]] = _why_insufficient(history[[i]], moment, device_ids[i], days)
+    reasons = assess(history, moment)[1].reasons if jobs else []
+    for i, reason in enumerate(reasons):
+        if reason:  # the device's own reason, never naming other devices: a prosumer reads its jobs
+            outcomes[jobs[i]["_id"]] = InsufficientData(reason, [device_ids[i]])
     keep = [i for i in range(len(jobs)) if jobs[i]["_id"] not in outcomes]
     if keep:
         result = forecast_day_ahead(history[keep], moment, [device_ids[i] for i in keep], backtest=True)
@@ -96,20 +101,6 @@ def _forecast_group(app: Flask, jobs: list[dict[str, Any]], moment: datetime) ->
         write("forecasts", [_stored(doc, jobs[i]["_id"]) for doc, i in zip(docs, keep)])
         outcomes.update({jobs[i]["_id"]: results_url("forecasts", jobs[i]["_id"]) for i in keep})
     return outcomes
-
-
-def _insufficient(history: np.ndarray, moment: datetime) -> list[int]:
-    return [int(i) for i in np.flatnonzero(usable_days(hide_unobserved(history, moment)) < MIN_DAYS)]
-
-
-def _why_insufficient(row: np.ndarray, moment: datetime, device_id: str, days: int) -> InsufficientData:
-    """The device's own reason (never naming other devices: a prosumer reads its jobs)."""
-    found = int(usable_days(hide_unobserved(row, moment))[0])
-    return InsufficientData(
-        f"not enough history to forecast (need {MIN_DAYS} days with less than {MAX_MISSING_FRACTION:.0%} "
-        f"missing data, found {found} in the {days} days before {iso(target_start(moment))})",
-        [device_id],
-    )
 
 
 def flexibility_forecasts(app: Flask, jobs: list[dict[str, Any]], now: datetime) -> dict[Any, Outcome]:
