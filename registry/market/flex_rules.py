@@ -50,9 +50,18 @@ def check_new_request(
     }
 
 
+FIXED_TERMS = frozenset(
+    {"dso_id", "grid_area", "direction", "start", "gate_closure", "power_kw", "max_price", "currency", "end"}
+)
+
+
 def check_request_update(original: dict[str, Any], updates: dict[str, Any], actor: str, now: datetime) -> None:
     """A DSO (or an admin) may cancel an open request before its gate closes; the
-    clearing (the system) marks it cleared after. Nothing else changes."""
+    clearing (the system) marks it cleared after. Nothing else changes: its terms
+    are fixed once posted, for an admin too (bids were made against them)."""
+    changed = sorted(k for k in FIXED_TERMS & set(updates) if updates[k] != original.get(k))
+    if changed and actor != SYSTEM:
+        refuse(422, f"a request's terms are fixed once posted ({', '.join(changed)}): cancel it and post another")
     target = updates.get("status", original["status"])
     if target == original["status"]:
         return

@@ -31,10 +31,8 @@ from pymongo.errors import DuplicateKeyError
 from registry.market import reservations, system_writes
 from registry.market.clearing import Award, Bid, clear, merit_order
 from registry.store.atomic import Plan
-from schemas.vocabulary import DATE_FORMAT
 
 COUNTS = ("requests_cleared", "orders_created", "bids_accepted", "bids_rejected")
-ANSWERED = ("submitted", "accepted", "rejected")
 
 
 def clear_due(db: Any, config: dict[str, Any], now: datetime) -> dict[str, int]:
@@ -56,24 +54,32 @@ def clear_due(db: Any, config: dict[str, Any], now: datetime) -> dict[str, int]:
 def clear_claimed(db: Any, request_id: Any, now: datetime, counts: dict[str, int]) -> None:
     """The clearing of one request this ticker holds (status clearing)."""
     request = db["flexibility_requests"].find_one({"_id": request_id})
-    bids = list(db["bids"].find({"request": request_id, "status": {"$in": list(ANSWERED)}}))
+    # a resumed clearing keeps what a dead ticker decided: answered bids stay answered,
+    # orders made stay made and take their power off what is left to clear
+    made = {o["bid"]: o for o in db["orders"].find({"request": request_id})}
+    bids = list(db["bids"].find({"request": request_id, "status": "submitted"}))
+    for bid in [b for b in bids if b["_id"] in made]:
+        acknowledge(db, bid, made[bid["_id"]], now, counts)
+    bids = [b for b in bids if b["_id"] not in made]
     offers = [b for b in bids if not b.get("cannot_offer")]
     for bid in bids:
         if bid.get("cannot_offer"):
             answer(db, bid, now, counts, rejection_reason="the bid offered nothing (cannot_offer)")
-    held = {b["_id"]: h for b in offers if (h := held_slot(db, b, request))}
-    for bid_id, holder in held.items():
-        reason = f"device {holder['device_id']} is held at {holder['slot_start']:{DATE_FORMAT}} by a contract or order"
+    refused = {b["_id"]: reason for b in offers if (reason := unavailable(db, b, request))}
+    for bid_id, reason in refused.items():
         answer(db, by_id(offers, bid_id), now, counts, rejection_reason=reason)
-    free = [as_bid(b) for b in offers if b["_id"] not in held]
-    awards = clear(request["power_kw"], request["max_price"], free, request["pricing"])
-    ordered = [0.0] * len(request["power_kw"])
+    free = [as_bid(b) for b in offers if b["_id"] not in refused]
+    left = [max(w - sum(o["power_kw"][i] for o in made.values()), 0.0) for i, w in enumerate(request["power_kw"])]
+    awards = clear(left, request["max_price"], free, request["pricing"])
     for award in awards:
         bid = by_id(offers, award.bid_id)
         if not award.accepted:
             answer(db, bid, now, counts, rejection_reason=why_not(award, free, awards, request["max_price"]))
-        elif make_order(db, request, bid, award, now, counts):
-            ordered = [o + a for o, a in zip(ordered, award.accepted_kw)]
+        else:
+            make_order(db, request, bid, award, now, counts)
+    ordered = [0.0] * len(request["power_kw"])
+    for order in db["orders"].find({"request": request_id}):  # what stands, whoever made it
+        ordered = [o + a for o, a in zip(ordered, order["power_kw"])]
     done = {"ordered_kw": [round(kw, 9) for kw in ordered], "cleared_at": now}
     if reservations.flip(db, "flexibility_requests", request, "cleared", now, done):
         counts["requests_cleared"] += 1
@@ -91,14 +97,32 @@ def make_order(
         try:
             system_writes.create(db, "orders", order, now, plan)
             counts["orders_created"] += 1
-        except reservations.Conflict as exc:
-            answer(db, bid, now, counts, rejection_reason=f"not free at clearing: {exc.message}")
+        except reservations.Conflict:  # its message names the device: not the DSO's to read
+            answer(db, bid, now, counts, rejection_reason="a device of this bid was taken while the clearing ran")
             return False
         except DuplicateKeyError:  # another ticker finishing the same clearing made it
             order = db["orders"].find_one({"bid": bid["_id"]}) or order
+    acknowledge(db, bid, order, now, counts)
+    return True
+
+
+def acknowledge(db: Any, bid: dict[str, Any], order: dict[str, Any], now: datetime, counts: dict[str, int]) -> None:
     changes = {"accepted_kw": list(order["power_kw"]), "awarded_price": order["price"], "order": order["_id"]}
     answer(db, bid, now, counts, **changes)
-    return True
+
+
+def unavailable(db: Any, bid: dict[str, Any], request: dict[str, Any]) -> str | None:
+    """Why a bid's devices cannot be ordered now, or None; the reasons name no device
+    (the DSO reads them). A device held in the window by anything but this request's
+    own orders, or no longer on the marketplace, or no longer the bidder's."""
+    if held_slot(db, bid, request):
+        return "a device of this bid is held in the request's window by a contract or order"
+    devices = list(db["devices"].find({"device_id": {"$in": bid["device_ids"]}}))
+    if len(devices) != len(set(bid["device_ids"])) or any(
+        d.get("marketplace_availability") != "yes" or d.get("aggregator_id") != bid["aggregator_id"] for d in devices
+    ):
+        return "a device of this bid is no longer on the marketplace, or no longer the bidder's"
+    return None
 
 
 def order_document(db: Any, request: dict[str, Any], bid: dict[str, Any], award: Award) -> dict[str, Any]:
