@@ -41,7 +41,10 @@ def test_a_contract_accepted_while_the_clearing_reserves_rejects_the_bid(app, fl
     counts = clear_at_gate(app)
     monkeypatch.setattr(orders, "held_slot", checked)
     alpha = bid_of(flex, A)
-    assert alpha["status"] == "rejected" and alpha["rejection_reason"] == "a device of this bid was taken while the clearing ran"
+    assert (
+        alpha["status"] == "rejected"
+        and alpha["rejection_reason"] == "a device of this bid was taken while the clearing ran"
+    )
     assert counts["orders_created"] == 1 and db["orders"].count_documents({"aggregator_id": A}) == 0
     assert holders(db, flex.devices["a2"]["device_id"]) == {"contract"}
     assert holders(db, flex.devices["a1"]["device_id"]) == set()  # the order's partial hold was undone
