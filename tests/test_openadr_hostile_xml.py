@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from registry.openadr.inbound import MAX_BODY
-from registry.openadr.vtn import DEFAULT_PATH, SHUTDOWN_GRACE
+from registry.openadr.inbound import MAX_BODY, SHUTDOWN_GRACE
+from registry.openadr.vtn import DEFAULT_PATH
 from tests.support.loopback import free_port, wait_until
 from tests.support.oadr_messages import XML_HEADERS, envelope, query_registration
 from tests.support.openadr_world import ROOT, bridge, gateway, registry, start_bridge, world  # noqa: F401  (fixtures)

@@ -38,6 +38,8 @@ from .api_client import ApiError
 logger = logging.getLogger("registry.openadr")
 
 MAX_BODY = 1024 * 1024  # bytes; OpenADR messages are a few KiB
+SHUTDOWN_GRACE = 3.0  # s a stop waits for requests in progress before cancelling them
+LINGER = 2.0  # s the server reads (and drops) the rest of a body it refused before answering, not aiohttp's 10
 # text/xml is what many gateways send (RFC 7303: the same documents as application/xml)
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
 EI = "{http://docs.oasis-open.org/ns/energyinterop/201110}"
@@ -221,3 +223,15 @@ def install(server: Any, admit: Admit, responder: Responder) -> None:
         ]
     )
     server.app = app
+
+
+async def listen(server: Any) -> None:
+    """openleadr's ``OpenADRServer.run`` with a bounded shutdown: its runner waits up
+    to 60 s for a request in progress (a client that declared a large body and stalls
+    keeps one open), so a stop could hang that long; here it waits SHUTDOWN_GRACE s,
+    then cancels, and a refused body is drained for LINGER s at most.
+    ``server.stop`` cleans this runner up."""
+    server.app_runner = web.AppRunner(server.app, shutdown_timeout=SHUTDOWN_GRACE, lingering_time=LINGER)
+    await server.app_runner.setup()
+    site = web.TCPSite(server.app_runner, host=server.http_host, port=server.http_port, ssl_context=server.ssl_context)
+    await site.start()

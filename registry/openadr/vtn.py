@@ -29,8 +29,6 @@ from .ven_auth import VenSession
 logger = logging.getLogger("registry.openadr")
 
 DEFAULT_PATH = "/OpenADR2/Simple/2.0b"
-SHUTDOWN_GRACE = 3.0  # s a stop waits for requests in progress before cancelling them
-LINGER = 2.0  # s the server reads (and drops) the rest of a body it refused before answering, not aiohttp's 10
 PULL_ONLY = (
     "this VTN supports the HTTP pull model only: register with oadrHttpPullModel "
     "true over simpleHttp, then poll OadrPoll"
@@ -163,24 +161,10 @@ class OpenADRBridge:
         self.loop = asyncio.get_running_loop()
         await self.api.open()
         self.buffer.start()
-        await self.serve_http()
+        await inbound.listen(self.server)
+        logger.info("OpenADR 2.0b VTN serving at %s", self.url)
         if self.watcher is not None:
             self.watcher.start()
-
-    async def serve_http(self) -> None:
-        """openleadr's ``OpenADRServer.run`` with a bounded shutdown: its runner waits
-        up to 60 s for a request in progress (a client that declared a large body and
-        stalls keeps one open), so a stop could hang that long; here it waits
-        SHUTDOWN_GRACE s, then cancels, and a refused body is drained for LINGER s
-        at most. ``server.stop`` cleans this runner up."""
-        server = self.server
-        server.app_runner = web.AppRunner(server.app, shutdown_timeout=SHUTDOWN_GRACE, lingering_time=LINGER)
-        await server.app_runner.setup()
-        site = web.TCPSite(
-            server.app_runner, host=server.http_host, port=server.http_port, ssl_context=server.ssl_context
-        )
-        await site.start()
-        logger.info("OpenADR 2.0b VTN serving at %s", self.url)
 
     async def aclose(self, drain_for: float = 5.0) -> None:
         """Stop serving, then try for ``drain_for`` s to hand the buffered telemetry
