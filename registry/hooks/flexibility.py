@@ -11,16 +11,15 @@ past the checks of what a caller may change.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from eve.methods.common import abort
 from flask import current_app
 
 from registry.hooks import access
+from registry.hooks.marketplace import refusals
 from registry.market import flex_rules, reservations, system_writes
-from registry.market.rules import SYSTEM, MarketError
+from registry.market.rules import SYSTEM
 from registry.store import geo_areas
 from registry.store.clock import utcnow
 from schemas.vocabulary import DATE_FORMAT
@@ -33,17 +32,6 @@ def _db() -> Any:
 def _actor() -> str:
     who = access.principal()
     return who.role if who else SYSTEM
-
-
-def refusals(hook: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(hook)
-    def wrapped(*args: Any) -> None:
-        try:
-            hook(*args)
-        except MarketError as exc:
-            abort(exc.status, description=exc.message)
-
-    return wrapped
 
 
 # --- requests ----------------------------------------------------------------------
