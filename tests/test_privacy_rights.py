@@ -53,13 +53,25 @@ def account(app, client_as, insert, db):
         "settlement_shares": [{"account_id": a, **share}, {"account_id": b, "delivered_kwh": 2.0, "payment": 0.4}],
     }
     insert("contracts", contract)
+    order = {
+        "_id": ObjectId(),
+        "aggregator_id": AGGREGATOR,
+        "dso_id": "dso-north",
+        "status": "completed",
+        "start": datetime(2030, 1, 2, tzinfo=UTC),
+        "end": datetime(2030, 1, 2, 0, 15, tzinfo=UTC),
+        "power_kw": [4.0],
+        "device_ids": [mine[1]["device_id"], theirs["device_id"]],
+        "account_ids": [a, b],
+    }
+    insert("orders", order)
     admin = client_as("admin")
     record = admin.get(f"/prosumers/{a}").get_json()
     renamed = admin.patch(
         f"/prosumers/{record['_id']}", json={"address": "1 Analytical St"}, headers={"If-Match": record["_etag"]}
     )
     assert renamed.status_code == 200, renamed.get_json()
-    return {"a": a, "b": b, "mine": mine, "theirs": theirs, "contract": contract, "share": share}
+    return {"a": a, "b": b, "mine": mine, "theirs": theirs, "contract": contract, "share": share, "order": order}
 
 
 def unzip(response) -> tuple[dict, list[dict]]:
@@ -83,6 +95,8 @@ def test_a_prosumer_exports_everything_about_its_account_and_nothing_of_others(c
     [contract] = held["contracts"]
     assert contract["account_ids"] == [a] and contract["device_ids"] == [account["mine"][0]["device_id"]]
     assert contract["settlement"] == {"account_id": a, **account["share"]} and "settlement_shares" not in contract
+    [order] = held["orders"]  # a grid operator's order holding one of its devices, as a prosumer reads it
+    assert order["_id"] == str(account["order"]["_id"]) and not {"device_ids", "account_ids"} & set(order)
     assert [(r["device_id"], r["timestamp"], r["power_kw"]) for r in rows] == [
         (account["mine"][0]["device_id"], "2030-01-01T00:00:00Z", "1.5"),
         (account["mine"][0]["device_id"], "2030-01-01T00:15:00Z", "-0.25"),
@@ -142,6 +156,7 @@ def test_erasure_removes_personal_data_and_keeps_the_settled_contract(client_as,
     assert theirs.get_json()["_meta"]["total"] == 1  # the other prosumer's reading stays
     contract = admin.get(f"/contracts/{account['contract']['_id']}").get_json()
     assert contract["status"] == "settled" and contract["settlement_shares"][0]["account_id"] == a
+    assert admin.get(f"/orders/{account['order']['_id']}").get_json()["power_kw"] == [4.0]  # kept
     offers = admin.get("/offers", query_string={"where": json.dumps({"account_id": a})}).get_json()["_items"]
     assert [o["status"] for o in offers] == ["withdrawn"] and "location" not in offers[0]
     trail = list(db["oplog"].find({}))

@@ -6,8 +6,8 @@ Removed: the prosumer's name, e-mail, phone and address (its display name become
 off, so that the contracts naming them still resolve); its offers' locations (open
 offers are withdrawn); its VEN enrolments (its gateways are refused from then on);
 its readings, forecasts, advice and jobs; the recorded values of the audit entries
-about the account's documents. Kept: its contracts and their settlements (accounting
-records), the offers they reference, and the audit entries themselves, all naming
+about the account's documents. Kept: its contracts and their settlements, grid
+operators' orders holding its devices (accounting records), the offers they reference, and the audit entries themselves, all naming
 the account only by its id.
 
 Refused (409) while the account has a contract that is not yet settled or called off:
@@ -81,5 +81,6 @@ def scrub_audit(db: Any, account_id: str, audited: list[Any]) -> int:
     found by the account it named): who did what and when stays, the values (names,
     places, readings, forecasts, VEN names) go. A contract's entries are not the
     account's documents and keep theirs."""
-    about = {"$or": [{"i": {"$in": audited}}, {"c.account_id": account_id}], "r": {"$ne": "contracts"}}
+    kept = {"$nin": ["contracts", "orders"]}  # accounting records, kept whole
+    about = {"$or": [{"i": {"$in": audited}}, {"c.account_id": account_id}], "r": kept}
     return db[OPLOG].update_many({**about, "c": {"$exists": True}}, {"$unset": {"c": ""}}).modified_count

@@ -28,6 +28,7 @@ OWNED = {
     "vens": "account_id",
     "offers": "account_id",
     "contracts": "account_ids",
+    "orders": "account_ids",  # a grid operator's orders holding one of its devices
     "forecasts": "account_id",
     "advice": "account_id",
     "jobs": "account_id",
@@ -36,8 +37,9 @@ CSV_COLUMNS = ("device_id", "timestamp", "power_kw", "energy_kwh", "status")
 ABOUT = """What the DER Registry holds about account {account_id}, exported {at}.
 
 account.json  the prosumer record, devices, VEN enrolments, offers, contracts (this
-              account's share only), forecasts, advice, jobs, and the audit entries
-              about these documents (who changed what, when, from where)
+              account's share only), grid operators' orders holding its devices,
+              forecasts, advice, jobs, and the audit entries about these documents
+              (who changed what, when, from where)
 measurements.csv  every reading of the account's devices (kW, + consumption / - export)
 
 Dates are UTC, written YYYY-MM-DDTHH:MM:SSZ. docs/privacy.md explains each field.
@@ -64,13 +66,14 @@ def audited_ids(held: dict[str, Any], id_fields: dict[str, str]) -> list[Any]:
 
 
 def audit_entries(db: Any, held: dict[str, Any], id_fields: dict[str, str]) -> list[dict[str, Any]]:
-    """The oplog's entries about the account's documents; a shared contract's entries
-    without their changes (they name other parties), hidden fields left out."""
+    """The oplog's entries about the account's documents; a shared contract's or an
+    order's entries without their changes (they name other parties), hidden fields
+    left out."""
     ids = audited_ids(held, id_fields)
-    contracts = {doc["_id"] for doc in held["contracts"]}
+    shared = {doc["_id"] for doc in held["contracts"] + held["orders"]}
     entries = []
     for entry in db[OPLOG].find({"i": {"$in": ids}}).sort("_created", 1):
-        if entry["i"] in contracts:
+        if entry["i"] in shared:
             entry.pop("c", None)
         elif isinstance(entry.get("c"), dict):
             hidden = HIDDEN.get((entry.get("r", ""), "prosumer"), frozenset())
