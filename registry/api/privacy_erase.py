@@ -7,8 +7,8 @@ off, so that the contracts naming them still resolve); its offers' locations (op
 offers are withdrawn); its VEN enrolments (its gateways are refused from then on);
 its readings, forecasts, advice and jobs; the recorded values of the audit entries
 about the account's documents. Kept: its contracts and their settlements, grid
-operators' orders holding its devices (accounting records), the offers they reference, and the audit entries themselves, all naming
-the account only by its id.
+operators' orders holding its devices (accounting records), the offers they
+reference, and the audit entries themselves, all naming the account only by its id.
 
 Refused (409) while the account has a contract that is not yet settled or called off:
 its readings are still needed to settle it. Running it again after a partial failure
