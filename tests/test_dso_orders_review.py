@@ -140,3 +140,44 @@ def test_an_admin_cannot_reshape_an_open_request_past_its_rules(app, flex, clien
     after = db["flexibility_requests"].find_one()
     assert response.status_code in (403, 409, 422), (response.status_code, after["start"], after["end"])
     assert after["start"] == stored["start"]
+
+
+def test_an_order_over_devices_behind_two_vens_asks_for_its_power_once_not_per_ven():
+    """docs/market.md, "Activation": one event per VEN behind the order's devices, with
+    "minus the accepted kW" per slot. An order is one aggregator's bid over several
+    devices (usually several households): each VEN is sent the *whole* order's power, so
+    an order of 4 kW over two households' VENs asks for 8 kW of load shed in total."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from bson import ObjectId
+
+    from registry.openadr.contracts import ContractEvents
+
+    class Server:
+        def __init__(self):
+            self.events = {}
+
+        def add_raw_event(self, ven_id, event, callback):
+            self.events[ven_id] = event
+            return event.event_descriptor.event_id
+
+    start = datetime(2030, 1, 15, 16, tzinfo=UTC)
+    order = {
+        "_id": ObjectId(),
+        "direction": "down",
+        "start": start,
+        "end": start + timedelta(minutes=15),
+        "power_kw": [4.0],
+        "device_ids": ["dev-1", "dev-2"],
+        "status": "accepted",
+    }
+    server = Server()
+    events = ContractEvents(None, server, {"dev-1": ("ven-1", "r1"), "dev-2": ("ven-2", "r2")}, "ctx")
+    asyncio.run(events.activate(order, ["dev-1", "dev-2"], answered=False))
+    shed = 0.0
+    for event in server.events.values():
+        [dispatch] = [s for s in event.event_signals if s.signal_name == "LOAD_DISPATCH"]
+        shed += sum(i.signal_payload for i in dispatch.intervals)
+    assert set(server.events) == {"ven-1", "ven-2"}
+    assert abs(shed) <= 4.0 + 1e-9, f"the VENs are asked for {-shed} kW of an order of 4 kW"

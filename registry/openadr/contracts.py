@@ -76,10 +76,12 @@ class ContractEvents:
         contract_id = str(contract["_id"])
         record = self.sent.get(contract_id) or SentContract(mapping.parse_moment(contract["end"]))
         queued = []
+        shares = None if answered else await self._order_shares(contract, device_ids)
         for ven_id, resource_ids in (await self._targets(contract, device_ids)).items():
             if ven_id in record.events:
                 continue
-            event = mapping.contract_event(contract, ven_id, resource_ids, self.market_context)
+            asked = contract if shares is None else {**contract, "power_kw": shares[ven_id]}
+            event = mapping.contract_event(asked, ven_id, resource_ids, self.market_context)
             record.events[ven_id] = self.server.add_raw_event(ven_id=ven_id, event=event, callback=_answered_elsewhere)
             if answered:  # the VEN's opt lands on the contract
                 self.contracts[record.events[ven_id]] = contract_id
@@ -121,6 +123,14 @@ class ContractEvents:
             utils.pop_by(self.server.events.get(ven_id, []), "event_descriptor.event_id", event_id)
             self.server.event_callbacks.pop(event_id, None)
             self.contracts.pop(event_id, None)
+
+    async def _order_shares(self, order: dict, device_ids: list[str] | None) -> dict[str, list[float]]:
+        """ven_id -> its part of an order's power per slot: an order's ``power_kw`` is the
+        whole bid's, so each VEN is asked for the share of the order's devices behind
+        it (a contract's ``power_kw`` is per device and goes to every VEN as it is)."""
+        devices = device_ids or order.get("device_ids") or []
+        behind = Counter([(await self._locate(device_id))[0] for device_id in devices])
+        return {ven: [kw * n / len(devices) for kw in order["power_kw"]] for ven, n in behind.items()}
 
     async def _targets(self, contract: dict, device_ids: list[str] | None) -> dict[str, list[str]]:
         """ven_id -> the resource ids of the contract's devices behind it."""
