@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from registry.market import orders
+from registry.market import flex_rules, orders
 from tests.conftest import as_json
 from tests.support.dso_market import A, B, C, bid_of, clear_at_gate, flex, hold_bilaterally  # noqa: F401
 
@@ -181,3 +181,46 @@ def test_an_order_over_devices_behind_two_vens_asks_for_its_power_once_not_per_v
         shed += sum(i.signal_payload for i in dispatch.intervals)
     assert set(server.events) == {"ven-1", "ven-2"}
     assert abs(shed) <= 4.0 + 1e-9, f"the VENs are asked for {-shed} kW of an order of 4 kW"
+
+
+def _withdraw_or_revise_between_read_and_answer(monkeypatch, flex, changes):
+    """The bid's PATCH passed its hook before the gate (request open) and its write
+    lands after the tick read the bids (a slow store): simulated deterministically by
+    making the PATCH while the tick runs the merit order over what it read."""
+    real_clear = orders.clear
+    client = flex.aggregators[A]
+
+    def clear_while_a_patch_lands(*args, **kwargs):
+        etag = bid_of(flex, A)["_etag"]
+        with monkeypatch.context() as passed:  # the hook's gate check ran before the claim
+            passed.setattr(flex_rules, "check_gate_open", lambda *a: None)
+            response = client.patch(f"/bids/{flex.bids[A]}", headers={"If-Match": etag}, **as_json(changes))
+        assert response.status_code == 200, response.json
+        return real_clear(*args, **kwargs)
+
+    monkeypatch.setattr(orders, "clear", clear_while_a_patch_lands)
+
+
+def test_a_bid_withdrawn_while_the_clearing_runs_gets_no_order(app, flex, db, monkeypatch):
+    """A withdrawal the API answered 200 must not be followed by an order holding the
+    bid's devices (the order is made before the ACK, whose compare-and-set then fails
+    quietly: the bid stays withdrawn, with no `order`, and the order stands)."""
+    _withdraw_or_revise_between_read_and_answer(monkeypatch, flex, {"status": "withdrawn"})
+    clear_at_gate(app)
+    alpha = db["bids"].find_one({"aggregator_id": A})
+    made = db["orders"].find_one({"aggregator_id": A})
+    assert not (alpha["status"] == "withdrawn" and made is not None), (alpha["status"], made and made["power_kw"])
+
+
+def test_the_ack_never_lands_on_terms_the_clearing_did_not_see(app, flex, db, monkeypatch):
+    """A revision landing during the clearing: the ACK (compare-and-set on the status
+    only) is written onto the revised bid, which then reads accepted_kw above its own
+    power_kw (2, 4, 2, 0 accepted of 1, 1, 1, 1 offered)."""
+    _withdraw_or_revise_between_read_and_answer(monkeypatch, flex, {"power_kw": [1.0, 1.0, 1.0, 1.0]})
+    clear_at_gate(app)
+    alpha = db["bids"].find_one({"aggregator_id": A})
+    if alpha["status"] == "accepted":
+        assert all(a <= p + 1e-9 for a, p in zip(alpha["accepted_kw"], alpha["power_kw"])), (
+            alpha["accepted_kw"],
+            alpha["power_kw"],
+        )

@@ -22,6 +22,7 @@ answered is left as it is.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 from registry.market import reservations, system_writes
 from registry.market.clearing import Award, Bid, clear, merit_order
-from registry.store.atomic import Plan
+from registry.store.atomic import Plan, Refusal, Step
 
 COUNTS = ("requests_cleared", "orders_created", "bids_accepted", "bids_rejected")
 
@@ -93,10 +94,13 @@ def make_order(
     order = db["orders"].find_one({"bid": bid["_id"]})
     if order is None:
         order = order_document(db, request, bid, award)
-        plan = Plan(before=[reservations.holding_step(reservations.order_reservation_docs(order, now))])
+        steps = [unchanged_step(bid, now), reservations.holding_step(reservations.order_reservation_docs(order, now))]
         try:
-            system_writes.create(db, "orders", order, now, plan)
+            system_writes.create(db, "orders", order, now, Plan(before=steps))
             counts["orders_created"] += 1
+        except BidMoved:
+            answer(db, bid, now, counts, rejection_reason="the bid was revised or withdrawn while the clearing ran")
+            return False
         except reservations.Conflict:  # its message names the device: not the DSO's to read
             answer(db, bid, now, counts, rejection_reason="a device of this bid was taken while the clearing ran")
             return False
@@ -104,6 +108,27 @@ def make_order(
             order = db["orders"].find_one({"bid": bid["_id"]}) or order
     acknowledge(db, bid, order, now, counts)
     return True
+
+
+class BidMoved(Refusal):
+    """The bid is no longer what the clearing read (a revision or withdrawal landed)."""
+
+
+def unchanged_step(bid: dict[str, Any], now: datetime) -> Step:
+    """A compare-and-set on the bid as the clearing read it (its ETag, still submitted),
+    in the order's own atomic run: a revision or a withdrawal that lands while the
+    clearing runs either comes first (no order) or is refused by its own ETag."""
+
+    def do(db: Any) -> None:
+        spec = {"_id": bid["_id"], "_etag": bid["_etag"], "status": "submitted"}
+        # a new ETag: a revision sent with the one read before now gets a 412
+        if db["bids"].update_one(spec, {"$set": {"cleared_at": now, "_etag": uuid.uuid4().hex}}).matched_count == 0:
+            raise BidMoved("the bid changed while the clearing ran")
+
+    def undo(db: Any) -> None:
+        db["bids"].update_one({"_id": bid["_id"]}, {"$set": {"_etag": bid["_etag"]}, "$unset": {"cleared_at": ""}})
+
+    return Step("bid unchanged", do, undo)
 
 
 def acknowledge(db: Any, bid: dict[str, Any], order: dict[str, Any], now: datetime, counts: dict[str, int]) -> None:
