@@ -21,12 +21,11 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from cerberus import Validator
 from eve import Eve
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import abort as flask_abort
 
 from registry import jobs
-from registry.auth import InvalidToken
-from registry.auth.bearer import current_principal
+from registry.auth.bearer import authenticated
 from registry.store.clock import as_utc
 from schemas.vocabulary import DATE_FORMAT, JOB_STATUSES
 
@@ -57,11 +56,7 @@ def error(code: int, message: str, **extra: Any) -> None:
 
 def caller() -> Any:
     """The validated caller (401 / 403 exactly as on the Eve resources)."""
-    try:
-        who = current_principal()
-    except InvalidToken as exc:
-        g.auth_error = exc.message
-        current_app.auth.authenticate()
+    who = authenticated()
     if who.role not in ROLES:
         error(403, f"a {who.role} may not request aggregator advice")
     return who

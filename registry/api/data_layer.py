@@ -68,6 +68,7 @@ class RegistryMongo(Mongo):
 
     def __init__(self, app: Flask | None = None) -> None:
         self._readings_resources: dict[str, bool] = {}
+        self._date_fields: dict[str, set[str]] = {}
         super().__init__(app)
 
     def _datasource_ex(self, resource: str, query: dict | None = None, *args: Any, **kwargs: Any) -> tuple:
@@ -91,10 +92,16 @@ class RegistryMongo(Mongo):
         blacklist = self.app.config["MONGO_QUERY_BLACKLIST"]
         allowed = query.allowed_operators(blacklist, domain.get("mongo_query_whitelist", []))
         spec = query.parse_where(req.where, allowed, blacklist)
-        config = self.app.config
-        dates = {*query.date_fields(domain.get("schema", {})), config["LAST_UPDATED"], config["DATE_CREATED"]}
-        query.check_dates(spec, dates, config["DATE_FORMAT"])
+        query.check_dates(spec, self._dates_of(resource), self.app.config["DATE_FORMAT"])
         return spec
+
+    def _dates_of(self, resource: str) -> set[str]:
+        """The resource's date fields, meta dates included (its schema is fixed: read once)."""
+        if resource not in self._date_fields:
+            config, schema = self.app.config, self.app.config["DOMAIN"][resource].get("schema", {})
+            dates = {*query.date_fields(schema), config["LAST_UPDATED"], config["DATE_CREATED"]}
+            self._date_fields[resource] = dates
+        return self._date_fields[resource]
 
     def _convert_sort_request_to_dict(self, req: Any) -> list[tuple[str, int]] | dict:
         return query.parse_sort(req.sort) if req and req.sort else {}

@@ -29,11 +29,10 @@ import numpy as np
 from eve import Eve
 from eve.methods.common import abort, oplog_push, resource_link
 from eve.render import send_response
-from flask import current_app, g, request
+from flask import current_app, request
 
 from registry.api.validator import RegistryValidator, is_canonical_uuid
-from registry.auth import InvalidToken
-from registry.auth.bearer import current_principal
+from registry.auth.bearer import authenticated
 from registry.store import embedded
 from registry.store.clock import utcnow
 from schemas.common import STATUS
@@ -50,11 +49,7 @@ TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 def caller() -> Any:
     """The validated caller, 401 / 403 exactly as on Eve's endpoints."""
-    try:
-        who = current_principal()
-    except InvalidToken as exc:
-        g.auth_error = exc.message
-        return current_app.auth.authenticate()
+    who = authenticated()
     current_app.auth.set_user_or_token(f"{who.role}:{who.subject}")
     if "POST" not in current_app.extensions["access_policy"](RESOURCE, who.role):
         abort(403, description=f"a {who.role} may not POST {RESOURCE}")

@@ -19,9 +19,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from registry.api import privacy_erase, privacy_export
 from registry.api.advice_requests import error
-from registry.api.series import caller
 from registry.api.validator import is_canonical_uuid
 from registry.auth import provider
+from registry.auth.bearer import authenticated
 from registry.store.clock import utcnow
 
 bp = Blueprint("privacy", __name__)
@@ -30,7 +30,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def account_owner(account_id: str, verb: str) -> Any:
     """The caller, if it may ``verb`` this account: itself, or an admin."""
-    who = caller()
+    who = authenticated()
     current_app.auth.set_user_or_token(f"{who.role}:{who.subject}")
     if who.role not in ("prosumer", "admin"):
         error(403, f"a {who.role} may not {verb} a prosumer's account")

@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 from bson import ObjectId
 from eve import Eve
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from registry.api.advice_requests import error
 from registry.api.series_params import MAX_DAYS, RESOLUTIONS, SeriesParamError, SeriesQuery, parse
-from registry.auth import InvalidToken
-from registry.auth.bearer import current_principal
+from registry.auth.bearer import authenticated, current_principal
 from registry.forecast import aggregate
 from registry.store import geo_areas, series_source
 from schemas.policy import METHODS
@@ -36,18 +35,9 @@ bp = Blueprint("series", __name__)
 MAX_DEVICE_DAYS = 310_000
 
 
-def caller() -> Any:
-    try:
-        who = current_principal()
-    except InvalidToken as exc:
-        g.auth_error = exc.message
-        current_app.auth.authenticate()
-    return who
-
-
 @bp.get("/series")
 def series() -> Response:
-    who = caller()
+    who = authenticated()
     try:
         query = parse(request.args)
     except SeriesParamError as exc:

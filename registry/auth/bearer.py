@@ -86,6 +86,17 @@ def current_principal() -> Principal:
     return g.principal
 
 
+def authenticated() -> Principal:
+    """The caller of a route outside Eve's resources: a 401 answered exactly as on
+    them (``BearerAuth.authenticate`` aborts) when the token is missing or invalid."""
+    try:
+        return current_principal()
+    except InvalidToken as error:
+        g.auth_error = error.message
+        current_app.auth.authenticate()
+        raise  # not reached: authenticate() aborts
+
+
 class BearerAuth(TokenAuth):
     """The method policy ``allowed(resource, role)`` lives with the hooks and is
     found in ``app.extensions["access_policy"]`` (Eve instantiates this class)."""
