@@ -33,7 +33,7 @@ def account_owner(account_id: str, verb: str) -> Any:
     who = authenticated()
     current_app.auth.set_user_or_token(f"{who.role}:{who.subject}")
     if who.role not in ("prosumer", "admin"):
-        error(403, f"a {who.role} may not {verb} a prosumer's account")
+        error(403, f"the {who.role} role may not {verb} a prosumer's account")
     if not is_canonical_uuid(account_id) or (who.role == "prosumer" and who.account_id != account_id):
         error(404, "no such account")
     return who
